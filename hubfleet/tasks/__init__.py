@@ -1,0 +1,16 @@
+"""The invoke task namespace. Task modules are thin: they parse flags and call hubfleet.
+
+Heavy imports (kubernetes, helm, boto3) happen inside task bodies so `invoke --list` stays fast.
+"""
+
+from __future__ import annotations
+
+from invoke import Collection
+
+from hubfleet.tasks import secrets
+
+
+def build_namespace() -> Collection:
+    ns = Collection()
+    ns.add_collection(Collection.from_module(secrets), name="secrets")
+    return ns

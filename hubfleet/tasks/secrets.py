@@ -1,0 +1,1 @@
+"""secrets.* tasks (placeholder until the sops adapter lands)."""
