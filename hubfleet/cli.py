@@ -42,3 +42,90 @@ def run_front(action: Callable[[], T], debug: bool = False) -> T:
             traceback.print_exc()
             fail(f"unexpected {type(err).__name__}: {err}", 2)
         fail(f"unexpected {type(err).__name__}: {err} (rerun with --debug for the traceback)", 2)
+
+
+# --- what the fronts share: each front (tasks.py, deploy.py) parses its flags and calls these.
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+def _ask(question: str) -> bool:
+    if not sys.stdin.isatty():
+        return False
+    try:
+        return input(f"{question} [y/N] ").strip().lower() in {"y", "yes"}
+    except EOFError:
+        return False
+
+
+def run_deploy(
+    member: str,
+    dry_run: bool = False,
+    diff: bool = False,
+    yes: bool = False,
+    timeout: int = 300,
+    force: bool = False,
+) -> None:
+    import os
+
+    from hubfleet.deploy import DeployOptions, deploy_member
+    from hubfleet.helm import engine_from_env
+    from hubfleet.repo import find_repo
+
+    options = DeployOptions(dry_run=dry_run, diff=diff, yes=yes, timeout_s=timeout, force=force)
+    deploy_member(
+        find_repo(), member, engine_from_env(os.environ), options, say=_say, confirm=_ask,
+        environ=os.environ,
+    )
+
+
+def show_values(member: str, show_origin: bool = False) -> None:
+    from hubfleet.layers import member_values
+    from hubfleet.registry import load_registry
+    from hubfleet.repo import find_repo
+    from hubfleet.values import values_as_yaml
+
+    repo = find_repo()
+    record = load_registry(repo).member(member)
+    print(values_as_yaml(member_values(repo, record).effective, show_origin), end="")
+
+
+def run_validate(member: str | None = None) -> None:
+    import os
+
+    from hubfleet.helm import engine_from_env
+    from hubfleet.repo import find_repo
+    from hubfleet.validate import validate_federation
+
+    report = validate_federation(find_repo(), engine_from_env(os.environ), member)
+    for problem in report.problems:
+        print(problem, file=sys.stderr)
+    if not report.ok:
+        fail(f"{len(report.problems)} problem(s) found")
+    print(f"ok: registry and values of {len(report.members_checked)} member(s) are valid")
+
+
+def deploy_main(argv: list[str] | None = None) -> None:
+    """`python deploy.py MEMBER [flags]`: the same deploy as `invoke deploy`."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="deploy.py", description="Deploy one member (same as: invoke deploy MEMBER)."
+    )
+    parser.add_argument("member", help="the member to deploy, as named in config/federation.yaml")
+    parser.add_argument("--dry-run", action="store_true", help="print the plan; touch nothing")
+    parser.add_argument("--diff", action="store_true", help="show changes against the live release, then stop")
+    parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    parser.add_argument("--timeout", type=int, default=300, help="rollout timeout in seconds")
+    parser.add_argument("--force", action="store_true", help="upgrade even when nothing changed")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of a failure")
+    args = parser.parse_args(argv)
+    run_front(
+        lambda: run_deploy(
+            args.member, dry_run=args.dry_run, diff=args.diff, yes=args.yes,
+            timeout=args.timeout, force=args.force,
+        ),
+        args.debug,
+    )

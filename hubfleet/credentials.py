@@ -14,6 +14,8 @@ from typing import Any
 import yaml
 
 from hubfleet.errors import SecretsError
+from hubfleet.registry import Member
+from hubfleet.repo import DeployRepo
 
 
 @dataclass(frozen=True)
@@ -63,3 +65,18 @@ def credentials_from_kubeconfig(
     if ctx.get("user") and ctx.get("user") not in users:
         raise SecretsError(f"{source}: context {chosen!r} names user {ctx.get('user')!r}, which is not defined")
     return ClusterCredentials(member=member, kubeconfig=kubeconfig, context=chosen, source=source)
+
+
+def member_credentials(repo: DeployRepo, member: Member) -> ClusterCredentials:
+    """Decrypt `secrets/<member>-kubeconfig.yaml` in memory and pick the member's context."""
+    from hubfleet import sops
+
+    path = repo.member_kubeconfig(member.name)
+    shown = repo.relative(path)
+    if not path.is_file():
+        raise SecretsError(
+            f"member {member.name}: no kubeconfig at {shown}; store it encrypted there "
+            f"(invoke secrets.encrypt {shown})"
+        )
+    data = sops.decrypt_yaml(repo, path)
+    return credentials_from_kubeconfig(member.name, data, shown, member.kube_context)

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 from invoke import Collection
 
-from hubfleet.tasks import secrets
+from hubfleet.tasks import core, secrets
 
 
 def build_namespace() -> Collection:
     ns = Collection()
+    ns.add_task(core.deploy)
+    ns.add_task(core.values)
+    ns.add_task(core.validate)
     ns.add_collection(Collection.from_module(secrets), name="secrets")
     return ns

@@ -1,0 +1,110 @@
+"""A member's values layers, read from the deploy repo (secret layers decrypted in memory).
+
+Order, last wins: chart defaults < the member's registry facts (`hubfleet.*`) <
+config/common.yaml < secrets/config/common.yaml < config/<m>.yaml < secrets/config/<m>.yaml.
+A layer file that does not exist is simply absent; a secrets file that is plaintext stops
+everything before anything is decrypted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hubfleet.errors import ConfigError, SecretsError
+from hubfleet.registry import Member
+from hubfleet.repo import DeployRepo
+from hubfleet.values import MergedValues, ValuesLayer, merge_layers
+from hubfleet.yamlfile import load_mapping
+
+
+@dataclass(frozen=True)
+class MemberValues:
+    """What a deploy hands to Helm, and what an operator is shown."""
+
+    member: str
+    layers: tuple[ValuesLayer, ...]
+    user: MergedValues  # every layer but the chart defaults, nulls kept: passed to Helm
+    effective: MergedValues  # all layers, nulls applied: what the release ends up with
+
+
+def registry_layer(member: Member, registry_name: str) -> ValuesLayer:
+    """Facts from the registry the chart may use, so no member name is written in values."""
+    facts = {"member": member.name, "stage": member.stage, "domain": member.domain}
+    return ValuesLayer(registry_name, {"hubfleet": facts})
+
+
+def chart_defaults(repo: DeployRepo, member: Member) -> ValuesLayer:
+    path = repo.root / member.chart / "values.yaml"
+    shown = repo.relative(path)
+    if not path.is_file():
+        return ValuesLayer(shown, {})
+    return ValuesLayer(shown, load_mapping(path, shown).data)
+
+
+def ensure_secrets_encrypted(repo: DeployRepo) -> None:
+    """Refuse to go on when any file under secrets/ is plaintext."""
+    from hubfleet import sops
+
+    plaintext = sops.check_tree(repo)
+    if plaintext:
+        names = ", ".join(repo.relative(p) for p in plaintext)
+        raise SecretsError(
+            f"plaintext under secrets/: {names}; encrypt with: invoke secrets.encrypt FILE"
+        )
+
+
+def _secret_mapping(data: Any, shown: str) -> Mapping[str, Any]:
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{shown}: expected a mapping of helm values at the top level")
+    return data
+
+
+def member_values(
+    repo: DeployRepo, member: Member, registry_name: str = "config/federation.yaml"
+) -> MemberValues:
+    """Read and merge all layers of `member`; secrets files are decrypted concurrently."""
+    from hubfleet import sops
+
+    ensure_secrets_encrypted(repo)
+    secret_files = [repo.common_secret_values(), repo.member_secret_values(member.name)]
+    present = [p for p in secret_files if p.is_file()]
+    decrypted = sops.decrypt_many(repo, present) if present else {}
+
+    def plain(path: Path) -> ValuesLayer | None:
+        if not path.is_file():
+            return None
+        shown = repo.relative(path)
+        return ValuesLayer(shown, load_mapping(path, shown).data)
+
+    def secret(path: Path) -> ValuesLayer | None:
+        if path not in decrypted:
+            return None
+        shown = repo.relative(path)
+        return ValuesLayer(shown, _secret_mapping(decrypted[path], shown), secret=True)
+
+    defaults = chart_defaults(repo, member)
+    ordered = [
+        registry_layer(member, registry_name),
+        plain(repo.common_values()),
+        secret(repo.common_secret_values()),
+        plain(repo.member_values(member.name)),
+        secret(repo.member_secret_values(member.name)),
+    ]
+    user_layers = tuple(layer for layer in ordered if layer is not None)
+    return MemberValues(
+        member=member.name,
+        layers=(defaults, *user_layers),
+        user=merge_layers(user_layers, keep_nulls=True),
+        effective=merge_layers((defaults, *user_layers)),
+    )
+
+
+def values_document(values: Mapping[str, Any]) -> str:
+    return yaml.safe_dump(dict(values), sort_keys=False)

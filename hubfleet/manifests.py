@@ -1,0 +1,107 @@
+"""Rendered Kubernetes manifests as data: split, counted by kind, and compared.
+
+Pure functions. Secret objects never show their data: in a diff each key of a Secret's
+`data`/`stringData` is replaced by a fingerprint, so an operator sees *that* a secret changed
+without seeing it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+try:
+    from yaml import CSafeLoader as _Loader
+except ImportError:  # pragma: no cover
+    from yaml import SafeLoader as _Loader  # type: ignore[assignment]
+
+ObjectKey = tuple[str, str, str]  # kind, namespace, name
+
+
+@dataclass(frozen=True)
+class ObjectChange:
+    """How one object differs between the live release and the new render."""
+
+    kind: str
+    namespace: str
+    name: str
+    change: str  # added | removed | changed
+    diff: tuple[str, ...]
+
+    @property
+    def label(self) -> str:
+        where = f"{self.namespace}/" if self.namespace else ""
+        return f"{self.kind} {where}{self.name}"
+
+
+def parse_manifests(texts: Iterable[str]) -> list[dict[str, Any]]:
+    """Every Kubernetes object in the given YAML streams, in order (empty documents dropped)."""
+    objects: list[dict[str, Any]] = []
+    for text in texts:
+        for doc in yaml.load_all(text, Loader=_Loader):
+            if isinstance(doc, dict) and doc.get("kind"):
+                objects.append(doc)
+    return objects
+
+
+def object_key(obj: Mapping[str, Any], default_namespace: str) -> ObjectKey:
+    meta = obj.get("metadata") or {}
+    return (str(obj.get("kind")), str(meta.get("namespace") or default_namespace), str(meta.get("name")))
+
+
+def count_by_kind(objects: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    """How many objects of each kind, most frequent first, then by name."""
+    counts = Counter(str(o.get("kind")) for o in objects)
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def _fingerprint(value: Any) -> str:
+    digest = hashlib.sha256(str(value).encode()).hexdigest()[:12]
+    return f"<secret sha256:{digest}>"
+
+
+def masked_object(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of `obj` safe to print: a Secret's values become fingerprints."""
+    out = dict(obj)
+    if obj.get("kind") == "Secret":
+        for field in ("data", "stringData"):
+            if isinstance(obj.get(field), Mapping):
+                out[field] = {k: _fingerprint(v) for k, v in obj[field].items()}
+    return out
+
+
+def _text(obj: Mapping[str, Any]) -> list[str]:
+    return yaml.safe_dump(masked_object(obj), sort_keys=True).splitlines()
+
+
+def diff_objects(
+    live: Iterable[Mapping[str, Any]], new: Iterable[Mapping[str, Any]], namespace: str
+) -> list[ObjectChange]:
+    """The objects added, removed or changed from `live` to `new`, in a stable order."""
+    before = {object_key(o, namespace): o for o in live}
+    after = {object_key(o, namespace): o for o in new}
+    changes: list[ObjectChange] = []
+    for key in sorted(before.keys() | after.keys()):
+        kind, ns, name = key
+        old_lines = _text(before[key]) if key in before else []
+        new_lines = _text(after[key]) if key in after else []
+        if old_lines == new_lines:
+            continue
+        change = "added" if key not in before else "removed" if key not in after else "changed"
+        diff = tuple(
+            difflib.unified_diff(old_lines, new_lines, f"live {kind} {name}", f"new {kind} {name}", lineterm="", n=2)
+        )
+        changes.append(ObjectChange(kind, ns, name, change, diff))
+    return changes
+
+
+def workloads(objects: Iterable[Mapping[str, Any]], namespace: str) -> list[ObjectKey]:
+    """The Deployments, DaemonSets and StatefulSets whose rollout a deploy waits for."""
+    kinds = {"Deployment", "DaemonSet", "StatefulSet"}
+    return [object_key(o, namespace) for o in objects if o.get("kind") in kinds]

@@ -1,0 +1,67 @@
+"""Top-level tasks: deploy, values, validate. Thin: flags in, hubfleet calls out."""
+
+from __future__ import annotations
+
+from invoke import Context, task
+
+from hubfleet.cli import run_front
+
+DEBUG_HELP = "show the traceback of a failure"
+
+
+@task(
+    help={
+        "member": "the member to deploy, as named in config/federation.yaml",
+        "dry_run": "render and print the plan (objects by kind, masked values); touch nothing",
+        "diff": "show what would change against the live release, then stop",
+        "yes": "do not ask for confirmation (also implied when CI is set)",
+        "timeout": "seconds to wait for the release's workloads to become ready (default 300)",
+        "force": "upgrade even when nothing changed",
+        "debug": DEBUG_HELP,
+    }
+)
+def deploy(
+    c: Context,
+    member: str,
+    dry_run: bool = False,
+    diff: bool = False,
+    yes: bool = False,
+    timeout: int = 300,
+    force: bool = False,
+    debug: bool = False,
+) -> None:
+    """Deploy one member's chart with its layered values (same as: python deploy.py MEMBER)."""
+    from hubfleet.cli import run_deploy
+
+    run_front(
+        lambda: run_deploy(member, dry_run=dry_run, diff=diff, yes=yes, timeout=timeout, force=force),
+        debug,
+    )
+
+
+@task(
+    help={
+        "member": "the member whose merged values to print",
+        "show_origin": "append the file each value came from",
+        "debug": DEBUG_HELP,
+    }
+)
+def values(c: Context, member: str, show_origin: bool = False, debug: bool = False) -> None:
+    """Print a member's merged Helm values; values from secrets layers are masked."""
+    from hubfleet.cli import show_values
+
+    run_front(lambda: show_values(member, show_origin), debug)
+
+
+@task(
+    optional=["member"],
+    help={
+        "member": "check only this member's values (the registry is always checked whole)",
+        "debug": DEBUG_HELP,
+    },
+)
+def validate(c: Context, member: str | None = None, debug: bool = False) -> None:
+    """Check the registry (every member) and each member's merged values against its chart."""
+    from hubfleet.cli import run_validate
+
+    run_front(lambda: run_validate(member), debug)
