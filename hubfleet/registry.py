@@ -120,15 +120,15 @@ def _describe(error: Any) -> tuple[PathKey, str | None, str]:
         missing = [k for k in error.validator_value if k not in (error.instance or {})]
         key = str(missing[0]) if missing else None
         return path, key, "is required"
-    if validator == "not" and error.schema == {"required": ["hosts"]}:
+    if validator == "not" and error.validator_value == {"required": ["hosts"]}:
         return (*path, "hosts"), "hosts", "only k3s and microk8s members have hosts"
     if validator == "enum":
         choices = ", ".join(map(str, error.validator_value))
         return path, None, f"{error.instance!r} is not one of: {choices}"
+    if "propertyNames" in error.schema_path:
+        return (*path, str(error.instance)), None, f"{error.instance!r} is not a valid member name (a DNS label)"
     if validator == "pattern":
         return path, None, f"{error.instance!r} is not a valid {_pattern_word(path)}"
-    if validator == "propertyNames":
-        return path, None, f"{error.instance!r} is not a valid member name (a DNS label)"
     return path, None, str(error.message)
 
 
@@ -156,8 +156,6 @@ def schema_problems(doc: YamlDocument, shown: str) -> list[Problem]:
         member = str(path[1]) if len(path) >= 2 and path[0] == "members" else None
         if key is None and member is not None and len(path) >= 3:
             key = ".".join(str(p) for p in path[2:])
-        if error.validator == "propertyNames" and isinstance(error.instance, str):
-            member, path = error.instance, ("members", error.instance)
         problems.append(Problem(shown, doc.line_of(path), member, key, message))
     problems.sort(key=lambda p: (p.line or 0, p.message))
     return problems

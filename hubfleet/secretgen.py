@@ -10,9 +10,7 @@ import secrets
 import string
 
 # No look-alikes (0/O, 1/l/I) and nothing a shell, YAML or URL would need quoted.
-PASSWORD_ALPHABET = "".join(
-    ch for ch in string.ascii_letters + string.digits if ch not in "0O1lI"
-)
+PASSWORD_ALPHABET = "".join(ch for ch in string.ascii_letters + string.digits if ch not in "0O1lI")
 MIN_TOKEN_BYTES = 16
 MIN_PASSWORD_LENGTH = 12
 
@@ -27,5 +25,7 @@ def token_hex(nbytes: int = 32) -> str:
 def password(length: int = 24) -> str:
     """A random password of `length` letters and digits, without look-alike characters."""
     if length < MIN_PASSWORD_LENGTH:
-        raise ValueError(f"a password needs at least {MIN_PASSWORD_LENGTH} characters, got {length}")
+        raise ValueError(
+            f"a password needs at least {MIN_PASSWORD_LENGTH} characters, got {length}"
+        )
     return "".join(secrets.choice(PASSWORD_ALPHABET) for _ in range(length))
