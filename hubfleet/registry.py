@@ -118,8 +118,7 @@ def _describe(error: Any) -> tuple[PathKey, str | None, str]:
             return (*path, key), key, f"unknown key{hint}"
     if validator == "required":
         missing = [k for k in error.validator_value if k not in (error.instance or {})]
-        key = str(missing[0]) if missing else None
-        return path, key, "is required"
+        return path, (str(missing[0]) if missing else None), "is required"
     if validator == "not" and error.validator_value == {"required": ["hosts"]}:
         return (*path, "hosts"), "hosts", "only k3s and microk8s members have hosts"
     if validator == "enum":

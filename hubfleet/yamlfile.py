@@ -41,27 +41,29 @@ class YamlDocument:
         return self.lines.get((), None)
 
 
-def _construct(node: yaml.Node, here: PathKey, lines: dict[PathKey, int], shown: str) -> Any:
+def _construct(
+    node: yaml.Node, here: PathKey, lines: dict[PathKey, int], shown: str, loader: Any
+) -> Any:
     lines.setdefault(here, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
-        loader = _Loader("")
         for key_node, value_node in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
                 raise ConfigError(f"{shown}:{key_node.start_mark.line + 1}: YAML merge keys (<<) are not supported")
-            key = loader.construct_object(key_node)  # type: ignore[no-untyped-call]
+            key = loader.construct_object(key_node)
             if key in out:
                 raise ConfigError(
                     f"{shown}:{key_node.start_mark.line + 1}: duplicate key {key!r} "
                     f"(first at line {lines.get((*here, key), '?')})"
                 )
             lines[(*here, key)] = key_node.start_mark.line + 1
-            out[key] = _construct(value_node, (*here, key), lines, shown)
+            out[key] = _construct(value_node, (*here, key), lines, shown, loader)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_construct(item, (*here, i), lines, shown) for i, item in enumerate(node.value)]
-    loader = _Loader("")
-    return loader.construct_object(node)  # type: ignore[no-untyped-call]
+        return [
+            _construct(item, (*here, i), lines, shown, loader) for i, item in enumerate(node.value)
+        ]
+    return loader.construct_object(node)
 
 
 def parse_with_lines(text: str, path: Path, shown: str | None = None) -> YamlDocument:
@@ -76,7 +78,7 @@ def parse_with_lines(text: str, path: Path, shown: str | None = None) -> YamlDoc
     except yaml.YAMLError as err:
         raise ConfigError(f"{label}: malformed YAML: {err}") from None
     lines: dict[PathKey, int] = {}
-    data = None if node is None else _construct(node, (), lines, label)
+    data = None if node is None else _construct(node, (), lines, label, _Loader(""))
     return YamlDocument(path=path, data=data, lines=lines)
 
 

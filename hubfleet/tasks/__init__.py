@@ -5,7 +5,7 @@ Heavy imports (kubernetes, helm, boto3) happen inside task bodies so `invoke --l
 
 from __future__ import annotations
 
-from invoke import Collection
+from invoke.collection import Collection
 
 from hubfleet.tasks import core, secrets
 
