@@ -1,0 +1,570 @@
+"""The Helm engine over the `helm` CLI (v3 or v4), picked by HUBFLEET_HELM=cli.
+
+Values go to helm on stdin (`--values -`) as YAML, never into argv or a file. A member's
+kubeconfig is written to a 0600 file in a 0700 temporary directory for the length of one
+helm run, passed by `--kubeconfig` and `--kube-context`, and removed afterwards, also on
+failure; the child's environment loses KUBECONFIG and HELM_KUBE* so nothing else can steer it.
+Release data is read with `-o json`. Building argv and parsing output are pure functions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hubfleet.credentials import ClusterCredentials
+from hubfleet.errors import ClusterError, ConfigError, HubfleetError, RenderError
+from hubfleet.helm import (
+    EMPTY_KUBECONFIG,
+    HISTORY_MAX,
+    DependencyState,
+    LintFinding,
+    ReleaseInfo,
+    failure_kind,
+    one_line,
+    plain_values,
+    release_failure,
+    render_error_message,
+    resolve_dependencies,
+    schema_error_message,
+    shown_path,
+)
+
+MISSING_HELM = "helm CLI not found on PATH (HUBFLEET_HELM=cli); install helm or unset HUBFLEET_HELM"
+# Offline commands finish in seconds; a cluster command without its own --timeout gets this.
+OFFLINE_TIMEOUT_S = 300
+HISTORY_LIMIT = 256
+
+# --- argv ---------------------------------------------------------------------------------
+
+
+def kube_args(kubeconfig: Path, context: str | None) -> list[str]:
+    return ["--kubeconfig", str(kubeconfig)] + (["--kube-context", context] if context else [])
+
+
+def render_argv(chart_dir: Path, release: str, namespace: str, *, helm: str = "helm") -> list[str]:
+    return [helm, "template", release, str(chart_dir), "--namespace", namespace, "--values", "-"]
+
+
+def lint_argv(chart_dir: Path, *, helm: str = "helm") -> list[str]:
+    return [helm, "lint", str(chart_dir), "--values", "-"]
+
+
+def dry_run_argv(
+    chart_dir: Path,
+    release: str,
+    namespace: str,
+    *,
+    kubeconfig: Path,
+    context: str | None,
+    helm: str = "helm",
+) -> list[str]:
+    return [
+        *[helm, "install", release, str(chart_dir), "--namespace", namespace],
+        *["--dry-run=client", "--values", "-", "--output", "json"],
+        *kube_args(kubeconfig, context),
+    ]
+
+
+def upgrade_argv(
+    chart_dir: Path,
+    release: str,
+    namespace: str,
+    *,
+    kubeconfig: Path,
+    context: str | None,
+    timeout_s: int,
+    wait: bool,
+    create_namespace: bool = True,
+    rollback_on_failure: bool = True,
+    helm_major: int = 4,
+    helm: str = "helm",
+) -> list[str]:
+    """`helm upgrade --install`; rollback on failure only with --wait (Helm needs to wait to
+    see a failure). Helm 4 calls it --rollback-on-failure; Helm 3 called it --atomic."""
+    argv = [
+        *[helm, "upgrade", "--install", release, str(chart_dir), "--namespace", namespace],
+        *["--values", "-", "--output", "json", "--history-max", str(HISTORY_MAX)],
+        *["--timeout", f"{timeout_s}s"],
+    ]
+    if create_namespace:
+        argv.append("--create-namespace")
+    if wait:
+        argv.append("--wait")
+        if rollback_on_failure:
+            argv.append("--rollback-on-failure" if helm_major >= 4 else "--atomic")
+    return argv + kube_args(kubeconfig, context)
+
+
+def status_argv(
+    release: str, namespace: str, *, kubeconfig: Path, context: str | None, helm: str = "helm"
+) -> list[str]:
+    return [
+        *[helm, "status", release, "--namespace", namespace, "--output", "json"],
+        *kube_args(kubeconfig, context),
+    ]
+
+
+def history_argv(
+    release: str, namespace: str, *, kubeconfig: Path, context: str | None, helm: str = "helm"
+) -> list[str]:
+    return [
+        *[helm, "history", release, "--namespace", namespace, "--output", "json"],
+        *["--max", str(HISTORY_LIMIT), *kube_args(kubeconfig, context)],
+    ]
+
+
+def rollback_argv(
+    release: str,
+    namespace: str,
+    revision: int | None,
+    *,
+    kubeconfig: Path,
+    context: str | None,
+    helm: str = "helm",
+) -> list[str]:
+    target = [] if revision is None else [str(revision)]
+    return [
+        *[helm, "rollback", release, *target, "--namespace", namespace],
+        *kube_args(kubeconfig, context),
+    ]
+
+
+def dependency_list_argv(chart_dir: Path, *, helm: str = "helm") -> list[str]:
+    return [helm, "dependency", "list", str(chart_dir)]
+
+
+def package_argv(source: Path, destination: Path, *, helm: str = "helm") -> list[str]:
+    return [helm, "package", str(source), "--destination", str(destination)]
+
+
+def pull_argv(dep: DependencyState, destination: Path, *, helm: str = "helm") -> list[str]:
+    if dep.repository.startswith("oci://"):
+        ref = [f"{dep.repository.rstrip('/')}/{dep.name}"]
+    else:
+        ref = [dep.name, "--repo", dep.repository]
+    return [helm, "pull", *ref, "--version", dep.version, "--destination", str(destination)]
+
+
+def version_argv(*, helm: str = "helm") -> list[str]:
+    return [helm, "version", "--template", "{{.Version}}"]
+
+
+# --- output parsing -------------------------------------------------------------------------
+
+
+def values_yaml(values: Mapping[str, Any]) -> str:
+    """What goes to helm's stdin: the values as one YAML document (nulls kept: they delete)."""
+    return yaml.safe_dump(plain_values(values), sort_keys=False)
+
+
+def parse_template_output(text: str) -> dict[str, str]:
+    """`helm template` output split back into template path -> manifest text."""
+    manifests: dict[str, str] = {}
+    parts = re.split(r"^---[ \t]*\n# Source: (.+)\n", text, flags=re.MULTILINE)
+    for path, body in zip(parts[1::2], parts[2::2], strict=True):
+        if not body.strip() or path.endswith("/NOTES.txt"):
+            continue
+        manifests[path] = f"{manifests[path]}---\n{body}" if path in manifests else body
+    return manifests
+
+
+_LINT_LINE = re.compile(r"^\[(?P<severity>INFO|WARNING|ERROR)\] (?P<path>[^:]*): ?(?P<message>.*)$")
+
+
+def parse_lint_output(text: str) -> list[LintFinding]:
+    """`helm lint` text findings; indented continuation lines join their finding."""
+    findings: list[tuple[str, str, list[str]]] = []
+    current: list[str] | None = None
+    for line in text.splitlines():
+        found = _LINT_LINE.match(line)
+        if found:
+            current = [found["message"]]
+            findings.append((found["severity"].lower(), found["path"], current))
+        elif not line.strip() or line.startswith(("==>", "Error:")):
+            current = None  # a blank line, the next chart or the summary ends a finding
+        elif current is not None:
+            current.append(line)
+    return [LintFinding(severity=s, path=p, message=one_line("\n".join(m))) for s, p, m in findings]
+
+
+def parse_dependency_list(text: str) -> list[DependencyState]:
+    """`helm dependency list` table rows (NAME VERSION REPOSITORY STATUS)."""
+    states = []
+    for line in text.splitlines():
+        cells = line.split(None, 3)
+        if len(cells) < 4 or cells[0] == "NAME" or line.startswith("WARNING"):
+            continue
+        name, version, repository, status = cells
+        states.append(DependencyState(name, version, repository, status.strip()))
+    return states
+
+
+def release_from_json(data: Mapping[str, Any]) -> ReleaseInfo:
+    """ReleaseInfo from a release object (`helm status|install|upgrade -o json`)."""
+    info = data.get("info") or {}
+    meta = (data.get("chart") or {}).get("metadata") or {}
+    return ReleaseInfo(
+        name=str(data.get("name", "")),
+        namespace=str(data.get("namespace", "")),
+        revision=int(data.get("version", 0)),
+        status=str(info.get("status", "")),
+        chart=str(meta.get("name", "")),
+        chart_version=str(meta.get("version", "")),
+        app_version=str(meta.get("appVersion", "")),
+        updated=str(info.get("last_deployed", "")),
+        description=str(info.get("description", "")),
+        manifest=str(data.get("manifest", "")),
+    )
+
+
+_CHART_LABEL = re.compile(r"^(?P<name>.+?)-(?P<version>v?\d+\.\d+\.\d+\S*)$")
+
+
+def history_from_json(
+    data: list[Mapping[str, Any]], release: str, namespace: str
+) -> list[ReleaseInfo]:
+    """ReleaseInfo per entry of `helm history -o json` (which has no manifests)."""
+    revisions = []
+    for entry in data:
+        label = str(entry.get("chart", ""))
+        split = _CHART_LABEL.match(label)
+        revisions.append(
+            ReleaseInfo(
+                name=release,
+                namespace=namespace,
+                revision=int(entry.get("revision", 0)),
+                status=str(entry.get("status", "")),
+                chart=split["name"] if split else label,
+                chart_version=split["version"] if split else "",
+                app_version=str(entry.get("app_version", "")),
+                updated=str(entry.get("updated", "")),
+                description=str(entry.get("description", "")),
+                manifest="",
+            )
+        )
+    return revisions
+
+
+def helm_major_from_version(text: str) -> int:
+    """3 for `v3.14.2`, 4 for `v4.0.1`; 4 when unknown (the current Helm)."""
+    found = re.match(r"\s*v?(\d+)\.", text)
+    return int(found[1]) if found else 4
+
+
+def error_text(proc: subprocess.CompletedProcess[str]) -> str:
+    """The `Error: ...` part of helm's stderr (warnings dropped), else all of it."""
+    text = proc.stderr.strip() or proc.stdout.strip() or f"exit status {proc.returncode}"
+    error = text[text.find("Error:") :] if "Error:" in text else text
+    return re.sub(r"^Error:\s*", "", error)
+
+
+# --- running helm -------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def kubeconfig_file(content: str) -> Iterator[Path]:
+    """The kubeconfig as a 0600 file in a fresh 0700 directory, removed afterwards."""
+    directory = Path(tempfile.mkdtemp(prefix="hubfleet-helm-"))
+    try:
+        os.chmod(directory, 0o700)
+        path = directory / "kubeconfig"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(content)
+        yield path
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+class CliEngine:
+    """HelmEngine over the `helm` binary found on the PATH of `environ`."""
+
+    def __init__(
+        self,
+        *,
+        environ: Mapping[str, str],
+        chart_cache: Path | None = None,
+        fetch_dependencies: bool = False,
+        helm_major: int | None = None,
+    ):
+        self.environ = dict(environ)
+        self.chart_cache = chart_cache
+        self.fetch_dependencies = fetch_dependencies
+        self._helm_major = helm_major
+
+    # --- plumbing -------------------------------------------------------------------------
+
+    @property
+    def helm(self) -> str:
+        found = shutil.which("helm", path=self.environ.get("PATH", os.defpath))
+        if not found:
+            raise HubfleetError(MISSING_HELM)
+        return found
+
+    def helm_major(self) -> int:
+        if self._helm_major is None:
+            proc = self._run(version_argv(helm=self.helm))
+            self._helm_major = helm_major_from_version(proc.stdout)
+        return self._helm_major
+
+    def child_env(self) -> dict[str, str]:
+        """The environment helm runs in: nothing that picks a cluster or credentials."""
+        return {
+            k: v
+            for k, v in self.environ.items()
+            if k != "KUBECONFIG" and not k.startswith("HELM_KUBE") and k != "HELM_NAMESPACE"
+        }
+
+    def _run(
+        self, argv: list[str], stdin: str = "", timeout_s: int = OFFLINE_TIMEOUT_S
+    ) -> subprocess.CompletedProcess[str]:
+        try:
+            return subprocess.run(
+                argv,
+                input=stdin,
+                capture_output=True,
+                text=True,
+                env=self.child_env(),
+                timeout=timeout_s,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as err:
+            raise HubfleetError(f"helm {argv[1]} did not finish within {timeout_s}s") from err
+        except FileNotFoundError as err:
+            raise HubfleetError(MISSING_HELM) from err
+
+    @contextlib.contextmanager
+    def _kubeconfig(self, creds: ClusterCredentials | None) -> Iterator[Path]:
+        with kubeconfig_file(EMPTY_KUBECONFIG if creds is None else creds.kubeconfig_yaml()) as p:
+            yield p
+
+    def _chart_present(self, chart_dir: Path) -> None:
+        """Fail early, and plainly, when there is no chart where one is expected."""
+        if not (chart_dir / "Chart.yaml").is_file():
+            raise RenderError(
+                f"chart {shown_path(chart_dir)}: cannot load the chart: no Chart.yaml there"
+            )
+
+    def _chart_failure(
+        self, chart_dir: Path, proc: subprocess.CompletedProcess[str]
+    ) -> HubfleetError:
+        detail = error_text(proc)
+        kind = failure_kind(detail)
+        if kind == "values":
+            message = schema_error_message(chart_dir, detail)
+            return ConfigError(message or f"chart {shown_path(chart_dir)}: {one_line(detail)}")
+        if kind == "render":
+            return RenderError(render_error_message(chart_dir, detail))
+        return RenderError(f"chart {shown_path(chart_dir)}: helm failed: {one_line(detail)}")
+
+    # --- offline: charts and values -------------------------------------------------------
+
+    def render(
+        self, chart_dir: Path, release: str, namespace: str, values: Mapping[str, Any]
+    ) -> dict[str, str]:
+        self._chart_present(chart_dir)
+        proc = self._run(
+            render_argv(chart_dir, release, namespace, helm=self.helm), values_yaml(values)
+        )
+        if proc.returncode != 0:
+            raise self._chart_failure(chart_dir, proc)
+        return parse_template_output(proc.stdout)
+
+    def lint(self, chart_dir: Path, values: Mapping[str, Any]) -> list[LintFinding]:
+        self._chart_present(chart_dir)
+        proc = self._run(lint_argv(chart_dir, helm=self.helm), values_yaml(values))
+        findings = parse_lint_output(proc.stdout)
+        if proc.returncode != 0 and not findings:
+            raise self._chart_failure(chart_dir, proc)
+        return findings
+
+    def validate_values_schema(self, chart_dir: Path, values: Mapping[str, Any]) -> None:
+        self._chart_present(chart_dir)
+        # helm has no schema-only command; `template` checks the schema before rendering.
+        proc = self._run(
+            render_argv(chart_dir, "schema-check", "default", helm=self.helm), values_yaml(values)
+        )
+        if proc.returncode != 0 and failure_kind(error_text(proc)) != "render":
+            raise self._chart_failure(chart_dir, proc)
+
+    def build_dependencies(self, chart_dir: Path) -> None:
+        def list_dependencies(chart: Path) -> list[DependencyState]:
+            proc = self._run(dependency_list_argv(chart, helm=self.helm))
+            if proc.returncode != 0:
+                raise self._chart_failure(chart, proc)
+            return parse_dependency_list(proc.stdout)
+
+        def package_chart(source: Path, destination: Path) -> None:
+            proc = self._run(package_argv(source, destination, helm=self.helm))
+            if proc.returncode != 0:
+                raise self._chart_failure(source, proc)
+
+        def pull_chart(dep: DependencyState, cache_dir: Path) -> None:
+            proc = self._run(pull_argv(dep, cache_dir, helm=self.helm))
+            if proc.returncode != 0:
+                raise HubfleetError(one_line(error_text(proc)))
+
+        resolve_dependencies(
+            chart_dir,
+            list_dependencies=list_dependencies,
+            package_chart=package_chart,
+            pull_chart=pull_chart if self.fetch_dependencies else None,
+            cache_dir=self.chart_cache,
+        )
+
+    # --- releases -------------------------------------------------------------------------
+
+    def dry_run_install(
+        self,
+        creds: ClusterCredentials | None,
+        chart_dir: Path,
+        release: str,
+        namespace: str,
+        values: Mapping[str, Any],
+    ) -> ReleaseInfo:
+        self._chart_present(chart_dir)
+        with self._kubeconfig(creds) as kubeconfig:
+            argv = dry_run_argv(
+                chart_dir,
+                release,
+                namespace,
+                kubeconfig=kubeconfig,
+                context=None if creds is None else creds.context,
+                helm=self.helm,
+            )
+            proc = self._run(argv, values_yaml(values))
+        if proc.returncode != 0:
+            raise self._release_failure(
+                proc, creds, chart_dir, release, namespace, "dry-run install"
+            )
+        return release_from_json(self._json(proc, creds, release, namespace))
+
+    def status(self, creds: ClusterCredentials, release: str, namespace: str) -> ReleaseInfo | None:
+        with self._kubeconfig(creds) as kubeconfig:
+            argv = status_argv(
+                release, namespace, kubeconfig=kubeconfig, context=creds.context, helm=self.helm
+            )
+            proc = self._run(argv)
+        if proc.returncode != 0:
+            if failure_kind(error_text(proc)) == "not-found":
+                return None
+            raise self._release_failure(proc, creds, None, release, namespace, "status")
+        return release_from_json(self._json(proc, creds, release, namespace))
+
+    def history(self, creds: ClusterCredentials, release: str, namespace: str) -> list[ReleaseInfo]:
+        with self._kubeconfig(creds) as kubeconfig:
+            argv = history_argv(
+                release, namespace, kubeconfig=kubeconfig, context=creds.context, helm=self.helm
+            )
+            proc = self._run(argv)
+        if proc.returncode != 0:
+            if failure_kind(error_text(proc)) == "not-found":
+                return []
+            raise self._release_failure(proc, creds, None, release, namespace, "history")
+        return history_from_json(self._json(proc, creds, release, namespace), release, namespace)
+
+    def upgrade_or_install(
+        self,
+        creds: ClusterCredentials,
+        chart_dir: Path,
+        release: str,
+        namespace: str,
+        values: Mapping[str, Any],
+        *,
+        timeout_s: int,
+        wait: bool,
+        create_namespace: bool = True,
+        rollback_on_failure: bool = True,
+    ) -> ReleaseInfo:
+        self._chart_present(chart_dir)
+        major = self.helm_major() if wait and rollback_on_failure else 4
+        with self._kubeconfig(creds) as kubeconfig:
+            argv = upgrade_argv(
+                chart_dir,
+                release,
+                namespace,
+                kubeconfig=kubeconfig,
+                context=creds.context,
+                timeout_s=timeout_s,
+                wait=wait,
+                create_namespace=create_namespace,
+                rollback_on_failure=rollback_on_failure,
+                helm_major=major,
+                helm=self.helm,
+            )
+            # helm enforces --timeout itself; the margin covers its own start and rollback.
+            proc = self._run(argv, values_yaml(values), timeout_s=2 * timeout_s + 60)
+        if proc.returncode != 0:
+            raise self._release_failure(
+                proc, creds, chart_dir, release, namespace, "upgrade", timeout_s
+            )
+        return release_from_json(self._json(proc, creds, release, namespace))
+
+    def rollback(
+        self,
+        creds: ClusterCredentials,
+        release: str,
+        namespace: str,
+        revision: int | None = None,
+    ) -> None:
+        with self._kubeconfig(creds) as kubeconfig:
+            argv = rollback_argv(
+                release,
+                namespace,
+                revision,
+                kubeconfig=kubeconfig,
+                context=creds.context,
+                helm=self.helm,
+            )
+            proc = self._run(argv)
+        if proc.returncode != 0:
+            raise self._release_failure(proc, creds, None, release, namespace, "rollback")
+
+    # --- errors -------------------------------------------------------------------------
+
+    def _release_failure(
+        self,
+        proc: subprocess.CompletedProcess[str],
+        creds: ClusterCredentials | None,
+        chart_dir: Path | None,
+        release: str,
+        namespace: str,
+        action: str,
+        timeout_s: int | None = None,
+    ) -> HubfleetError:
+        return release_failure(
+            error_text(proc),
+            creds=creds,
+            chart_dir=chart_dir,
+            release=release,
+            namespace=namespace,
+            action=action,
+            timeout_s=timeout_s,
+        )
+
+    def _json(
+        self,
+        proc: subprocess.CompletedProcess[str],
+        creds: ClusterCredentials | None,
+        release: str,
+        namespace: str,
+    ) -> Any:
+        try:
+            return json.loads(proc.stdout)
+        except json.JSONDecodeError as err:
+            who = f"member {creds.member}" if creds else "dry run"
+            raise ClusterError(
+                f"{who}: release {release} in namespace {namespace}: helm printed no JSON: "
+                f"{one_line(proc.stdout[:200])}"
+            ) from err
