@@ -76,7 +76,12 @@ def run_deploy(
 
     options = DeployOptions(dry_run=dry_run, diff=diff, yes=yes, timeout_s=timeout, force=force)
     deploy_member(
-        find_repo(), member, engine_from_env(os.environ), options, say=_say, confirm=_ask,
+        find_repo(),
+        member,
+        engine_from_env(os.environ),
+        options,
+        say=_say,
+        confirm=_ask,
         environ=os.environ,
     )
 
@@ -116,7 +121,9 @@ def deploy_main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("member", help="the member to deploy, as named in config/federation.yaml")
     parser.add_argument("--dry-run", action="store_true", help="print the plan; touch nothing")
-    parser.add_argument("--diff", action="store_true", help="show changes against the live release, then stop")
+    parser.add_argument(
+        "--diff", action="store_true", help="show changes against the live release, then stop"
+    )
     parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     parser.add_argument("--timeout", type=int, default=300, help="rollout timeout in seconds")
     parser.add_argument("--force", action="store_true", help="upgrade even when nothing changed")
@@ -124,8 +131,12 @@ def deploy_main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     run_front(
         lambda: run_deploy(
-            args.member, dry_run=args.dry_run, diff=args.diff, yes=args.yes,
-            timeout=args.timeout, force=args.force,
+            args.member,
+            dry_run=args.dry_run,
+            diff=args.diff,
+            yes=args.yes,
+            timeout=args.timeout,
+            force=args.force,
         ),
         args.debug,
     )

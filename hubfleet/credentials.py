@@ -7,8 +7,13 @@ context is the one that file names. Two members can therefore be deployed in one
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -56,14 +61,20 @@ def credentials_from_kubeconfig(
             f"{source}: no current-context and the registry names none for member {member}"
         )
     if chosen not in names:
-        raise SecretsError(f"{source}: context {chosen!r} not found (has: {', '.join(map(str, names))})")
+        raise SecretsError(
+            f"{source}: context {chosen!r} not found (has: {', '.join(map(str, names))})"
+        )
     ctx = next(c["context"] for c in kubeconfig["contexts"] if c.get("name") == chosen)
     clusters = {c.get("name") for c in kubeconfig.get("clusters", []) if isinstance(c, dict)}
     users = {u.get("name") for u in kubeconfig.get("users", []) if isinstance(u, dict)}
     if ctx.get("cluster") not in clusters:
-        raise SecretsError(f"{source}: context {chosen!r} names cluster {ctx.get('cluster')!r}, which is not defined")
+        raise SecretsError(
+            f"{source}: context {chosen!r} names cluster {ctx.get('cluster')!r}, which is not defined"
+        )
     if ctx.get("user") and ctx.get("user") not in users:
-        raise SecretsError(f"{source}: context {chosen!r} names user {ctx.get('user')!r}, which is not defined")
+        raise SecretsError(
+            f"{source}: context {chosen!r} names user {ctx.get('user')!r}, which is not defined"
+        )
     return ClusterCredentials(member=member, kubeconfig=kubeconfig, context=chosen, source=source)
 
 
@@ -80,3 +91,22 @@ def member_credentials(repo: DeployRepo, member: Member) -> ClusterCredentials:
         )
     data = sops.decrypt_yaml(repo, path)
     return credentials_from_kubeconfig(member.name, data, shown, member.kube_context)
+
+
+@contextlib.contextmanager
+def kubeconfig_file(content: str) -> Iterator[Path]:
+    """The kubeconfig as a 0600 file in a fresh 0700 directory, removed afterwards.
+
+    Only for tools that insist on a file (the helm CLI, the Helm SDK's client); removed on
+    exit and on failure alike.
+    """
+    directory = Path(tempfile.mkdtemp(prefix="hubfleet-kube-"))
+    try:
+        os.chmod(directory, 0o700)
+        path = directory / "kubeconfig"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(content)
+        yield path
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)

@@ -159,38 +159,63 @@ def deploy_member(
         say(f"{member.name}: live release {member.release} in {member.namespace}: {where}")
         say(changes_text(changes, secrets))
         if options.diff:
-            return DeployResult(member.name, "diffed", live.revision if live else None,
-                                time.perf_counter() - started, tuple(changes))
+            return DeployResult(
+                member.name,
+                "diffed",
+                live.revision if live else None,
+                time.perf_counter() - started,
+                tuple(changes),
+            )
         if live and live.status == "deployed" and not changes and not options.force:
             say(f"{member.name}: nothing changed; skipping the upgrade (--force deploys anyway)")
-            return DeployResult(member.name, "unchanged", live.revision, time.perf_counter() - started)
+            return DeployResult(
+                member.name, "unchanged", live.revision, time.perf_counter() - started
+            )
         env = {} if environ is None else environ
         if not (options.yes or env.get("CI")):
             question = f"Deploy {len(changes)} change(s) to member {member.name} ({member.stage})?"
             if confirm is None or not confirm(question):
-                raise HubfleetError(f"member {member.name}: deploy not confirmed; nothing was changed")
+                raise HubfleetError(
+                    f"member {member.name}: deploy not confirmed; nothing was changed"
+                )
         say(f"{member.name}: upgrading release {member.release} (timeout {options.timeout_s}s)")
         release = engine.upgrade_or_install(
-            creds, rendered.chart_dir, member.release, member.namespace, rendered.values.user.values,
-            timeout_s=options.timeout_s, wait=False,
+            creds,
+            rendered.chart_dir,
+            member.release,
+            member.namespace,
+            rendered.values.user.values,
+            timeout_s=options.timeout_s,
+            wait=False,
         )
         targets = [(kind, obj) for kind, _ns, obj in workloads(rendered.objects, member.namespace)]
         try:
-            kube.wait_for_rollouts(api, member.namespace, targets, options.timeout_s,
-                                   on_progress=lambda line: say(f"  {line}"))
+            kube.wait_for_rollouts(
+                api,
+                member.namespace,
+                targets,
+                options.timeout_s,
+                on_progress=lambda line: say(f"  {line}"),
+            )
         except RolloutError as err:
             for report in kube.pod_diagnostics(api, member.namespace):
                 say(redact(kube.format_pod_report(report), secrets))
             if live is not None:
                 engine.rollback(creds, member.release, member.namespace, live.revision)
-                raise RolloutError(f"{err}; rolled back member {member.name} to revision {live.revision}") from err
-            raise RolloutError(f"{err}; member {member.name} had no earlier revision to roll back to") from err
+                raise RolloutError(
+                    f"{err}; rolled back member {member.name} to revision {live.revision}"
+                ) from err
+            raise RolloutError(
+                f"{err}; member {member.name} had no earlier revision to roll back to"
+            ) from err
 
     if member.health_check:
         from hubfleet.health import health_checks, run_health_checks
 
         run_health_checks(member.name, health_checks(rendered.values.effective.values), say=say)
     seconds = time.perf_counter() - started
-    say(f"{member.name}: deployed revision {release.revision} of {member.release} "
-        f"in {member.namespace} in {seconds:.1f}s ({len(changes)} object(s) changed)")
+    say(
+        f"{member.name}: deployed revision {release.revision} of {member.release} "
+        f"in {member.namespace} in {seconds:.1f}s ({len(changes)} object(s) changed)"
+    )
     return DeployResult(member.name, "deployed", release.revision, seconds, tuple(changes))

@@ -15,14 +15,13 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from hubfleet.credentials import ClusterCredentials
+from hubfleet.credentials import ClusterCredentials, kubeconfig_file
 from hubfleet.errors import ClusterError, ConfigError, HubfleetError, RenderError
 from hubfleet.helm import (
     EMPTY_KUBECONFIG,
@@ -270,21 +269,6 @@ def error_text(proc: subprocess.CompletedProcess[str]) -> str:
 
 
 # --- running helm -------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def kubeconfig_file(content: str) -> Iterator[Path]:
-    """The kubeconfig as a 0600 file in a fresh 0700 directory, removed afterwards."""
-    directory = Path(tempfile.mkdtemp(prefix="hubfleet-helm-"))
-    try:
-        os.chmod(directory, 0o700)
-        path = directory / "kubeconfig"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(content)
-        yield path
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
 
 
 class CliEngine:

@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 
 import helm_python as helm
 
-from hubfleet.credentials import ClusterCredentials
+from hubfleet.credentials import ClusterCredentials, kubeconfig_file
 from hubfleet.errors import ClusterError, ConfigError, HubfleetError, RenderError
 from hubfleet.helm import (
     EMPTY_KUBECONFIG,
@@ -261,20 +261,28 @@ def _pull(dep: DependencyState, cache_dir: Path) -> None:
 def _config(
     creds: ClusterCredentials | None, namespace: str, *, storage_driver: str | None = None
 ) -> Iterator[helm.Config]:
-    """A Config for one call; the SDK's temporary kubeconfig file is removed on close."""
-    try:
-        cfg = helm.Config(
-            kubeconfig_content=EMPTY_KUBECONFIG if creds is None else creds.kubeconfig_yaml(),
-            kube_context=None if creds is None else creds.context,
-            namespace=namespace,
-            storage_driver=storage_driver,
-        )
-    except helm.HelmError as err:
-        raise ClusterError(
-            f"{cluster_label(creds)}: kubeconfig rejected by Helm: {one_line(str(err))}"
-        ) from err
-    with cfg:
-        yield cfg
+    """A Config for one call. A member's kubeconfig is handed over as a 0600 file in a private
+    0700 directory that is removed when the call ends (the SDK's own inline option would
+    leave it loose in $TMPDIR)."""
+    with contextlib.ExitStack() as stack:
+        if creds is None:
+            source: dict[str, str] = {"kubeconfig_content": EMPTY_KUBECONFIG}
+        else:
+            path = stack.enter_context(kubeconfig_file(creds.kubeconfig_yaml()))
+            source = {"kubeconfig_path": str(path)}
+        try:
+            cfg = helm.Config(
+                **source,
+                kube_context=None if creds is None else creds.context,
+                namespace=namespace,
+                storage_driver=storage_driver,
+            )
+        except helm.HelmError as err:
+            raise ClusterError(
+                f"{cluster_label(creds)}: kubeconfig rejected by Helm: {one_line(str(err))}"
+            ) from err
+        with cfg:
+            yield cfg
 
 
 @contextlib.contextmanager

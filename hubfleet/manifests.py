@@ -52,7 +52,11 @@ def parse_manifests(texts: Iterable[str]) -> list[dict[str, Any]]:
 
 def object_key(obj: Mapping[str, Any], default_namespace: str) -> ObjectKey:
     meta = obj.get("metadata") or {}
-    return (str(obj.get("kind")), str(meta.get("namespace") or default_namespace), str(meta.get("name")))
+    return (
+        str(obj.get("kind")),
+        str(meta.get("namespace") or default_namespace),
+        str(meta.get("name")),
+    )
 
 
 def count_by_kind(objects: Iterable[Mapping[str, Any]]) -> dict[str, int]:
@@ -95,7 +99,9 @@ def diff_objects(
             continue
         change = "added" if key not in before else "removed" if key not in after else "changed"
         diff = tuple(
-            difflib.unified_diff(old_lines, new_lines, f"live {kind} {name}", f"new {kind} {name}", lineterm="", n=2)
+            difflib.unified_diff(
+                old_lines, new_lines, f"live {kind} {name}", f"new {kind} {name}", lineterm="", n=2
+            )
         )
         changes.append(ObjectChange(kind, ns, name, change, diff))
     return changes

@@ -84,7 +84,9 @@ class Registry:
             close = difflib.get_close_matches(name, list(self.members), n=3, cutoff=0.5)
             hint = f"; did you mean {' or '.join(close)}?" if close else ""
             known = f" (members: {', '.join(sorted(self.members))})" if not close else ""
-            raise UnknownMemberError(f"unknown member {name!r} in {self.shown}{hint}{known}") from None
+            raise UnknownMemberError(
+                f"unknown member {name!r} in {self.shown}{hint}{known}"
+            ) from None
 
     def by_stage(self, stage: str) -> list[Member]:
         return [m for m in self.members.values() if m.stage == stage]
@@ -125,7 +127,11 @@ def _describe(error: Any) -> tuple[PathKey, str | None, str]:
         choices = ", ".join(map(str, error.validator_value))
         return path, None, f"{error.instance!r} is not one of: {choices}"
     if "propertyNames" in error.schema_path:
-        return (*path, str(error.instance)), None, f"{error.instance!r} is not a valid member name (a DNS label)"
+        return (
+            (*path, str(error.instance)),
+            None,
+            f"{error.instance!r} is not a valid member name (a DNS label)",
+        )
     if validator == "pattern":
         return path, None, f"{error.instance!r} is not a valid {_pattern_word(path)}"
     return path, None, str(error.message)
@@ -133,9 +139,11 @@ def _describe(error: Any) -> tuple[PathKey, str | None, str]:
 
 def _pattern_word(path: PathKey) -> str:
     last = str(path[-1]) if path else "value"
-    return {"domain": "domain name", "namespace": "namespace (DNS label)", "release": "release name"}.get(
-        last, last
-    )
+    return {
+        "domain": "domain name",
+        "namespace": "namespace (DNS label)",
+        "release": "release name",
+    }.get(last, last)
 
 
 def _leaf_errors(errors: Iterator[Any]) -> Iterator[Any]:
@@ -206,7 +214,13 @@ def check_registry(repo: DeployRepo) -> tuple[YamlDocument, list[Problem]]:
             if isinstance(domain, str) and domain in domains:
                 line = doc.line_of(("members", name, "domain"))
                 problems.append(
-                    Problem(shown, line, str(name), "domain", f"also the domain of member {domains[domain]}")
+                    Problem(
+                        shown,
+                        line,
+                        str(name),
+                        "domain",
+                        f"also the domain of member {domains[domain]}",
+                    )
                 )
             elif isinstance(domain, str):
                 domains[domain] = str(name)
@@ -219,5 +233,9 @@ def load_registry(repo: DeployRepo) -> Registry:
     if problems:
         more = f" (and {len(problems) - 1} more; run: invoke validate)" if len(problems) > 1 else ""
         raise ConfigError(f"{problems[0]}{more}")
-    members = {name: member_from_record(name, record) for name, record in doc.data["members"].items()}
-    return Registry(path=repo.registry, shown=repo.relative(repo.registry), members=members, document=doc)
+    members = {
+        name: member_from_record(name, record) for name, record in doc.data["members"].items()
+    }
+    return Registry(
+        path=repo.registry, shown=repo.relative(repo.registry), members=members, document=doc
+    )

@@ -68,7 +68,9 @@ def find_repo(start: Path | None = None, environ: Mapping[str, str] | None = Non
     if explicit:
         root = Path(explicit)
         if not (root / REGISTRY).is_file():
-            raise HubfleetError(f"HUBFLEET_ROOT={explicit} has no {REGISTRY}; point it at a deploy repo")
+            raise HubfleetError(
+                f"HUBFLEET_ROOT={explicit} has no {REGISTRY}; point it at a deploy repo"
+            )
         return DeployRepo(root.resolve())
     here = (start or Path.cwd()).resolve()
     for candidate in (here, *here.parents):

@@ -108,8 +108,7 @@ def _merge_into(
         if isinstance(value, Mapping) and isinstance(current, dict):
             if not value:
                 continue  # an empty map merges nothing
-            if path in origins:  # the key was an empty-map leaf; now it has children
-                del origins[path]
+            origins.pop(path, None)
             _merge_into(current, value, layer, origins, path, keep_nulls)
         else:
             _drop_origins_under(origins, path)

@@ -49,7 +49,9 @@ def _construct(
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
-                raise ConfigError(f"{shown}:{key_node.start_mark.line + 1}: YAML merge keys (<<) are not supported")
+                raise ConfigError(
+                    f"{shown}:{key_node.start_mark.line + 1}: YAML merge keys (<<) are not supported"
+                )
             key = loader.construct_object(key_node)
             if key in out:
                 raise ConfigError(

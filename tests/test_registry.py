@@ -71,7 +71,9 @@ def test_every_member_is_checked_not_only_the_first(tmp_path: Path) -> None:
     )
     found = problems(tmp_path, "members:\n" + members)
     assert len(found) == 1
-    assert found[0].startswith("config/federation.yaml:48: member m9: key 'stage': 'production' is not one of")
+    assert found[0].startswith(
+        "config/federation.yaml:48: member m9: key 'stage': 'production' is not one of"
+    )
 
 
 def test_all_problems_are_reported_in_file_order(tmp_path: Path) -> None:
@@ -84,7 +86,9 @@ def test_all_problems_are_reported_in_file_order(tmp_path: Path) -> None:
 def test_unknown_key_in_a_host_points_at_its_line(tmp_path: Path) -> None:
     bad = GOOD.replace("        role: server\n", "        role: server\n        sudo: true\n")
     found = problems(tmp_path, bad)
-    assert len(found) == 1 and found[0].startswith("config/federation.yaml:19: member beta: key 'sudo'")
+    assert len(found) == 1 and found[0].startswith(
+        "config/federation.yaml:19: member beta: key 'sudo'"
+    )
 
 
 def test_a_missing_required_key_is_named(tmp_path: Path) -> None:
@@ -94,9 +98,12 @@ def test_a_missing_required_key_is_named(tmp_path: Path) -> None:
 
 def test_self_hosted_members_need_hosts_and_others_may_not_have_them(tmp_path: Path) -> None:
     no_hosts = GOOD.split("    hosts:")[0]
-    assert problems(tmp_path, no_hosts) == ["config/federation.yaml:7: member beta: key 'hosts': is required"]
+    assert problems(tmp_path, no_hosts) == [
+        "config/federation.yaml:7: member beta: key 'hosts': is required"
+    ]
     with_hosts = GOOD.replace(
-        "    chart: charts/c\n  beta", "    chart: charts/c\n    hosts: [{address: 1.2.3.4}]\n  beta"
+        "    chart: charts/c\n  beta",
+        "    chart: charts/c\n    hosts: [{address: 1.2.3.4}]\n  beta",
     )
     assert problems(tmp_path, with_hosts)[0].startswith(
         "config/federation.yaml:7: member alpha: key 'hosts': only k3s and microk8s"
@@ -104,7 +111,10 @@ def test_self_hosted_members_need_hosts_and_others_may_not_have_them(tmp_path: P
 
 
 def test_bad_member_name_and_domain(tmp_path: Path) -> None:
-    found = problems(tmp_path, GOOD.replace("  alpha:", "  Alpha_1:").replace("alpha.example.org", "not a domain"))
+    found = problems(
+        tmp_path,
+        GOOD.replace("  alpha:", "  Alpha_1:").replace("alpha.example.org", "not a domain"),
+    )
     assert any("'Alpha_1' is not a valid member name" in f for f in found)
     assert any("'not a domain' is not a valid domain name" in f for f in found)
 
@@ -114,13 +124,21 @@ def test_missing_chart_and_shared_domain(tmp_path: Path) -> None:
         "beta.example.org", "alpha.example.org"
     )
     found = problems(tmp_path, bad)
-    assert "config/federation.yaml:6: member alpha: key 'chart': no chart at charts/missing/Chart.yaml" in found
-    assert "config/federation.yaml:10: member beta: key 'domain': also the domain of member alpha" in found
+    assert (
+        "config/federation.yaml:6: member alpha: key 'chart': no chart at charts/missing/Chart.yaml"
+        in found
+    )
+    assert (
+        "config/federation.yaml:10: member beta: key 'domain': also the domain of member alpha"
+        in found
+    )
 
 
 def test_duplicate_member_is_an_error_with_both_lines(tmp_path: Path) -> None:
     dup = GOOD + "  alpha:\n    stage: prod\n    provider: kubeconfig\n    domain: x.example.org\n"
-    with pytest.raises(ConfigError, match=r"federation.yaml:19: duplicate key 'alpha' \(first at line 2\)"):
+    with pytest.raises(
+        ConfigError, match=r"federation.yaml:19: duplicate key 'alpha' \(first at line 2\)"
+    ):
         load_registry(make_repo(tmp_path, dup))
 
 
@@ -131,13 +149,15 @@ def test_malformed_yaml_names_file_and_line(tmp_path: Path) -> None:
 
 def test_load_registry_raises_the_first_problem_and_counts_the_rest(tmp_path: Path) -> None:
     bad = GOOD.replace("stage: staging", "stage: nope").replace("stage: prod", "stage: nope")
-    with pytest.raises(ConfigError, match=r":3: member alpha: .*\(and 1 more; run: invoke validate\)$"):
+    with pytest.raises(
+        ConfigError, match=r":3: member alpha: .*\(and 1 more; run: invoke validate\)$"
+    ):
         load_registry(make_repo(tmp_path, bad))
 
 
 def test_unknown_member_suggests_close_names(tmp_path: Path) -> None:
     registry = load_registry(make_repo(tmp_path, GOOD))
-    with pytest.raises(UnknownMemberError, match="unknown member 'alpah'.*did you mean alpha"):
+    with pytest.raises(UnknownMemberError, match=r"unknown member 'alpah'.*did you mean alpha"):
         registry.member("alpah")
     with pytest.raises(UnknownMemberError, match=r"\(members: alpha, beta\)"):
         registry.member("zzz")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from hubfleet.values import MASK, ValuesLayer, masked, merge_layers, redact, values_as_yaml
 
-DEFAULTS = ValuesLayer("chart/values.yaml", {"hub": {"image": "a", "extra": {"x": 1}}, "ports": [80, 443]})
+DEFAULTS = ValuesLayer(
+    "chart/values.yaml", {"hub": {"image": "a", "extra": {"x": 1}}, "ports": [80, 443]}
+)
 COMMON = ValuesLayer("config/common.yaml", {"hub": {"image": "b"}, "ports": [8080]})
 SECRET = ValuesLayer("secrets/config/m.yaml", {"hub": {"cookieSecret": "c0ffee" * 4}}, secret=True)
 
@@ -26,7 +28,10 @@ def test_null_deletes_a_key_and_a_later_layer_can_set_it_again() -> None:
 
 def test_user_values_keep_nulls_for_helm_to_delete_chart_defaults() -> None:
     drop = ValuesLayer("config/m.yaml", {"hub": {"extra": None}})
-    assert merge_layers([COMMON, drop], keep_nulls=True).values["hub"] == {"image": "b", "extra": None}
+    assert merge_layers([COMMON, drop], keep_nulls=True).values["hub"] == {
+        "image": "b",
+        "extra": None,
+    }
 
 
 def test_a_map_replaces_a_scalar_and_vice_versa() -> None:
@@ -65,7 +70,9 @@ def test_secret_values_are_masked_and_nothing_else() -> None:
 
 
 def test_a_secret_subtree_is_masked_leaf_by_leaf() -> None:
-    tree = ValuesLayer("secrets/config/common.yaml", {"s3": {"key": "AKIAXXXX", "secret": "zzzzzzzz"}}, True)
+    tree = ValuesLayer(
+        "secrets/config/common.yaml", {"s3": {"key": "AKIAXXXX", "secret": "zzzzzzzz"}}, True
+    )
     text = values_as_yaml(merge_layers([COMMON, tree]))
     assert "AKIAXXXX" not in text and "zzzzzzzz" not in text
     assert text.count(MASK) == 2

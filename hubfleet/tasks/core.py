@@ -35,7 +35,9 @@ def deploy(
     from hubfleet.cli import run_deploy
 
     run_front(
-        lambda: run_deploy(member, dry_run=dry_run, diff=diff, yes=yes, timeout=timeout, force=force),
+        lambda: run_deploy(
+            member, dry_run=dry_run, diff=diff, yes=yes, timeout=timeout, force=force
+        ),
         debug,
     )
 
