@@ -25,7 +25,6 @@ from hubfleet.manifests import (
     count_by_kind,
     diff_objects,
     parse_manifests,
-    workloads,
 )
 from hubfleet.registry import Member, load_registry
 from hubfleet.repo import DeployRepo
@@ -43,6 +42,7 @@ class DeployOptions:
     yes: bool = False
     timeout_s: int = 300
     force: bool = False
+    health_timeout_s: float = 120.0
 
 
 @dataclass(frozen=True)
@@ -188,7 +188,9 @@ def deploy_member(
             timeout_s=options.timeout_s,
             wait=False,
         )
-        targets = [(kind, obj) for kind, _ns, obj in workloads(rendered.objects, member.namespace)]
+        targets = [
+            (w.kind, w.name) for w in kube.workloads_in_manifest(rendered.objects, member.namespace)
+        ]
         try:
             kube.wait_for_rollouts(
                 api,
@@ -199,20 +201,22 @@ def deploy_member(
             )
         except RolloutError as err:
             for report in kube.pod_diagnostics(api, member.namespace):
-                say(redact(kube.format_pod_report(report), secrets))
+                for line in report.lines():
+                    say(redact(f"  {line}", secrets))
             if live is not None:
                 engine.rollback(creds, member.release, member.namespace, live.revision)
                 raise RolloutError(
-                    f"{err}; rolled back member {member.name} to revision {live.revision}"
+                    f"member {member.name}: {err}; rolled back to revision {live.revision}"
                 ) from err
             raise RolloutError(
-                f"{err}; member {member.name} had no earlier revision to roll back to"
+                f"member {member.name}: {err}; no earlier revision to roll back to"
             ) from err
 
     if member.health_check:
         from hubfleet.health import health_checks, run_health_checks
 
-        run_health_checks(member.name, health_checks(rendered.values.effective.values), say=say)
+        checks = health_checks(rendered.values.effective.values)
+        run_health_checks(member.name, checks, timeout_s=options.health_timeout_s, say=say)
     seconds = time.perf_counter() - started
     say(
         f"{member.name}: deployed revision {release.revision} of {member.release} "

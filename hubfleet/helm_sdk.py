@@ -265,14 +265,13 @@ def _config(
     0700 directory that is removed when the call ends (the SDK's own inline option would
     leave it loose in $TMPDIR)."""
     with contextlib.ExitStack() as stack:
-        if creds is None:
-            source: dict[str, str] = {"kubeconfig_content": EMPTY_KUBECONFIG}
-        else:
-            path = stack.enter_context(kubeconfig_file(creds.kubeconfig_yaml()))
-            source = {"kubeconfig_path": str(path)}
+        path = (
+            None if creds is None else stack.enter_context(kubeconfig_file(creds.kubeconfig_yaml()))
+        )
         try:
             cfg = helm.Config(
-                **source,
+                kubeconfig_content=EMPTY_KUBECONFIG if path is None else None,
+                kubeconfig_path=path,
                 kube_context=None if creds is None else creds.context,
                 namespace=namespace,
                 storage_driver=storage_driver,

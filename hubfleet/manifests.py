@@ -105,9 +105,3 @@ def diff_objects(
         )
         changes.append(ObjectChange(kind, ns, name, change, diff))
     return changes
-
-
-def workloads(objects: Iterable[Mapping[str, Any]], namespace: str) -> list[ObjectKey]:
-    """The Deployments, DaemonSets and StatefulSets whose rollout a deploy waits for."""
-    kinds = {"Deployment", "DaemonSet", "StatefulSet"}
-    return [object_key(o, namespace) for o in objects if o.get("kind") in kinds]
