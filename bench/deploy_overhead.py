@@ -135,7 +135,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="hubfleet-bench-") as tmp:
         fed = Path(tmp)
         make_federation(fed, args.members, env)
-        validate = wall([invoke, "validate"], fed, env, max(1, args.runs // 2))
+        validate = wall([invoke, "validate"], ROOT, {**env, "HUBFLEET_ROOT": str(fed)}, max(1, args.runs // 2))
 
     print(f"baseline  python -c pass                       {baseline:6.3f} s")
     print(

@@ -17,3 +17,12 @@ def build_namespace() -> Collection:
     ns.add_task(core.validate)
     ns.add_collection(Collection.from_module(secrets), name="secrets")
     return ns
+
+
+def main() -> None:
+    """`hubfleet TASK ...`: the same tasks as `invoke`, for deploy repos without a tasks.py."""
+    from invoke.program import Program
+
+    from hubfleet import __version__
+
+    Program(namespace=build_namespace(), version=__version__, name="hubfleet").run()
