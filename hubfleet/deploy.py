@@ -148,6 +148,7 @@ def deploy_member(
 
     from hubfleet import kube
     from hubfleet.credentials import member_credentials
+    from hubfleet.rollout import workloads_in_manifest
 
     creds = member_credentials(repo, member)
     with kube.member_api(creds) as api:
@@ -189,7 +190,7 @@ def deploy_member(
             wait=False,
         )
         targets = [
-            (w.kind, w.name) for w in kube.workloads_in_manifest(rendered.objects, member.namespace)
+            (w.kind, w.name) for w in workloads_in_manifest(rendered.objects, member.namespace)
         ]
         try:
             kube.wait_for_rollouts(

@@ -4,40 +4,38 @@ Values go to helm on stdin (`--values -`) as YAML, never into argv or a file. A 
 kubeconfig is written to a 0600 file in a 0700 temporary directory for the length of one
 helm run, passed by `--kubeconfig` and `--kube-context`, and removed afterwards, also on
 failure; the child's environment loses KUBECONFIG and HELM_KUBE* so nothing else can steer it.
-Release data is read with `-o json`. Building argv and parsing output are pure functions.
+Release data is read with `-o json`. Building argv is pure functions here; reading what helm
+prints (and its failures) is pure functions in `hubfleet.helm_cli_output`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import re
 import shutil
 import subprocess
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from hubfleet.chart_deps import resolve_dependencies
 from hubfleet.credentials import ClusterCredentials, kubeconfig_file
-from hubfleet.errors import ClusterError, ConfigError, HubfleetError, RenderError
-from hubfleet.helm import (
-    EMPTY_KUBECONFIG,
-    HISTORY_MAX,
-    DependencyState,
-    LintFinding,
-    ReleaseInfo,
-    failure_kind,
-    one_line,
-    plain_values,
-    release_failure,
-    render_error_message,
-    resolve_dependencies,
-    schema_error_message,
-    shown_path,
+from hubfleet.errors import HubfleetError, RenderError
+from hubfleet.helm import EMPTY_KUBECONFIG, HISTORY_MAX, DependencyState, LintFinding, ReleaseInfo
+from hubfleet.helm_cli_output import (
+    chart_error,
+    error_text,
+    helm_major_from_version,
+    history_from_json,
+    parse_dependency_list,
+    parse_lint_output,
+    parse_template_output,
+    release_error,
+    release_from_json,
+    release_json,
+    values_yaml,
 )
+from hubfleet.helm_errors import failure_kind, one_line, shown_path
 
 MISSING_HELM = "helm CLI not found on PATH (HUBFLEET_HELM=cli); install helm or unset HUBFLEET_HELM"
 # Offline commands finish in seconds; a cluster command without its own --timeout gets this.
@@ -159,115 +157,6 @@ def version_argv(*, helm: str = "helm") -> list[str]:
     return [helm, "version", "--template", "{{.Version}}"]
 
 
-# --- output parsing -------------------------------------------------------------------------
-
-
-def values_yaml(values: Mapping[str, Any]) -> str:
-    """What goes to helm's stdin: the values as one YAML document (nulls kept: they delete)."""
-    return yaml.safe_dump(plain_values(values), sort_keys=False)
-
-
-def parse_template_output(text: str) -> dict[str, str]:
-    """`helm template` output split back into template path -> manifest text."""
-    manifests: dict[str, str] = {}
-    parts = re.split(r"^---[ \t]*\n# Source: (.+)\n", text, flags=re.MULTILINE)
-    for path, body in zip(parts[1::2], parts[2::2], strict=True):
-        if not body.strip() or path.endswith("/NOTES.txt"):
-            continue
-        manifests[path] = f"{manifests[path]}---\n{body}" if path in manifests else body
-    return manifests
-
-
-_LINT_LINE = re.compile(r"^\[(?P<severity>INFO|WARNING|ERROR)\] (?P<path>[^:]*): ?(?P<message>.*)$")
-
-
-def parse_lint_output(text: str) -> list[LintFinding]:
-    """`helm lint` text findings; indented continuation lines join their finding."""
-    findings: list[tuple[str, str, list[str]]] = []
-    current: list[str] | None = None
-    for line in text.splitlines():
-        found = _LINT_LINE.match(line)
-        if found:
-            current = [found["message"]]
-            findings.append((found["severity"].lower(), found["path"], current))
-        elif not line.strip() or line.startswith(("==>", "Error:")):
-            current = None  # a blank line, the next chart or the summary ends a finding
-        elif current is not None:
-            current.append(line)
-    return [LintFinding(severity=s, path=p, message=one_line("\n".join(m))) for s, p, m in findings]
-
-
-def parse_dependency_list(text: str) -> list[DependencyState]:
-    """`helm dependency list` table rows (NAME VERSION REPOSITORY STATUS)."""
-    states = []
-    for line in text.splitlines():
-        cells = line.split(None, 3)
-        if len(cells) < 4 or cells[0] == "NAME" or line.startswith("WARNING"):
-            continue
-        name, version, repository, status = cells
-        states.append(DependencyState(name, version, repository, status.strip()))
-    return states
-
-
-def release_from_json(data: Mapping[str, Any]) -> ReleaseInfo:
-    """ReleaseInfo from a release object (`helm status|install|upgrade -o json`)."""
-    info = data.get("info") or {}
-    meta = (data.get("chart") or {}).get("metadata") or {}
-    return ReleaseInfo(
-        name=str(data.get("name", "")),
-        namespace=str(data.get("namespace", "")),
-        revision=int(data.get("version", 0)),
-        status=str(info.get("status", "")),
-        chart=str(meta.get("name", "")),
-        chart_version=str(meta.get("version", "")),
-        app_version=str(meta.get("appVersion", "")),
-        updated=str(info.get("last_deployed", "")),
-        description=str(info.get("description", "")),
-        manifest=str(data.get("manifest", "")),
-    )
-
-
-_CHART_LABEL = re.compile(r"^(?P<name>.+?)-(?P<version>v?\d+\.\d+\.\d+\S*)$")
-
-
-def history_from_json(
-    data: list[Mapping[str, Any]], release: str, namespace: str
-) -> list[ReleaseInfo]:
-    """ReleaseInfo per entry of `helm history -o json` (which has no manifests)."""
-    revisions = []
-    for entry in data:
-        label = str(entry.get("chart", ""))
-        split = _CHART_LABEL.match(label)
-        revisions.append(
-            ReleaseInfo(
-                name=release,
-                namespace=namespace,
-                revision=int(entry.get("revision", 0)),
-                status=str(entry.get("status", "")),
-                chart=split["name"] if split else label,
-                chart_version=split["version"] if split else "",
-                app_version=str(entry.get("app_version", "")),
-                updated=str(entry.get("updated", "")),
-                description=str(entry.get("description", "")),
-                manifest="",
-            )
-        )
-    return revisions
-
-
-def helm_major_from_version(text: str) -> int:
-    """3 for `v3.14.2`, 4 for `v4.0.1`; 4 when unknown (the current Helm)."""
-    found = re.match(r"\s*v?(\d+)\.", text)
-    return int(found[1]) if found else 4
-
-
-def error_text(proc: subprocess.CompletedProcess[str]) -> str:
-    """The `Error: ...` part of helm's stderr (warnings dropped), else all of it."""
-    text = proc.stderr.strip() or proc.stdout.strip() or f"exit status {proc.returncode}"
-    error = text[text.find("Error:") :] if "Error:" in text else text
-    return re.sub(r"^Error:\s*", "", error)
-
-
 # --- running helm -------------------------------------------------------------------------
 
 
@@ -340,18 +229,6 @@ class CliEngine:
                 f"chart {shown_path(chart_dir)}: cannot load the chart: no Chart.yaml there"
             )
 
-    def _chart_failure(
-        self, chart_dir: Path, proc: subprocess.CompletedProcess[str]
-    ) -> HubfleetError:
-        detail = error_text(proc)
-        kind = failure_kind(detail)
-        if kind == "values":
-            message = schema_error_message(chart_dir, detail)
-            return ConfigError(message or f"chart {shown_path(chart_dir)}: {one_line(detail)}")
-        if kind == "render":
-            return RenderError(render_error_message(chart_dir, detail))
-        return RenderError(f"chart {shown_path(chart_dir)}: helm failed: {one_line(detail)}")
-
     # --- offline: charts and values -------------------------------------------------------
 
     def render(
@@ -362,7 +239,7 @@ class CliEngine:
             render_argv(chart_dir, release, namespace, helm=self.helm), values_yaml(values)
         )
         if proc.returncode != 0:
-            raise self._chart_failure(chart_dir, proc)
+            raise chart_error(chart_dir, proc)
         return parse_template_output(proc.stdout)
 
     def lint(self, chart_dir: Path, values: Mapping[str, Any]) -> list[LintFinding]:
@@ -370,7 +247,7 @@ class CliEngine:
         proc = self._run(lint_argv(chart_dir, helm=self.helm), values_yaml(values))
         findings = parse_lint_output(proc.stdout)
         if proc.returncode != 0 and not findings:
-            raise self._chart_failure(chart_dir, proc)
+            raise chart_error(chart_dir, proc)
         return findings
 
     def validate_values_schema(self, chart_dir: Path, values: Mapping[str, Any]) -> None:
@@ -380,19 +257,19 @@ class CliEngine:
             render_argv(chart_dir, "schema-check", "default", helm=self.helm), values_yaml(values)
         )
         if proc.returncode != 0 and failure_kind(error_text(proc)) != "render":
-            raise self._chart_failure(chart_dir, proc)
+            raise chart_error(chart_dir, proc)
 
     def build_dependencies(self, chart_dir: Path) -> None:
         def list_dependencies(chart: Path) -> list[DependencyState]:
             proc = self._run(dependency_list_argv(chart, helm=self.helm))
             if proc.returncode != 0:
-                raise self._chart_failure(chart, proc)
+                raise chart_error(chart, proc)
             return parse_dependency_list(proc.stdout)
 
         def package_chart(source: Path, destination: Path) -> None:
             proc = self._run(package_argv(source, destination, helm=self.helm))
             if proc.returncode != 0:
-                raise self._chart_failure(source, proc)
+                raise chart_error(source, proc)
 
         def pull_chart(dep: DependencyState, cache_dir: Path) -> None:
             proc = self._run(pull_argv(dep, cache_dir, helm=self.helm))
@@ -429,10 +306,8 @@ class CliEngine:
             )
             proc = self._run(argv, values_yaml(values))
         if proc.returncode != 0:
-            raise self._release_failure(
-                proc, creds, chart_dir, release, namespace, "dry-run install"
-            )
-        return release_from_json(self._json(proc, creds, release, namespace))
+            raise release_error(proc, creds, chart_dir, release, namespace, "dry-run install")
+        return release_from_json(release_json(proc, creds, release, namespace))
 
     def status(self, creds: ClusterCredentials, release: str, namespace: str) -> ReleaseInfo | None:
         with self._kubeconfig(creds) as kubeconfig:
@@ -443,8 +318,8 @@ class CliEngine:
         if proc.returncode != 0:
             if failure_kind(error_text(proc)) == "not-found":
                 return None
-            raise self._release_failure(proc, creds, None, release, namespace, "status")
-        return release_from_json(self._json(proc, creds, release, namespace))
+            raise release_error(proc, creds, None, release, namespace, "status")
+        return release_from_json(release_json(proc, creds, release, namespace))
 
     def history(self, creds: ClusterCredentials, release: str, namespace: str) -> list[ReleaseInfo]:
         with self._kubeconfig(creds) as kubeconfig:
@@ -455,8 +330,8 @@ class CliEngine:
         if proc.returncode != 0:
             if failure_kind(error_text(proc)) == "not-found":
                 return []
-            raise self._release_failure(proc, creds, None, release, namespace, "history")
-        return history_from_json(self._json(proc, creds, release, namespace), release, namespace)
+            raise release_error(proc, creds, None, release, namespace, "history")
+        return history_from_json(release_json(proc, creds, release, namespace), release, namespace)
 
     def upgrade_or_install(
         self,
@@ -490,10 +365,8 @@ class CliEngine:
             # helm enforces --timeout itself; the margin covers its own start and rollback.
             proc = self._run(argv, values_yaml(values), timeout_s=2 * timeout_s + 60)
         if proc.returncode != 0:
-            raise self._release_failure(
-                proc, creds, chart_dir, release, namespace, "upgrade", timeout_s
-            )
-        return release_from_json(self._json(proc, creds, release, namespace))
+            raise release_error(proc, creds, chart_dir, release, namespace, "upgrade", timeout_s)
+        return release_from_json(release_json(proc, creds, release, namespace))
 
     def rollback(
         self,
@@ -513,42 +386,4 @@ class CliEngine:
             )
             proc = self._run(argv)
         if proc.returncode != 0:
-            raise self._release_failure(proc, creds, None, release, namespace, "rollback")
-
-    # --- errors -------------------------------------------------------------------------
-
-    def _release_failure(
-        self,
-        proc: subprocess.CompletedProcess[str],
-        creds: ClusterCredentials | None,
-        chart_dir: Path | None,
-        release: str,
-        namespace: str,
-        action: str,
-        timeout_s: int | None = None,
-    ) -> HubfleetError:
-        return release_failure(
-            error_text(proc),
-            creds=creds,
-            chart_dir=chart_dir,
-            release=release,
-            namespace=namespace,
-            action=action,
-            timeout_s=timeout_s,
-        )
-
-    def _json(
-        self,
-        proc: subprocess.CompletedProcess[str],
-        creds: ClusterCredentials | None,
-        release: str,
-        namespace: str,
-    ) -> Any:
-        try:
-            return json.loads(proc.stdout)
-        except json.JSONDecodeError as err:
-            who = f"member {creds.member}" if creds else "dry run"
-            raise ClusterError(
-                f"{who}: release {release} in namespace {namespace}: helm printed no JSON: "
-                f"{one_line(proc.stdout[:200])}"
-            ) from err
+            raise release_error(proc, creds, None, release, namespace, "rollback")

@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 
 import helm_python as helm
 
+from hubfleet.chart_deps import resolve_dependencies
 from hubfleet.credentials import ClusterCredentials, kubeconfig_file
 from hubfleet.errors import ClusterError, ConfigError, HubfleetError, RenderError
 from hubfleet.helm import (
@@ -24,12 +25,13 @@ from hubfleet.helm import (
     DependencyState,
     LintFinding,
     ReleaseInfo,
+    plain_values,
+)
+from hubfleet.helm_errors import (
     cluster_label,
     one_line,
-    plain_values,
     release_failure,
     render_error_message,
-    resolve_dependencies,
     schema_error_message,
     shown_path,
 )

@@ -3,7 +3,9 @@
 Everything hubfleet asks a member's API server goes through here: a client built from the
 member's in-memory kubeconfig (never ~/.kube/config, KUBECONFIG or the client's global default
 configuration), a reachability check, waiting for workloads to roll out with the rules of
-`kubectl rollout status`, and diagnostics of the pods that are not healthy.
+`kubectl rollout status`, and diagnostics of the pods that are not healthy. The rules
+themselves are pure and live apart: readiness in `hubfleet.rollout`, the pod reports in
+`hubfleet.pod_report`; this module only reads what they judge.
 
 `kubernetes` takes half a second to import, so it is imported inside the functions that need
 it; nothing else in hubfleet imports it.
@@ -18,20 +20,20 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from hubfleet.credentials import ClusterCredentials
-from hubfleet.errors import ClusterError, RolloutError
+from hubfleet.errors import ClusterError
+from hubfleet.pod_report import LogTail, PodReport, is_healthy, pod_report, short_line
+from hubfleet.rollout import ROLLOUT_KINDS, RolloutNotReadyError, RolloutState, rollout_status
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
 
-ROLLOUT_KINDS = ("Deployment", "DaemonSet", "StatefulSet")
 CONNECT_TIMEOUT_S = 5.0
 READ_TIMEOUT_S = 30.0
 MAX_PARALLEL_WAITS = 8
@@ -40,91 +42,6 @@ MAX_PARALLEL_WAITS = 8
 # Loading under this lock with an emptied cache keeps one member's files (in its own temp dir,
 # removed when its client closes) from being handed to another member's client.
 _LOADER_LOCK = threading.Lock()
-
-
-class Workload(NamedTuple):
-    """A Deployment, DaemonSet or StatefulSet named in a manifest."""
-
-    kind: str
-    name: str
-    namespace: str | None  # None: the manifest leaves it to the release namespace
-
-
-@dataclass(frozen=True)
-class RolloutState:
-    """Where one workload's rollout stood when last looked at."""
-
-    kind: str
-    name: str
-    namespace: str
-    ready: bool
-    message: str  # what `kubectl rollout status` would say, in fewer words
-    failed: bool = False  # waiting longer cannot help (e.g. progress deadline exceeded)
-    elapsed_s: float = 0.0
-
-    def __str__(self) -> str:
-        return f"{self.kind} {self.name}: {self.message}"
-
-
-class RolloutNotReadyError(RolloutError):
-    """Some workloads did not become ready; `states` has every workload's last state."""
-
-    def __init__(self, message: str, states: Sequence[RolloutState]) -> None:
-        super().__init__(message)
-        self.states: tuple[RolloutState, ...] = tuple(states)
-
-
-@dataclass(frozen=True)
-class ContainerReport:
-    """One container of an unhealthy pod: its state, and the end of its log."""
-
-    name: str
-    ready: bool
-    state: str  # waiting | running | terminated | unknown
-    reason: str  # CrashLoopBackOff, ImagePullBackOff, Error, OOMKilled, ...
-    message: str
-    exit_code: int | None  # of the current run if terminated, else of the last one
-    restarts: int
-    log_tail: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class PodEvent:
-    type: str
-    reason: str
-    message: str
-    count: int
-
-
-@dataclass(frozen=True)
-class PodReport:
-    """A pod that is neither Ready nor Succeeded, and what the cluster says about it."""
-
-    name: str
-    namespace: str
-    phase: str
-    reason: str  # pod-level: Evicted, Unschedulable, ...
-    message: str
-    containers: tuple[ContainerReport, ...]
-    events: tuple[PodEvent, ...]
-
-    def lines(self) -> list[str]:
-        """The report as indented lines, for printing under a rollout failure."""
-        head = f"pod {self.name} ({self.phase}"
-        head += f", {self.reason}: {self.message})" if self.reason else ")"
-        out = [head]
-        for c in self.containers:
-            detail = [c.reason or c.state]
-            if c.exit_code is not None:
-                detail.append(f"exit code {c.exit_code}")
-            if c.restarts:
-                detail.append(f"{c.restarts} restarts")
-            out.append(f"  container {c.name}: {', '.join(detail)}")
-            if c.message:
-                out.append(f"    {_one_line(c.message)}")
-            out.extend(f"    | {line}" for line in c.log_tail)
-        out.extend(f"  event {e.type} {e.reason}: {_one_line(e.message)}" for e in self.events)
-        return out
 
 
 # --- clients ------------------------------------------------------------------------------
@@ -156,7 +73,7 @@ def api_client(creds: ClusterCredentials, workdir: Path) -> ApiClient:
     except (config.ConfigException, KeyError, TypeError, ValueError) as err:
         raise ClusterError(
             f"member {creds.member}: the kubeconfig in {creds.source} cannot be used "
-            f"(context {creds.context}): {_one_line(str(err))}"
+            f"(context {creds.context}): {short_line(str(err))}"
         ) from err
     return client.ApiClient(configuration=configuration)
 
@@ -207,91 +124,6 @@ def check_reachable(
 
 
 # --- rollouts -----------------------------------------------------------------------------
-
-
-def workloads_in_manifest(
-    objects: Iterable[Mapping[str, Any] | None], default_namespace: str | None = None
-) -> list[Workload]:
-    """The Deployments, DaemonSets and StatefulSets among parsed manifest documents, in order."""
-    found: dict[Workload, None] = {}
-
-    def visit(doc: Mapping[str, Any] | None) -> None:
-        if not isinstance(doc, Mapping):
-            return
-        if doc.get("kind") == "List" and isinstance(doc.get("items"), list):
-            for item in doc["items"]:
-                visit(item)
-            return
-        meta = doc.get("metadata")
-        is_workload = doc.get("kind") in ROLLOUT_KINDS
-        if is_workload and str(doc.get("apiVersion", "")).startswith("apps/"):
-            if not (isinstance(meta, Mapping) and meta.get("name")):
-                return
-            namespace = meta.get("namespace") or default_namespace
-            found[Workload(str(doc["kind"]), str(meta["name"]), namespace)] = None
-
-    for doc in objects:
-        visit(doc)
-    return list(found)
-
-
-def rollout_status(obj: Mapping[str, Any]) -> tuple[bool, bool, str]:
-    """(ready, failed, message) of a workload object, by the rules of `kubectl rollout status`."""
-    kind = obj.get("kind")
-    meta, spec, status = obj.get("metadata", {}), obj.get("spec", {}), obj.get("status") or {}
-    generation = int(meta.get("generation", 0))
-    observed = int(status.get("observedGeneration", 0))
-    if observed == 0 or generation > observed:
-        return False, False, f"waiting for the controller to observe generation {generation}"
-    replicas = int(spec.get("replicas", 1))
-    if kind == "Deployment":
-        for cond in status.get("conditions") or []:
-            if (
-                cond.get("type") == "Progressing"
-                and cond.get("reason") == "ProgressDeadlineExceeded"
-            ):
-                deadline = spec.get("progressDeadlineSeconds", 600)
-                return False, True, f"exceeded its progress deadline ({deadline}s)"
-        updated = int(status.get("updatedReplicas", 0))
-        available = int(status.get("availableReplicas", 0))
-        if updated < replicas:
-            return False, False, f"{updated} of {replicas} replicas updated"
-        if int(status.get("replicas", 0)) > updated:
-            return (
-                False,
-                False,
-                f"{int(status['replicas']) - updated} old replicas pending termination",
-            )
-        if available < updated:
-            return False, False, f"{available} of {updated} replicas ready"
-        return True, False, f"{available} of {replicas} replicas ready"
-    strategy = spec.get("updateStrategy") or {}
-    if strategy.get("type", "RollingUpdate") != "RollingUpdate":
-        # kubectl refuses to judge these; waiting would only hang the deploy
-        return True, False, f"update strategy {strategy.get('type')}: not waited for"
-    if kind == "DaemonSet":
-        desired = int(status.get("desiredNumberScheduled", 0))
-        updated = int(status.get("updatedNumberScheduled", 0))
-        available = int(status.get("numberAvailable", 0))
-        if updated < desired:
-            return False, False, f"{updated} of {desired} pods updated"
-        if available < desired:
-            return False, False, f"{available} of {desired} pods ready"
-        return True, False, f"{available} of {desired} pods ready"
-    if kind == "StatefulSet":
-        ready = int(status.get("readyReplicas", 0))
-        updated = int(status.get("updatedReplicas", 0))
-        if ready < replicas:
-            return False, False, f"{ready} of {replicas} replicas ready"
-        partition = (strategy.get("rollingUpdate") or {}).get("partition")
-        if partition is not None:
-            if updated < replicas - int(partition):
-                return False, False, f"{updated} of {replicas - int(partition)} pods updated"
-            return True, False, f"{ready} of {replicas} replicas ready"
-        if status.get("updateRevision") != status.get("currentRevision"):
-            return False, False, f"{updated} pods at revision {status.get('updateRevision')}"
-        return True, False, f"{ready} of {replicas} replicas ready"
-    raise ValueError(f"not a workload kind kubectl rollout status knows: {kind}")
 
 
 def wait_for_rollouts(
@@ -408,7 +240,7 @@ def pod_diagnostics(
     core = client.CoreV1Api(api)
     try:
         pods = _json(core.list_namespaced_pod(namespace, label_selector=selector or "", **_raw()))
-        unhealthy = [p for p in pods.get("items", []) if not _healthy(p)]
+        unhealthy = [p for p in pods.get("items", []) if not is_healthy(p)]
         reports = []
         for pod in sorted(unhealthy, key=lambda p: p["metadata"]["name"])[:max_pods]:
             name = pod["metadata"]["name"]
@@ -419,7 +251,8 @@ def pod_diagnostics(
                     **_raw(),
                 )
             )
-            reports.append(_pod_report(core, pod, events.get("items", []), tail_lines, max_events))
+            logs = _log_reader(core, pod, tail_lines) if tail_lines > 0 else None
+            reports.append(pod_report(pod, events.get("items", []), logs, max_events))
     except ApiException as err:
         raise ClusterError(
             f"namespace {namespace}: cannot read pods for diagnostics ({err.status} {err.reason})"
@@ -433,83 +266,14 @@ def pod_diagnostics(
     return reports
 
 
-def _healthy(pod: Mapping[str, Any]) -> bool:
-    status = pod.get("status") or {}
-    if status.get("phase") == "Succeeded":
-        return True
-    ready = any(
-        c.get("type") == "Ready" and c.get("status") == "True"
-        for c in status.get("conditions") or []
-    )
-    return status.get("phase") == "Running" and ready
+def _log_reader(core: Any, pod: Mapping[str, Any], tail_lines: int) -> LogTail:
+    """How `pod_report` reads the end of one of this pod's container logs."""
+    meta = pod["metadata"]
 
+    def log_tail(container: str, restarted: bool) -> tuple[str, ...]:
+        return _log_tail(core, meta["namespace"], meta["name"], container, tail_lines, restarted)
 
-def _pod_report(
-    core: Any,
-    pod: Mapping[str, Any],
-    events: list[Mapping[str, Any]],
-    tail_lines: int,
-    max_events: int,
-) -> PodReport:
-    meta, status = pod["metadata"], pod.get("status") or {}
-    reason, message = str(status.get("reason") or ""), str(status.get("message") or "")
-    for cond in status.get("conditions") or []:
-        if not reason and cond.get("type") == "PodScheduled" and cond.get("status") == "False":
-            reason, message = str(cond.get("reason") or ""), str(cond.get("message") or "")
-    containers = [
-        _container_report(core, meta["namespace"], meta["name"], c, tail_lines)
-        for c in [
-            *(status.get("initContainerStatuses") or []),
-            *(status.get("containerStatuses") or []),
-        ]
-    ]
-    events = sorted(
-        events,
-        key=lambda e: str(
-            e.get("lastTimestamp") or e.get("eventTime") or e.get("firstTimestamp") or ""
-        ),
-    )
-    return PodReport(
-        name=meta["name"],
-        namespace=meta["namespace"],
-        phase=str(status.get("phase") or "Unknown"),
-        reason=reason,
-        message=message,
-        containers=tuple(containers),
-        events=tuple(
-            PodEvent(
-                str(e.get("type", "")),
-                str(e.get("reason", "")),
-                str(e.get("message", "")),
-                int(e.get("count") or 1),
-            )
-            for e in events[-max_events:]
-        ),
-    )
-
-
-def _container_report(
-    core: Any, namespace: str, pod: str, status: Mapping[str, Any], tail_lines: int
-) -> ContainerReport:
-    state_name, detail = next(iter((status.get("state") or {"unknown": {}}).items()))
-    detail = detail if isinstance(detail, dict) else {}
-    last = (status.get("lastState") or {}).get("terminated") or {}
-    exit_code = detail.get("exitCode", last.get("exitCode"))
-    ready = bool(status.get("ready"))
-    restarts = int(status.get("restartCount", 0))
-    log_tail: tuple[str, ...] = ()
-    if not ready and tail_lines > 0:
-        log_tail = _log_tail(core, namespace, pod, str(status["name"]), tail_lines, restarts > 0)
-    return ContainerReport(
-        name=str(status["name"]),
-        ready=ready,
-        state=str(state_name),
-        reason=str(detail.get("reason") or ""),
-        message=str(detail.get("message") or ""),
-        exit_code=None if exit_code is None else int(exit_code),
-        restarts=restarts,
-        log_tail=log_tail,
-    )
+    return log_tail
 
 
 def _log_tail(
@@ -575,9 +339,4 @@ def _network_reason(err: BaseException) -> str:
         return "host name not found"
     if "no route to host" in lowered:
         return "no route to host"
-    return _one_line(re.sub(r"<[^>]*>: ", "", text))
-
-
-def _one_line(text: str, limit: int = 200) -> str:
-    line = " ".join(text.split())
-    return line if len(line) <= limit else line[: limit - 1] + "…"
+    return short_line(re.sub(r"<[^>]*>: ", "", text))

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from hubfleet.credentials import ClusterCredentials, credentials_from_kubeconfig
+from hubfleet.credentials import ClusterCredentials, credentials_from_kubeconfig, kubeconfig_file
 from hubfleet.errors import ClusterError, ConfigError, HubfleetError, RenderError, RolloutError
 from hubfleet.helm import DependencyState, LintFinding, ReleaseInfo, engine_from_env
 from hubfleet.helm_cli import (
@@ -27,22 +27,23 @@ from hubfleet.helm_cli import (
     CliEngine,
     dependency_list_argv,
     dry_run_argv,
-    error_text,
-    helm_major_from_version,
     history_argv,
-    history_from_json,
-    kubeconfig_file,
     lint_argv,
     package_argv,
-    parse_dependency_list,
-    parse_lint_output,
-    parse_template_output,
     pull_argv,
-    release_from_json,
     render_argv,
     rollback_argv,
     status_argv,
     upgrade_argv,
+)
+from hubfleet.helm_cli_output import (
+    error_text,
+    helm_major_from_version,
+    history_from_json,
+    parse_dependency_list,
+    parse_lint_output,
+    parse_template_output,
+    release_from_json,
     values_yaml,
 )
 from hubfleet.helm_sdk import SdkEngine

@@ -28,7 +28,8 @@ import pytest
 
 from hubfleet.credentials import ClusterCredentials, credentials_from_kubeconfig
 from hubfleet.errors import ClusterError, ConfigError, RenderError
-from hubfleet.helm import ReleaseInfo, shown_path
+from hubfleet.helm import ReleaseInfo
+from hubfleet.helm_errors import shown_path
 from hubfleet.helm_sdk import SdkEngine
 
 CHARTS = Path(__file__).parent / "charts"

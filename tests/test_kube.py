@@ -17,6 +17,7 @@ import pytest
 from hubfleet import kube
 from hubfleet.credentials import ClusterCredentials, credentials_from_kubeconfig
 from hubfleet.errors import ClusterError, RolloutError
+from hubfleet.rollout import RolloutNotReadyError, RolloutState
 from tests.kube_stub import KubeStub
 
 pytest_plugins = ["tests.conftest_kube"]
@@ -77,128 +78,6 @@ def test_importing_the_adapter_does_not_import_kubernetes() -> None:
     code = "import sys, hubfleet.kube; print('kubernetes' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
-
-
-def test_workloads_in_manifest_picks_apps_workloads_in_order() -> None:
-    docs = [
-        None,
-        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"}},
-        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "hub"}},
-        {
-            "apiVersion": "apps/v1",
-            "kind": "StatefulSet",
-            "metadata": {"name": "db", "namespace": "x"},
-        },
-        {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "migrate"}},
-        {
-            "apiVersion": "v1",
-            "kind": "List",
-            "items": [
-                {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "puller"}}
-            ],
-        },
-        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "hub"}},  # duplicate
-    ]
-    assert kube.workloads_in_manifest(docs, default_namespace="demo") == [
-        ("Deployment", "hub", "demo"),
-        ("StatefulSet", "db", "x"),
-        ("DaemonSet", "puller", "demo"),
-    ]
-    assert kube.workloads_in_manifest(docs[2:3]) == [kube.Workload("Deployment", "hub", None)]
-
-
-@pytest.mark.parametrize(
-    ("obj", "expected"),
-    [
-        (
-            {
-                "kind": "Deployment",
-                "metadata": {"generation": 2},
-                "spec": {"replicas": 1},
-                "status": {"observedGeneration": 1},
-            },
-            (False, False, "waiting for the controller to observe generation 2"),
-        ),
-        (
-            {
-                "kind": "Deployment",
-                "metadata": {"generation": 1},
-                "spec": {"replicas": 2},
-                "status": {
-                    "observedGeneration": 1,
-                    "replicas": 3,
-                    "updatedReplicas": 2,
-                    "availableReplicas": 2,
-                },
-            },
-            (False, False, "1 old replicas pending termination"),
-        ),
-        (
-            {
-                "kind": "Deployment",
-                "metadata": {"generation": 1},
-                "spec": {"replicas": 1},
-                "status": {
-                    "observedGeneration": 1,
-                    "conditions": [
-                        {
-                            "type": "Progressing",
-                            "status": "False",
-                            "reason": "ProgressDeadlineExceeded",
-                        }
-                    ],
-                },
-            },
-            (False, True, "exceeded its progress deadline (600s)"),
-        ),
-        (
-            {
-                "kind": "DaemonSet",
-                "metadata": {"generation": 1},
-                "spec": {},
-                "status": {
-                    "observedGeneration": 1,
-                    "desiredNumberScheduled": 3,
-                    "updatedNumberScheduled": 3,
-                    "numberReady": 3,
-                    "numberAvailable": 2,
-                },
-            },
-            (False, False, "2 of 3 pods ready"),
-        ),
-        (
-            {
-                "kind": "StatefulSet",
-                "metadata": {"generation": 1},
-                "spec": {
-                    "replicas": 3,
-                    "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 1}},
-                },
-                "status": {"observedGeneration": 1, "readyReplicas": 3, "updatedReplicas": 1},
-            },
-            (False, False, "1 of 2 pods updated"),
-        ),
-        (
-            {
-                "kind": "StatefulSet",
-                "metadata": {"generation": 1},
-                "spec": {"replicas": 1},
-                "status": {
-                    "observedGeneration": 1,
-                    "readyReplicas": 1,
-                    "updatedReplicas": 1,
-                    "currentRevision": "db-1",
-                    "updateRevision": "db-2",
-                },
-            },
-            (False, False, "1 pods at revision db-2"),
-        ),
-    ],
-)
-def test_rollout_status_follows_kubectl_rules(
-    obj: dict[str, Any], expected: tuple[Any, ...]
-) -> None:
-    assert kube.rollout_status(obj) == expected
 
 
 # --- clients ------------------------------------------------------------------------------
@@ -354,7 +233,7 @@ def test_two_members_talk_to_their_own_clusters_concurrently(
 def test_rollouts_of_all_three_kinds_succeed(
     stub: KubeStub, kube_credentials: ClusterCredentials
 ) -> None:
-    seen: list[kube.RolloutState] = []
+    seen: list[RolloutState] = []
     with kube.member_api(kube_credentials) as api:
         for kind, name in [("Deployment", "hub"), ("DaemonSet", "puller"), ("StatefulSet", "db")]:
             stub.ready_after(kind, name, 0.3, namespace=NS)
@@ -417,7 +296,7 @@ def test_timeout_names_the_workloads_not_ready(
     assert str(err.value) == (
         "Deployment hub: 0 of 1 replicas ready; StatefulSet db: not found after 0.3s (namespace hub)"
     )
-    assert isinstance(err.value, kube.RolloutNotReadyError)
+    assert isinstance(err.value, RolloutNotReadyError)
     assert [(s.name, s.ready) for s in err.value.states] == [
         ("hub", False),
         ("puller", True),
@@ -452,7 +331,7 @@ def test_a_failing_progress_callback_ends_the_wait_at_once(
     stub.put(deployment("hub"))
     stub.put(deployment("proxy"))
 
-    def report(state: kube.RolloutState) -> None:
+    def report(state: RolloutState) -> None:
         if state.name == "proxy":
             raise RuntimeError("terminal went away")
 
