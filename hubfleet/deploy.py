@@ -92,7 +92,7 @@ def render_member(repo: DeployRepo, member: Member, engine: HelmEngine) -> Rende
 
     mark = time.perf_counter()
     manifests = engine.render(chart_dir, member.release, member.namespace, values.user.values)
-    objects = parse_manifests(manifests.values())
+    objects = parse_manifests(manifests)
     timings["render"] = time.perf_counter() - mark
     name, version = _chart_meta(chart_dir, shown_chart)
     return Rendered(member, chart_dir, name, version, values, manifests, objects, timings)
@@ -179,7 +179,8 @@ def deploy_member(
                 raise HubfleetError(
                     f"member {member.name}: deploy not confirmed; nothing was changed"
                 )
-        say(f"{member.name}: upgrading release {member.release} (timeout {options.timeout_s}s)")
+        action = "upgrading" if live else "installing"
+        say(f"{member.name}: {action} release {member.release} (timeout {options.timeout_s}s)")
         release = engine.upgrade_or_install(
             creds,
             rendered.chart_dir,

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import hmac
+import secrets
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import yaml
+
+from hubfleet.errors import RenderError
 
 try:
     from yaml import CSafeLoader as _Loader
@@ -40,13 +44,22 @@ class ObjectChange:
         return f"{self.kind} {where}{self.name}"
 
 
-def parse_manifests(texts: Iterable[str]) -> list[dict[str, Any]]:
-    """Every Kubernetes object in the given YAML streams, in order (empty documents dropped)."""
+def parse_manifests(texts: Iterable[str] | Mapping[str, str]) -> list[dict[str, Any]]:
+    """Every Kubernetes object in the given YAML streams, in order (empty documents dropped).
+
+    Given a mapping of template name to rendered text, a template that renders to invalid
+    YAML is a RenderError naming the template and the line.
+    """
+    named = texts.items() if isinstance(texts, Mapping) else (("manifest", t) for t in texts)
     objects: list[dict[str, Any]] = []
-    for text in texts:
-        for doc in yaml.load_all(text, Loader=_Loader):
-            if isinstance(doc, dict) and doc.get("kind"):
-                objects.append(doc)
+    for name, text in named:
+        try:
+            docs = list(yaml.load_all(text, Loader=_Loader))
+        except yaml.MarkedYAMLError as err:
+            mark = err.context_mark or err.problem_mark  # where the broken construct starts
+            where = f"{name}:{mark.line + 1}" if mark else name
+            raise RenderError(f"{where}: rendered to invalid YAML: {err.problem}") from None
+        objects.extend(d for d in docs if isinstance(d, dict) and d.get("kind"))
     return objects
 
 
@@ -65,9 +78,14 @@ def count_by_kind(objects: Iterable[Mapping[str, Any]]) -> dict[str, int]:
     return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
+# Keyed per process: equal values still match within one diff, but a fingerprint printed in a
+# log cannot be checked against guessed passwords offline.
+_FINGERPRINT_KEY = secrets.token_bytes(32)
+
+
 def _fingerprint(value: Any) -> str:
-    digest = hashlib.sha256(str(value).encode()).hexdigest()[:12]
-    return f"<secret sha256:{digest}>"
+    digest = hmac.new(_FINGERPRINT_KEY, str(value).encode(), hashlib.sha256).hexdigest()[:12]
+    return f"<secret hmac:{digest}>"
 
 
 def masked_object(obj: Mapping[str, Any]) -> dict[str, Any]:
@@ -98,6 +116,9 @@ def diff_objects(
         if old_lines == new_lines:
             continue
         change = "added" if key not in before else "removed" if key not in after else "changed"
+        if change != "changed":  # a whole new or gone object is named, not printed
+            changes.append(ObjectChange(kind, ns, name, change, ()))
+            continue
         diff = tuple(
             difflib.unified_diff(
                 old_lines, new_lines, f"live {kind} {name}", f"new {kind} {name}", lineterm="", n=2

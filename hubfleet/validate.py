@@ -25,19 +25,27 @@ class ValidationReport:
         return not self.problems
 
 
-def _check_member_values(repo: DeployRepo, member: Member, engine: HelmEngine) -> str | None:
+def _check_member_values(repo: DeployRepo, member: Member, engine: HelmEngine) -> list[str]:
+    """Schema-check and lint the member's chart with its merged values."""
+    chart_dir = repo.root / member.chart
     try:
         merged = member_values(repo, member)
-        engine.validate_values_schema(repo.root / member.chart, merged.effective.values)
+        engine.validate_values_schema(chart_dir, merged.effective.values)
+        findings = engine.lint(chart_dir, merged.user.values)
     except HubfleetError as err:
-        return f"member {member.name}: {err}"
-    return None
+        return [f"member {member.name}: {err}"]
+    return [
+        f"member {member.name}: chart {repo.relative(chart_dir)}: lint {f.path}: {f.message}"
+        for f in findings
+        if f.severity == "error"
+    ]
 
 
 def validate_federation(
     repo: DeployRepo, engine: HelmEngine, only: str | None = None, workers: int = 8
 ) -> ValidationReport:
-    """Check the whole registry, then the values of `only` (or of every valid member)."""
+    """Check the whole registry, then the values of `only` (or of every valid member):
+    against the chart's values.schema.json, and by Helm's linter with those values."""
     doc, problems = check_registry(repo)
     lines = [str(p) for p in problems]
     members = doc.data.get("members") if isinstance(doc.data, dict) else None
@@ -54,5 +62,5 @@ def validate_federation(
     chosen = [member_from_record(n, members[n]) for n in names]
     with ThreadPoolExecutor(max_workers=workers) as pool:
         results = list(pool.map(lambda m: _check_member_values(repo, m, engine), chosen))
-    lines += [r for r in results if r]
+    lines += [line for found in results for line in found]
     return ValidationReport(tuple(names), tuple(lines))

@@ -110,7 +110,7 @@ def test_a_changed_secret_shows_as_a_fingerprint_never_the_value(
     )
     _, out = run(repo.root, "alpha", DeployOptions(diff=True))
     assert "changed  Secret alpha/alpha-hub" in out
-    assert "<secret sha256:" in out
+    assert "<secret hmac:" in out
     assert "brand-new-proxy-token" not in out
     assert_no_secret(out, "alpha")
 

@@ -294,3 +294,22 @@ def test_no_secret_value_in_any_tracked_file_outside_secrets(demo_secrets: list[
         path = PROJECT / name
         if path.is_file():
             assert_clean(path.read_text(errors="replace"), demo_secrets)
+
+
+def test_validate_runs_helms_linter_with_each_members_values(
+    deploy_repo: MakeRepo, tmp_path: Path
+) -> None:
+    repo = deploy_repo({"alpha": {"domain": "alpha.example.org"}})
+    template = repo.root / "charts" / "demo" / "templates" / "bad.yaml"
+    template.write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  a: [oops\n"
+    )
+    done = run_in(repo, ["validate"], tmp_path)
+    assert done.returncode == 1
+    problems = done.stderr.strip().splitlines()
+    assert problems[0].startswith(
+        "member alpha: chart charts/demo: lint templates/bad.yaml: unable to parse YAML"
+    )
+    assert problems[-1] == "error: 1 problem(s) found"
+    deploy = one_error_line(run_in(repo, ["deploy", "alpha", "--dry-run"], tmp_path))
+    assert deploy.startswith("error: demo/templates/bad.yaml:6: rendered to invalid YAML")
