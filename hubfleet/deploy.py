@@ -83,7 +83,8 @@ def render_member(repo: DeployRepo, member: Member, engine: HelmEngine) -> Rende
     chart_dir = repo.root / member.chart
     shown_chart = repo.relative(chart_dir)
     values = member_values(repo, member)
-    timings["decrypt+merge"] = time.perf_counter() - start
+    timings["decrypt"] = values.decrypt_s
+    timings["read+merge"] = time.perf_counter() - start - values.decrypt_s
 
     mark = time.perf_counter()
     engine.validate_values_schema(chart_dir, values.effective.values)

@@ -8,12 +8,11 @@ everything before anything is decrypted.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from hubfleet.errors import ConfigError, SecretsError
 from hubfleet.registry import Member
@@ -30,6 +29,7 @@ class MemberValues:
     layers: tuple[ValuesLayer, ...]
     user: MergedValues  # every layer but the chart defaults, nulls kept: passed to Helm
     effective: MergedValues  # all layers, nulls applied: what the release ends up with
+    decrypt_s: float = 0.0  # how long decrypting the secret layers took
 
 
 def registry_layer(member: Member, registry_name: str) -> ValuesLayer:
@@ -66,16 +66,31 @@ def _secret_mapping(data: Any, shown: str) -> Mapping[str, Any]:
     return data
 
 
+def secret_layer_files(repo: DeployRepo, member: Member) -> list[Path]:
+    """The secrets files among `member`'s layers that exist."""
+    files = [repo.common_secret_values(), repo.member_secret_values(member.name)]
+    return [p for p in files if p.is_file()]
+
+
 def member_values(
-    repo: DeployRepo, member: Member, registry_name: str = "config/federation.yaml"
+    repo: DeployRepo,
+    member: Member,
+    registry_name: str = "config/federation.yaml",
+    decrypted: Mapping[Path, Any] | None = None,
 ) -> MemberValues:
-    """Read and merge all layers of `member`; secrets files are decrypted concurrently."""
+    """Read and merge all layers of `member`. Its secrets files are decrypted concurrently,
+    unless `decrypted` already holds them (a value that is an exception is raised)."""
     from hubfleet import sops
 
-    ensure_secrets_encrypted(repo)
-    secret_files = [repo.common_secret_values(), repo.member_secret_values(member.name)]
-    present = [p for p in secret_files if p.is_file()]
-    decrypted = sops.decrypt_many(repo, present) if present else {}
+    present = secret_layer_files(repo, member)
+    started = time.perf_counter()
+    if decrypted is None:
+        ensure_secrets_encrypted(repo)
+        decrypted = sops.decrypt_many(repo, present) if present else {}
+    for path in present:
+        if isinstance(decrypted.get(path), Exception):
+            raise decrypted[path]
+    decrypt_s = time.perf_counter() - started
 
     def plain(path: Path) -> ValuesLayer | None:
         if not path.is_file():
@@ -103,8 +118,5 @@ def member_values(
         layers=(defaults, *user_layers),
         user=merge_layers(user_layers, keep_nulls=True),
         effective=merge_layers((defaults, *user_layers)),
+        decrypt_s=decrypt_s,
     )
-
-
-def values_document(values: Mapping[str, Any]) -> str:
-    return yaml.safe_dump(dict(values), sort_keys=False)

@@ -5,12 +5,15 @@ Reports every problem found (not only the first), one line each, in registry ord
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from hubfleet.errors import HubfleetError
 from hubfleet.helm import HelmEngine
-from hubfleet.layers import ensure_secrets_encrypted, member_values
+from hubfleet.layers import ensure_secrets_encrypted, member_values, secret_layer_files
 from hubfleet.registry import Member, check_registry, member_from_record
 from hubfleet.repo import DeployRepo
 
@@ -25,11 +28,13 @@ class ValidationReport:
         return not self.problems
 
 
-def _check_member_values(repo: DeployRepo, member: Member, engine: HelmEngine) -> list[str]:
+def _check_member_values(
+    repo: DeployRepo, member: Member, engine: HelmEngine, decrypted: Mapping[Path, Any]
+) -> list[str]:
     """Schema-check and lint the member's chart with its merged values."""
     chart_dir = repo.root / member.chart
     try:
-        merged = member_values(repo, member)
+        merged = member_values(repo, member, decrypted=decrypted)
         engine.validate_values_schema(chart_dir, merged.effective.values)
         findings = engine.lint(chart_dir, merged.user.values)
     except HubfleetError as err:
@@ -39,6 +44,24 @@ def _check_member_values(repo: DeployRepo, member: Member, engine: HelmEngine) -
         for f in findings
         if f.severity == "error"
     ]
+
+
+def _decrypt_each_once(
+    repo: DeployRepo, members: list[Member], pool: ThreadPoolExecutor
+) -> dict[Path, Any]:
+    """Every secrets file the members' layers use, decrypted once (the common one is shared);
+    a file that fails maps to its error, reported by each member that needs it."""
+    from hubfleet import sops
+
+    files = list(dict.fromkeys(p for m in members for p in secret_layer_files(repo, m)))
+
+    def one(path: Path) -> Any:
+        try:
+            return sops.decrypt_yaml(repo, path)
+        except HubfleetError as err:
+            return err
+
+    return dict(zip(files, pool.map(one, files), strict=True))
 
 
 def validate_federation(
@@ -61,6 +84,7 @@ def validate_federation(
         ensure_secrets_encrypted(repo)
     chosen = [member_from_record(n, members[n]) for n in names]
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        results = list(pool.map(lambda m: _check_member_values(repo, m, engine), chosen))
+        decrypted = _decrypt_each_once(repo, chosen, pool)
+        results = list(pool.map(lambda m: _check_member_values(repo, m, engine, decrypted), chosen))
     lines += [line for found in results for line in found]
     return ValidationReport(tuple(names), tuple(lines))

@@ -24,7 +24,7 @@ from hubfleet.repo import DeployRepo
 PROJECT = Path(__file__).resolve().parent.parent
 
 
-def _age_key(directory: Path) -> tuple[Path, str]:
+def age_key(directory: Path) -> tuple[Path, str]:
     key = directory / "operator.agekey"
     proc = subprocess.run(
         ["age-keygen", "-o", str(key)], capture_output=True, text=True, check=True
@@ -36,7 +36,7 @@ def _age_key(directory: Path) -> tuple[Path, str]:
 @pytest.fixture(scope="session")
 def operator_key(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """A fresh age identity (key file, recipient) for this test session."""
-    return _age_key(tmp_path_factory.mktemp("age"))
+    return age_key(tmp_path_factory.mktemp("age"))
 
 
 def secret_values(member: str) -> dict[str, Any]:

@@ -16,7 +16,7 @@ import yaml
 
 from hubfleet import sops
 from hubfleet.repo import DeployRepo
-from tests.conftest_repo import MakeRepo
+from tests.conftest_repo import MakeRepo, age_key
 
 PROJECT = Path(__file__).resolve().parent.parent
 DEMO_KEY = PROJECT / "secrets" / "demo-insecure.agekey"
@@ -313,3 +313,35 @@ def test_validate_runs_helms_linter_with_each_members_values(
     assert problems[-1] == "error: 1 problem(s) found"
     deploy = one_error_line(run_in(repo, ["deploy", "alpha", "--dry-run"], tmp_path))
     assert deploy.startswith("error: demo/templates/bad.yaml:6: rendered to invalid YAML")
+
+
+def test_validate_names_the_member_it_cannot_decrypt_and_checks_the_rest(
+    deploy_repo: MakeRepo, tmp_path: Path, operator_key: tuple[Path, str]
+) -> None:
+    other = tmp_path / "other"
+    other.mkdir()
+    _, stranger = age_key(other)
+    repo = deploy_repo(
+        {"alpha": {"domain": "alpha.example.org"}, "beta": {"domain": "beta.example.org"}}
+    )
+    # beta's secrets go to someone else's key only: this operator cannot open them
+    sops_yaml = repo.root / ".sops.yaml"
+    sops_yaml.write_text(
+        yaml.safe_dump(
+            {
+                "creation_rules": [
+                    {"path_regex": "(^|/)secrets/config/beta\\.yaml$", "age": stranger},
+                    {"path_regex": "(^|/)secrets/", "age": operator_key[1]},
+                ]
+            }
+        )
+    )
+    sops.write_encrypted(repo, repo.member_secret_values("beta"), "hub:\n  proxyToken: x\n")
+    sops.write_encrypted(repo, repo.common_secret_values(), "demo:\n  adminPassword: shared\n")
+    done = run_in(repo, ["validate"], tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "member beta: cannot decrypt secrets/config/beta.yaml: no matching age identity; "
+        "set SOPS_AGE_KEY_FILE",
+        "error: 1 problem(s) found",
+    ]
