@@ -178,7 +178,8 @@ def deploy_member(
             question = f"Deploy {len(changes)} change(s) to member {member.name} ({member.stage})?"
             if confirm is None or not confirm(question):
                 raise HubfleetError(
-                    f"member {member.name}: deploy not confirmed; nothing was changed"
+                    f"member {member.name}: deploy not confirmed; nothing was changed "
+                    "(--yes deploys without asking)"
                 )
         action = "upgrading" if live else "installing"
         say(f"{member.name}: {action} release {member.release} (timeout {options.timeout_s}s)")
