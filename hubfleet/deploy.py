@@ -87,8 +87,8 @@ def render_member(repo: DeployRepo, member: Member, engine: HelmEngine) -> Rende
     timings["read+merge"] = time.perf_counter() - start - values.decrypt_s
 
     mark = time.perf_counter()
+    engine.build_dependencies(chart_dir)  # first: subcharts carry schemas of their own
     engine.validate_values_schema(chart_dir, values.effective.values)
-    engine.build_dependencies(chart_dir)
     timings["validate"] = time.perf_counter() - mark
 
     mark = time.perf_counter()
