@@ -31,6 +31,14 @@ class Host:
     user: str = "root"
     port: int = 22
     role: str = "server"
+    public_address: str | None = None
+    disk: str | None = None
+    name: str | None = None
+
+    @property
+    def public(self) -> str:
+        """The address clients use: kubeconfig server, TLS SAN."""
+        return self.public_address or self.address
 
 
 @dataclass(frozen=True)
@@ -48,6 +56,20 @@ class Member:
     health_check: bool
     hosts: tuple[Host, ...]
     record: Mapping[str, Any]
+
+    @property
+    def k3s(self) -> Mapping[str, Any]:
+        """The member's k3s settings ({} when none are given)."""
+        settings = self.record.get("k3s", {})
+        return settings if isinstance(settings, Mapping) else {}
+
+    def host(self, address: str) -> Host:
+        """The host with this address (or name); an unknown one is an error naming the choices."""
+        for host in self.hosts:
+            if address in (host.address, host.name, host.public_address):
+                return host
+        known = ", ".join(h.address for h in self.hosts) or "none"
+        raise UnknownMemberError(f"member {self.name} has no host {address!r} (hosts: {known})")
 
 
 @dataclass(frozen=True)
@@ -123,6 +145,11 @@ def _describe(error: Any) -> tuple[PathKey, str | None, str]:
         return path, (str(missing[0]) if missing else None), "is required"
     if validator == "not" and error.validator_value == {"required": ["hosts"]}:
         return (*path, "hosts"), "hosts", "only k3s and microk8s members have hosts"
+    if validator == "not" and error.validator_value == {"required": ["k3s"]}:
+        return (*path, "k3s"), "k3s", "only k3s members have k3s settings"
+    if validator == "not" and set(error.validator_value) == {"required"}:
+        both = error.validator_value["required"]
+        return path, None, f"set {' or '.join(both)}, not both"
     if validator == "enum":
         choices = ", ".join(map(str, error.validator_value))
         return path, None, f"{error.instance!r} is not one of: {choices}"
@@ -175,6 +202,9 @@ def member_from_record(name: str, record: Mapping[str, Any]) -> Member:
             user=str(h.get("user", "root")),
             port=int(h.get("port", 22)),
             role=str(h.get("role", "server")),
+            public_address=h.get("public_address"),
+            disk=h.get("disk"),
+            name=h.get("name"),
         )
         for h in record.get("hosts", [])
     )

@@ -121,7 +121,8 @@ def test_without_confirmation_nothing_changes(deploy_repo: MakeRepo, kube_stub: 
     )
     asked: list[str] = []
     with pytest.raises(
-        HubfleetError, match=r"member alpha: deploy not confirmed; nothing was changed \(--yes deploys without asking\)"
+        HubfleetError,
+        match=r"member alpha: deploy not confirmed; nothing was changed \(--yes deploys without asking\)",
     ):
         run(
             repo.root,

@@ -59,7 +59,7 @@ def test_an_unknown_key_in_a_later_member_names_member_key_and_line(tmp_path: Pa
     found = problems(tmp_path, bad)
     assert found == [
         "config/federation.yaml:13: member beta: key 'replicas': unknown key "
-        "(allowed: stage, provider, domain, namespace, release, chart, kube_context, health_check, hosts)"
+        "(allowed: stage, provider, domain, namespace, release, chart, kube_context, health_check, hosts, k3s)"
     ]
 
 
@@ -168,3 +168,30 @@ def test_find_repo_walks_up_and_honours_hubfleet_root(tmp_path: Path) -> None:
     deep = tmp_path / "charts" / "c"
     assert find_repo(deep, environ={}).root == tmp_path.resolve()
     assert find_repo(Path("/"), environ={"HUBFLEET_ROOT": str(tmp_path)}).root == tmp_path.resolve()
+
+
+def test_k3s_settings_are_checked_and_only_for_k3s_members(tmp_path: Path) -> None:
+    k3s = GOOD + "    k3s:\n      version: v1.32.5+k3s1\n      max_pods: 5\n"
+    assert problems(tmp_path, k3s) == [
+        "config/federation.yaml:21: member beta: key 'k3s.max_pods': 5 is less than the minimum of 10"
+    ]
+    both = GOOD + "    k3s:\n      version: v1.32.5+k3s1\n      channel: stable\n"
+    assert problems(tmp_path, both) == [
+        "config/federation.yaml:19: member beta: key 'k3s': set version or channel, not both"
+    ]
+    not_k3s = GOOD.replace(
+        "    chart: charts/c\n  beta", "    chart: charts/c\n    k3s: {}\n  beta"
+    )
+    assert problems(tmp_path, not_k3s) == [
+        "config/federation.yaml:7: member alpha: key 'k3s': only k3s members have k3s settings"
+    ]
+
+
+def test_hosts_are_found_by_address_or_name(tmp_path: Path) -> None:
+    beta = load_registry(make_repo(tmp_path, GOOD)).member("beta")
+    assert beta.host("10.0.0.5").port == 2222
+    assert beta.host("10.0.0.5").public == "10.0.0.5"
+    with pytest.raises(
+        UnknownMemberError, match=r"member beta has no host '10.9.9.9' \(hosts: 10.0.0.5\)"
+    ):
+        beta.host("10.9.9.9")
