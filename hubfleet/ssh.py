@@ -1,0 +1,399 @@
+"""The one adapter over SSH (fabric on paramiko): connecting to a member's hosts and running
+commands and file transfers on them.
+
+- Keys: the member's operators' key, `secrets/<member>.key`, decrypted in memory into a
+  paramiko key; on first contact (before that key is authorised) an identity file the
+  operator names. No ssh-agent, no ~/.ssh/config, no keys looked up on their own.
+- Host keys are pinned in the repo's `config/known_hosts`. An unknown key stops with its
+  SHA256 fingerprint and is accepted only when the operator passes that same fingerprint (or
+  says yes at a prompt); a changed key is refused.
+- A non-root user works through `sudo -n`; every command is one shell script run by `sh`.
+- Every command is counted per host: the bootstrap's round trips are a measured figure.
+- Nothing secret goes on a command line: secret values travel on the command's stdin.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import os
+import shlex
+import tempfile
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hubfleet.errors import HubfleetError
+
+if TYPE_CHECKING:
+    import paramiko
+    from fabric import Connection
+
+    from hubfleet.registry import Host
+
+CONNECT_TIMEOUT_S = 10.0
+KNOWN_HOSTS = Path("config/known_hosts")
+
+
+class HostUnreachableError(HubfleetError):
+    """The host did not answer on its SSH port."""
+
+
+class HostKeyError(HubfleetError):
+    """The host's key is unknown (and not accepted) or differs from the pinned one."""
+
+
+class RemoteCommandError(HubfleetError):
+    """A command on a host exited non-zero."""
+
+
+def fingerprint(key: paramiko.PKey) -> str:
+    """A host key's fingerprint as OpenSSH prints it: SHA256:<base64 without padding>."""
+    digest = hashlib.sha256(key.asbytes()).digest()
+    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+
+
+def known_hosts_name(address: str, port: int) -> str:
+    """How known_hosts names a host: the address, or [address]:port for other ports."""
+    return address if port == 22 else f"[{address}]:{port}"
+
+
+# --- pinned host keys ---------------------------------------------------------------------
+
+
+class PinnedHostKeys:
+    """The repo's known_hosts file: the only host keys hubfleet trusts."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._lock = threading.Lock()
+
+    def load(self) -> paramiko.HostKeys:
+        import paramiko
+
+        keys = paramiko.HostKeys()
+        if self.path.is_file():
+            keys.load(str(self.path))
+        return keys
+
+    def pin(self, name: str, key: paramiko.PKey) -> None:
+        """Add a host key line, keeping every other line; the file is replaced atomically."""
+        with self._lock:
+            current = self.path.read_text() if self.path.is_file() else ""
+            if current and not current.endswith("\n"):
+                current += "\n"
+            line = f"{name} {key.get_name()} {key.get_base64()}\n"
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".known_hosts.")
+            try:
+                with os.fdopen(fd, "w") as out:
+                    out.write(current + line)
+                os.chmod(tmp, 0o644)
+                os.replace(tmp, self.path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+
+
+@dataclass(frozen=True)
+class HostKeyDecision:
+    """How first contact with an unknown host key is settled."""
+
+    accept: str | None = None  # a fingerprint the operator passed (--accept-host-key)
+    prompt: Callable[[str], bool] | None = None  # asks the operator, when there is a terminal
+
+
+def _pinning_policy(
+    label: str, pinned: PinnedHostKeys, decision: HostKeyDecision, shown: str
+) -> Any:
+    import paramiko
+
+    class PinOnAcceptance(paramiko.MissingHostKeyPolicy):  # type: ignore[misc]
+        def missing_host_key(self, client: Any, hostname: str, key: paramiko.PKey) -> None:
+            seen = fingerprint(key)
+            accepted = decision.accept == seen or (
+                decision.accept is None
+                and decision.prompt is not None
+                and decision.prompt(
+                    f"{label}: unknown host key {seen} ({key.get_name()}). Trust it?"
+                )
+            )
+            if not accepted:
+                hint = (
+                    f"the fingerprint given was {decision.accept}"
+                    if decision.accept
+                    else f"check it out of band, then rerun with --accept-host-key {seen}"
+                )
+                raise HostKeyError(f"{label}: unknown host key {seen}; {hint}")
+            pinned.pin(hostname, key)
+            client.get_host_keys().add(hostname, key.get_name(), key)
+
+    return PinOnAcceptance()
+
+
+# --- sessions -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RemoteResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+
+class HostSession:
+    """An open SSH connection to one host, with counted commands and file helpers."""
+
+    def __init__(self, member: str, host: Host, connection: Connection):
+        self.member = member
+        self.host = host
+        self.connection = connection
+        self.commands = 0
+        self.label = f"member {member}: host {host.address}"
+
+    @property
+    def as_root(self) -> bool:
+        return self.host.user == "root"
+
+    def run(
+        self, script: str, stdin: str | None = None, check: bool = True, what: str = ""
+    ) -> RemoteResult:
+        """Run `script` with sh (as root: through sudo for other users) in one round trip.
+
+        `stdin` is how secrets reach a command: never put one into `script`. A non-zero exit
+        with check=True is a RemoteCommandError naming the host and `what` was being done.
+        """
+        command = f"sh -c {shlex.quote(script)}"
+        if not self.as_root:
+            command = f"sudo -n {command}"
+        self.commands += 1
+        try:
+            result = self.connection.run(
+                command,
+                hide=True,
+                warn=True,
+                in_stream=io.StringIO(stdin) if stdin is not None else False,
+            )
+        except (OSError, EOFError) as err:
+            raise HostUnreachableError(
+                f"{self.label}: connection lost ({err or type(err).__name__}); rerun to resume"
+            ) from None
+        except Exception as err:  # paramiko raises its own SSHException family
+            if type(err).__module__.startswith("paramiko"):
+                raise HostUnreachableError(
+                    f"{self.label}: connection lost ({err}); rerun to resume"
+                ) from None
+            raise
+        outcome = RemoteResult(int(result.exited), str(result.stdout), str(result.stderr))
+        if check and not outcome.ok:
+            last = (outcome.stderr.strip() or outcome.stdout.strip() or "no output").splitlines()[
+                -1
+            ]
+            doing = f" while {what}" if what else ""
+            raise RemoteCommandError(
+                f"{self.label}: command failed{doing} (exit {outcome.exit_code}): {last}"
+            )
+        return outcome
+
+    def read_files(self, paths: list[str]) -> dict[str, str | None]:
+        """The content of each file (None when absent), in one round trip, byte-exact."""
+        parts = [
+            f"if [ -f {shlex.quote(p)} ]; then printf '%s %s\\n' {i} \"$(base64 -w0 < {shlex.quote(p)})\"; fi"
+            for i, p in enumerate(paths)
+        ]
+        out = self.run("; ".join(parts) or "true", what="reading files").stdout
+        found: dict[str, str | None] = {p: None for p in paths}
+        for line in out.splitlines():
+            number, _, encoded = line.partition(" ")
+            found[paths[int(number)]] = base64.b64decode(encoded).decode()
+        return found
+
+    def write_file(self, path: str, content: str, mode: int = 0o644) -> None:
+        """Replace `path` atomically: write a temp file beside it, then rename over it.
+
+        A full disk or any other failure leaves the old file (or none) and no temp file.
+        """
+        directory = os.path.dirname(path) or "."
+        script = (
+            "set -e; umask 077; "
+            f"mkdir -p {shlex.quote(directory)}; "
+            f"tmp=$(mktemp {shlex.quote(path)}.hubfleet.XXXXXX); "
+            "trap 'rm -f \"$tmp\"' EXIT; "
+            'cat > "$tmp"; '
+            f'chmod {mode:o} "$tmp"; '
+            f'mv -f "$tmp" {shlex.quote(path)}; trap - EXIT'
+        )
+        self.run(script, stdin=content, what=f"writing {path}")
+
+    def fetch(self, path: str) -> str:
+        """A file's content over SFTP (as root) or `sudo cat` (other users)."""
+        if not self.as_root:
+            found = self.read_files([path])[path]
+            if found is None:
+                raise RemoteCommandError(f"{self.label}: {path} does not exist")
+            return found
+        self.commands += 1
+        buffer = io.BytesIO()
+        try:
+            self.connection.get(path, local=buffer)
+        except FileNotFoundError:
+            raise RemoteCommandError(f"{self.label}: {path} does not exist") from None
+        except Exception as err:  # OSError, or paramiko's SSHException (e.g. no sftp subsystem)
+            raise HostUnreachableError(
+                f"{self.label}: fetching {path} over SFTP failed ({err})"
+            ) from None
+        return buffer.getvalue().decode()
+
+    def upload(self, local: Path, path: str, mode: int = 0o644) -> None:
+        """Copy a local file (an air-gap artefact) to `path`, atomically, keeping `mode`."""
+        directory = os.path.dirname(path)
+        staging = f"/tmp/hubfleet-upload-{os.getpid()}-{threading.get_ident()}"
+        self.commands += 1
+        try:
+            self.connection.put(str(local), remote=staging)
+        except OSError as err:
+            raise HostUnreachableError(
+                f"{self.label}: uploading {local.name} failed ({err})"
+            ) from None
+        self.run(
+            f"set -e; mkdir -p {shlex.quote(directory)}; chmod {mode:o} {staging}; "
+            f"mv -f {staging} {shlex.quote(path)}",
+            what=f"installing {path}",
+        )
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+def connect(
+    member: str,
+    host: Host,
+    key: paramiko.PKey,
+    pinned: PinnedHostKeys,
+    decision: HostKeyDecision = HostKeyDecision(),
+    timeout_s: float = CONNECT_TIMEOUT_S,
+    address: str | None = None,
+    port: int | None = None,
+) -> HostSession:
+    """Open an SSH session to `host` with `key`, trusting only pinned host keys.
+
+    `address`/`port` override where to connect (e.g. through a tunnel or proxy); the host
+    key is still pinned under the host's own address and port.
+    """
+    import paramiko
+    from fabric import Config, Connection
+
+    label = f"member {member}: host {host.address}"
+    config = Config(lazy=True, overrides={"load_ssh_configs": False})
+    connection = Connection(
+        address or host.address,
+        user=host.user,
+        port=port or host.port,
+        config=config,
+        connect_timeout=int(max(1, timeout_s)),
+        connect_kwargs={
+            "pkey": key,
+            "look_for_keys": False,
+            "allow_agent": False,
+            "banner_timeout": timeout_s,
+            "auth_timeout": timeout_s,
+        },
+    )
+    name = known_hosts_name(host.address, host.port)
+    client = connection.client
+    known = pinned.load()
+    for keytype, hostkey in (known.lookup(name) or {}).items():
+        client.get_host_keys().add(
+            known_hosts_name(address or host.address, port or host.port), keytype, hostkey
+        )
+    client.set_missing_host_key_policy(
+        _pinning_policy(label, _Renamed(pinned, name), decision, name)
+    )
+    try:
+        connection.open()
+    except HostKeyError:
+        raise
+    except paramiko.BadHostKeyException as err:
+        raise HostKeyError(
+            f"{label}: host key changed: {pinned.path.name} has {fingerprint(err.expected_key)}, "
+            f"the host offers {fingerprint(err.key)}; refusing to connect (if the host was "
+            f"reinstalled, remove its line from {KNOWN_HOSTS} and check the new key)"
+        ) from None
+    except paramiko.AuthenticationException:
+        raise HubfleetError(
+            f"{label}: the host refused key {fingerprint(key)} for user {host.user}; "
+            f"authorise its public key there, or pass --identity with a key it accepts"
+        ) from None
+    except TimeoutError:
+        raise HostUnreachableError(
+            f"{label}: unreachable: no answer on port {host.port} within {timeout_s:.0f}s; "
+            f"check the address, the network and that sshd runs"
+        ) from None
+    except (OSError, paramiko.SSHException) as err:
+        reason = getattr(err, "strerror", None) or str(err) or type(err).__name__
+        raise HostUnreachableError(
+            f"{label}: unreachable on port {host.port} ({reason}); check the address and that sshd runs"
+        ) from None
+    return HostSession(member, host, connection)
+
+
+class _Renamed(PinnedHostKeys):
+    """Pins under the host's own known_hosts name even when connecting via another address."""
+
+    def __init__(self, inner: PinnedHostKeys, name: str):
+        super().__init__(inner.path)
+        self._inner = inner
+        self._name = name
+
+    def pin(self, name: str, key: paramiko.PKey) -> None:
+        self._inner.pin(self._name, key)
+
+
+# --- the operators' key -------------------------------------------------------------------
+
+
+def private_key_from_text(text: str, source: str) -> paramiko.PKey:
+    """A paramiko key from OpenSSH/PEM text held in memory (ed25519, ECDSA or RSA)."""
+    import paramiko
+
+    for kind in (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey):
+        try:
+            return kind.from_private_key(io.StringIO(text))
+        except paramiko.SSHException:
+            continue
+    raise HubfleetError(f"{source}: not an unencrypted OpenSSH private key")
+
+
+def new_ed25519_key(comment: str) -> tuple[str, str]:
+    """A fresh ed25519 key pair: (private key in OpenSSH format, public key line)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.generate()
+    private = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.OpenSSH,
+        serialization.NoEncryption(),
+    ).decode()
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+        .decode()
+    )
+    return private, f"{public} {comment}\n"
+
+
+def public_line(key: paramiko.PKey, comment: str) -> str:
+    return f"{key.get_name()} {key.get_base64()} {comment}\n"
+
+
+def environment_script(values: Mapping[str, str]) -> str:
+    """Shell lines that read secret values from stdin into exported variables, in order."""
+    return "".join(f"IFS= read -r {name}; export {name}; " for name in values)

@@ -1,0 +1,137 @@
+"""Named host steps and the runner that applies them in order.
+
+A step checks the current state first and changes only what differs. It reports `ok`
+(nothing to do), `changed`, or — in a dry run — `would change` with what it would do; a
+failure is `failed` with a one-line reason, and the host's remaining steps are `skipped`.
+Run twice, every step says `ok` the second time; a failed run is simply run again (or with
+--from-step) and resumes, since the steps already done say `ok`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from hubfleet.errors import HubfleetError
+
+OK = "ok"
+CHANGED = "changed"
+WOULD_CHANGE = "would change"
+FAILED = "failed"
+SKIPPED = "skipped"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one step did (or would do) on one host."""
+
+    state: str
+    detail: str = ""
+
+    @staticmethod
+    def ok(detail: str = "") -> Outcome:
+        return Outcome(OK, detail)
+
+    @staticmethod
+    def changed(detail: str, dry_run: bool) -> Outcome:
+        return Outcome(WOULD_CHANGE if dry_run else CHANGED, detail)
+
+
+@dataclass(frozen=True)
+class StepReport:
+    step: str
+    host: str
+    state: str
+    detail: str
+    seconds: float
+    commands: int
+
+
+@dataclass(frozen=True)
+class Step:
+    """A named step; `action(context, dry_run)` checks, then changes what differs."""
+
+    name: str
+    action: Callable[[Any, bool], Outcome]
+    applies: Callable[[Any], bool] = field(default=lambda context: True)
+
+
+class StepFailed(HubfleetError):
+    """A step failed on a host; the message is the step's own one-line reason."""
+
+    def __init__(self, message: str, reports: Sequence[StepReport]):
+        super().__init__(message)
+        self.reports = tuple(reports)
+
+
+def check_step_names(steps: Sequence[Step], wanted: str | None, known: Sequence[str]) -> None:
+    """--from-step must name a step; say which exist when it does not."""
+    if wanted is not None and wanted not in known:
+        raise HubfleetError(f"no step {wanted!r}; the steps are: {', '.join(known)}")
+
+
+def run_steps(
+    steps: Sequence[Step],
+    context: Any,
+    host_label: str,
+    dry_run: bool = False,
+    from_step: str | None = None,
+    on_report: Callable[[StepReport], None] | None = None,
+    count_commands: Callable[[], int] = lambda: 0,
+) -> list[StepReport]:
+    """Apply `steps` in order on one host; stop at the first failure (raises StepFailed)."""
+    reports: list[StepReport] = []
+    started = from_step is None
+    failure: str | None = None
+    for step in steps:
+        started = started or step.name == from_step
+        if not step.applies(context):
+            continue  # not this host's kind of step: not shown at all
+        if not started or failure is not None:
+            report = StepReport(step.name, host_label, SKIPPED, "", 0.0, 0)
+            reports.append(report)
+            if on_report:
+                on_report(report)
+            continue
+        before, mark = count_commands(), time.perf_counter()
+        try:
+            outcome = step.action(context, dry_run)
+        except HubfleetError as err:
+            outcome = Outcome(FAILED, str(err))
+            failure = str(err)
+        report = StepReport(
+            step.name,
+            host_label,
+            outcome.state,
+            outcome.detail,
+            time.perf_counter() - mark,
+            count_commands() - before,
+        )
+        reports.append(report)
+        if on_report:
+            on_report(report)
+    if failure is not None:
+        raise StepFailed(failure, reports)
+    return reports
+
+
+def report_line(report: StepReport) -> str:
+    """One progress line: host, step, state, detail."""
+    detail = f"  {report.detail}" if report.detail else ""
+    return f"  {report.host:<22} {report.step:<16} {report.state:<13}{detail}"
+
+
+def summary_table(reports: Sequence[StepReport]) -> str:
+    """The step table printed at the end: one row per host and step, and the totals."""
+    lines = [f"  {'host':<22} {'step':<16} {'state':<13} {'secs':>6} {'cmds':>5}  detail"]
+    for r in reports:
+        lines.append(
+            f"  {r.host:<22} {r.step:<16} {r.state:<13} {r.seconds:6.2f} {r.commands:5d}  {r.detail}"
+        )
+    counts: dict[str, int] = {}
+    for r in reports:
+        counts[r.state] = counts.get(r.state, 0) + 1
+    lines.append("  " + ", ".join(f"{n} {state}" for state, n in sorted(counts.items())))
+    return "\n".join(lines)
