@@ -24,6 +24,7 @@ echo "time_synced=$(timedatectl show -p NTPSynchronized --value 2>/dev/null || e
 echo "listening=$(ss -Hltn 2>/dev/null | awk '{print $4}' | sed 's/.*://' | sort -un | tr '\n' ' ')"
 echo "uid=$(id -u)"
 echo "hostname=$(hostname)"
+echo "kubernetes=$(test -x /usr/local/bin/k3s && echo k3s; test -d /var/snap/microk8s && echo microk8s)"
 """
 
 SUPPORTED_OS = {"ubuntu": "22.04", "debian": "11"}
@@ -48,6 +49,7 @@ class HostFacts:
     listening: frozenset[int]
     uid: int
     hostname: str
+    kubernetes: str = ""  # "k3s" or "microk8s" when already installed
 
 
 def _int(text: str | None) -> int:
@@ -78,6 +80,7 @@ def parse_facts(output: str) -> HostFacts:
         listening=ports,
         uid=_int(raw.get("uid")),
         hostname=raw.get("hostname", ""),
+        kubernetes=raw.get("kubernetes", ""),
     )
 
 

@@ -148,6 +148,14 @@ class RemoteResult:
         return self.exit_code == 0
 
 
+@dataclass(frozen=True)
+class Probe:
+    """Files as they are on a host ((content, mode) or None) and the output of extra checks."""
+
+    files: dict[str, tuple[str, int] | None]
+    output: str
+
+
 class HostSession:
     """An open SSH connection to one host, with counted commands and file helpers."""
 
@@ -204,16 +212,28 @@ class HostSession:
 
     def read_files(self, paths: list[str]) -> dict[str, str | None]:
         """The content of each file (None when absent), in one round trip, byte-exact."""
+        return {p: state[0] if state else None for p, state in self.probe(paths).files.items()}
+
+    def probe(self, paths: list[str], also: str = "") -> Probe:
+        """Each file's (content, mode) and the output of the shell in `also`: one round trip,
+        so a step can check everything it depends on at once."""
         parts = [
-            f"if [ -f {shlex.quote(p)} ]; then printf '%s %s\\n' {i} \"$(base64 -w0 < {shlex.quote(p)})\"; fi"
+            f"if [ -f {shlex.quote(p)} ]; then printf '@@%s %s %s\\n' {i} "
+            f'$(stat -c %a {shlex.quote(p)}) "$(base64 -w0 < {shlex.quote(p)})"; fi'
             for i, p in enumerate(paths)
         ]
+        if also:
+            parts.append(also)
         out = self.run("; ".join(parts) or "true", what="reading files").stdout
-        found: dict[str, str | None] = {p: None for p in paths}
+        found: dict[str, tuple[str, int] | None] = {p: None for p in paths}
+        rest: list[str] = []
         for line in out.splitlines():
-            number, _, encoded = line.partition(" ")
-            found[paths[int(number)]] = base64.b64decode(encoded).decode()
-        return found
+            if not line.startswith("@@"):
+                rest.append(line)
+                continue
+            number, mode, encoded = [*line[2:].split(" "), "", ""][:3]
+            found[paths[int(number)]] = (base64.b64decode(encoded).decode(), int(mode, 8))
+        return Probe(found, "\n".join(rest))
 
     def write_file(self, path: str, content: str, mode: int = 0o644) -> None:
         """Replace `path` atomically: write a temp file beside it, then rename over it.

@@ -7,7 +7,8 @@ server answers, with the same JSON shapes: `/version`, discovery (`/api`, `/apis
 get/list (label and field selectors), watch, create, replace, the four patch types (strategic
 merge is approximated by merge keys, server-side apply by "create, drop the fields this manager
 applied last time and no longer applies, merge"), delete, the `status` subresource, pod logs,
-and `kind: Status` errors (404 NotFound, 409 AlreadyExists/Conflict, 422 Invalid, 401).
+one custom resource (system-upgrade-controller's `Plan`, upgrade.cattle.io/v1), and `kind:
+Status` errors (404 NotFound, 409 AlreadyExists/Conflict, 422 Invalid, 401).
 
 What it is not: there is no scheduler, no kubelet, no admission, no OpenAPI document. The only
 controller is a rollout simulator: after a create or spec change of a Deployment, DaemonSet,
@@ -156,6 +157,9 @@ RESOURCES: tuple[Resource, ...] = (
         short_names=("crd", "crds"),
         has_status=True,
     ),
+    # a custom resource, as a cluster with system-upgrade-controller's crd.yaml applied serves
+    # it (k3s automatic upgrades): namespaced, with a status subresource the controller writes
+    Resource("upgrade.cattle.io", "v1", "plans", "Plan", has_status=True),
 )
 
 INITIAL_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")

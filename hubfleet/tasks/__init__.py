@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from invoke.collection import Collection
 
-from hubfleet.tasks import core, secrets
+from hubfleet.tasks import core, k3s, k3s_plan, kubeconfig, secrets
 
 
 def build_namespace() -> Collection:
@@ -16,6 +16,10 @@ def build_namespace() -> Collection:
     ns.add_task(core.values)
     ns.add_task(core.validate)
     ns.add_collection(Collection.from_module(secrets), name="secrets")
+    ns.add_collection(Collection.from_module(kubeconfig), name="kubeconfig")
+    k3s_tasks = Collection.from_module(k3s, name="k3s")
+    k3s_tasks.add_task(k3s_plan.upgrade_plan)
+    ns.add_collection(k3s_tasks)
     return ns
 
 

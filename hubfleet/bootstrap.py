@@ -1,0 +1,204 @@
+"""Bootstrapping a self-hosted member's hosts over SSH, whatever the Kubernetes flavour.
+
+The flow is the same for k3s and MicroK8s: open a session to every host (in parallel), gather
+facts and run preflight on all of them before anything changes anywhere, then run the
+flavour's host steps on the first (server/main) host, then on the other hosts in parallel,
+then the member-level steps (wait for nodes, kubeconfig, upgrade plan) once. Each step
+reports ok/changed/failed as it finishes; the whole run ends with a step table.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hubfleet.errors import HubfleetError
+from hubfleet.hostfacts import GATHER_SCRIPT, HostFacts, parse_facts
+from hubfleet.registry import Host, Member
+from hubfleet.repo import DeployRepo
+from hubfleet.ssh import (
+    KNOWN_HOSTS,
+    HostKeyDecision,
+    HostSession,
+    PinnedHostKeys,
+    connect,
+    private_key_from_text,
+)
+from hubfleet.steps import Step, StepFailed, StepReport, report_line, run_steps
+
+if TYPE_CHECKING:
+    import paramiko
+
+MAX_PARALLEL_HOSTS = 16
+
+
+@dataclass(frozen=True)
+class BootstrapOptions:
+    dry_run: bool = False
+    from_step: str | None = None
+    only_host: str | None = None  # --host: run the host steps on this host only
+    force: bool = False  # e.g. dind-disk: reformat a disk that holds a filesystem
+    identity: Path | None = None  # first contact, before the member's own key is authorised
+    host_key: HostKeyDecision = field(default_factory=HostKeyDecision)
+    connect_timeout_s: float = 10.0
+    ready_timeout_s: float = 300.0
+    # where to connect instead of a host's own address (tests, tunnels): address -> (addr, port)
+    routes: dict[str, tuple[str, int]] = field(default_factory=dict)
+
+
+@dataclass
+class HostContext:
+    """What a host step sees: the member, this host, its session and facts, the run's options."""
+
+    repo: DeployRepo
+    member: Member
+    host: Host
+    session: HostSession
+    facts: HostFacts
+    options: BootstrapOptions
+    run: MemberRun
+    notes: dict[str, Any] = field(default_factory=dict)  # what earlier steps found out
+
+    @property
+    def label(self) -> str:
+        return self.host.name or self.host.address
+
+
+@dataclass
+class MemberRun:
+    """State shared by the hosts of one bootstrap run (sessions, facts, reports)."""
+
+    repo: DeployRepo
+    member: Member
+    options: BootstrapOptions
+    sessions: dict[str, HostSession] = field(default_factory=dict)
+    facts: dict[str, HostFacts] = field(default_factory=dict)
+    reports: list[StepReport] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    say: Callable[[str], None] = print
+    key_text: str | None = None  # the member's private key, in memory, once known
+
+    def record(self, report: StepReport) -> None:
+        with self.lock:
+            self.reports.append(report)
+            self.say(report_line(report))
+
+    def session_for(self, host: Host) -> HostSession:
+        return self.sessions[host.address]
+
+    def server(self) -> Host:
+        return self.member.hosts[0]
+
+
+def member_key_path(repo: DeployRepo, member: str) -> Path:
+    return repo.secrets_dir / f"{member}.key"
+
+
+def load_connect_key(
+    repo: DeployRepo, member: Member, identity: Path | None
+) -> tuple[Any, str | None]:
+    """The key to log in with: the member's own (decrypted in memory) once it exists,
+    else the identity file the operator named for first contact."""
+    from hubfleet import sops
+
+    path = member_key_path(repo, member.name)
+    if path.is_file():
+        text = sops.decrypt(repo, path)
+        return private_key_from_text(text, repo.relative(path)), text
+    if identity is None:
+        raise HubfleetError(
+            f"member {member.name}: no operators' key yet ({repo.relative(path)} does not exist); "
+            f"for the first run pass --identity PATH, a private key root on the hosts accepts"
+        )
+    try:
+        text = identity.read_text()
+    except OSError as err:
+        raise HubfleetError(f"--identity {identity}: cannot read ({err.strerror})") from None
+    return private_key_from_text(text, str(identity)), None
+
+
+def open_sessions(
+    run: MemberRun, hosts: Sequence[Host], key: paramiko.PKey, stack: ExitStack
+) -> None:
+    """Connect to every host in parallel; the first failure (in host order) is raised."""
+    pinned = PinnedHostKeys(run.repo.root / KNOWN_HOSTS)
+
+    def one(host: Host) -> HostSession:
+        address, port = run.options.routes.get(host.address, (host.address, host.port))
+        return connect(
+            run.member.name,
+            host,
+            key,
+            pinned,
+            run.options.host_key,
+            timeout_s=run.options.connect_timeout_s,
+            address=address,
+            port=port,
+        )
+
+    with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_HOSTS, len(hosts) or 1)) as pool:
+        futures = [(host, pool.submit(one, host)) for host in hosts]
+        errors: list[HubfleetError] = []
+        for host, future in futures:
+            try:
+                session = future.result()
+            except HubfleetError as err:
+                errors.append(err)
+                continue
+            run.sessions[host.address] = session
+            stack.callback(session.close)
+    if errors:
+        more = f" (and {len(errors) - 1} more host(s))" if len(errors) > 1 else ""
+        raise HubfleetError(f"{errors[0]}{more}")
+
+
+def gather_facts(run: MemberRun, hosts: Sequence[Host]) -> None:
+    def one(host: Host) -> tuple[str, HostFacts]:
+        output = run.session_for(host).run(GATHER_SCRIPT, what="gathering facts").stdout
+        return host.address, parse_facts(output)
+
+    with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_HOSTS, len(hosts) or 1)) as pool:
+        run.facts.update(pool.map(one, hosts))
+
+
+def run_host(
+    run: MemberRun, host: Host, steps: Sequence[Step], from_step: str | None = None
+) -> None:
+    session = run.session_for(host)
+    context = HostContext(
+        run.repo, run.member, host, session, run.facts[host.address], run.options, run
+    )
+    run_steps(
+        steps,
+        context,
+        context.label,
+        dry_run=run.options.dry_run,
+        from_step=from_step,
+        on_report=run.record,
+        count_commands=lambda: session.commands,
+    )
+
+
+def run_hosts_in_parallel(
+    run: MemberRun, hosts: Sequence[Host], steps: Sequence[Step], from_step: str | None = None
+) -> None:
+    """Run `steps` on each host at once; every host runs to its end, then the first failure
+    (in host order) is raised naming the host, with how many others failed."""
+    if not hosts:
+        return
+    with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_HOSTS, len(hosts))) as pool:
+        futures = [pool.submit(run_host, run, host, steps, from_step) for host in hosts]
+        failures = []
+        for future in futures:
+            try:
+                future.result()
+            except StepFailed as err:
+                failures.append(err)
+    if failures:
+        more = f" (and {len(failures) - 1} more host(s) failed)" if len(failures) > 1 else ""
+        raise StepFailed(f"{failures[0]}{more}", [r for f in failures for r in f.reports])

@@ -1,0 +1,434 @@
+"""The k3s bootstrap of a member, as named steps in runbook order.
+
+Host steps (server first, then agents in parallel): preflight, operators-key, sysctl,
+kubelet-config, k3s-config, dind-disk, k3s-install (server) or join (agents).
+Member steps (once, through the server): ready, kubeconfig, upgrade-plan.
+
+What each file should hold comes from `hubfleet.k3s` (pure); here it is compared with the host
+and changed only where it differs. k3s is installed, upgraded or restarted only when its
+version or its configuration changed: a marker file on the host holds the checksum of the
+configuration k3s last started with, so a run that failed between writing the config and
+restarting k3s still restarts it when resumed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+import time
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any
+
+from hubfleet import k3s
+from hubfleet.errors import HubfleetError
+from hubfleet.host_steps import dind_disk, operators_key, preflight
+from hubfleet.k3s import HostFile
+from hubfleet.steps import Outcome, Step, StepReport
+
+if TYPE_CHECKING:
+    from contextlib import ExitStack
+
+    from hubfleet.bootstrap import HostContext, MemberRun
+    from hubfleet.registry import Member
+    from hubfleet.credentials import ClusterCredentials
+
+CONFIG_MARKER = "/var/lib/rancher/k3s/hubfleet-config.sha256"
+READY_POLL_S = 2.0
+CERT_WARN_DAYS = 30
+
+KubeApi = Callable[["ClusterCredentials"], AbstractContextManager[Any]]
+
+
+# --- files --------------------------------------------------------------------------------
+
+
+def ensure_files(context: HostContext, files: Sequence[HostFile], dry_run: bool) -> list[str]:
+    """Write the files whose content or mode differs; the paths that (would) change."""
+    session = context.session
+    found = session.probe([f.path for f in files]).files
+    stale = [f for f in files if found[f.path] != (f.content, f.mode)]
+    if not dry_run:
+        for f in stale:
+            session.write_file(f.path, f.content, f.mode)
+    return [f.path for f in stale]
+
+
+def config_checksum(member: Any, host: Any, ram_gb: float) -> str:
+    """What k3s reads at start: its config and the kubelet drop-in."""
+    text = k3s.config_file(member, host).content + k3s.kubelet_file(member, ram_gb).content
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def sysctl(context: HostContext, dry_run: bool) -> Outcome:
+    """fs.inotify limits persisted in /etc/sysctl.d and applied now."""
+    wanted = k3s.sysctl_file()
+    keys = " ".join(k3s.INOTIFY_SYSCTLS)
+    probe = context.session.probe([wanted.path], also=f"sysctl {keys}")
+    live = k3s.parse_sysctl_values(probe.output)
+    stale = [k for k, v in k3s.INOTIFY_SYSCTLS.items() if live.get(k) != v]
+    persisted = probe.files[wanted.path] == (wanted.content, wanted.mode)
+    summary = ", ".join(f"{k.rsplit('.', 1)[1]}={v}" for k, v in k3s.INOTIFY_SYSCTLS.items())
+    if persisted and not stale:
+        return Outcome.ok(summary)
+    if not dry_run:
+        if not persisted:
+            context.session.write_file(wanted.path, wanted.content, wanted.mode)
+        context.session.run(f"sysctl -p {wanted.path} >/dev/null", what="applying sysctls")
+    done = ([f"wrote {wanted.path}"] if not persisted else []) + [f"applied {summary}"]
+    return Outcome.changed("; ".join(done), dry_run)
+
+
+def kubelet_config(context: HostContext, dry_run: bool) -> Outcome:
+    file = k3s.kubelet_file(context.member, context.facts.ram_gb)
+    max_pods = k3s.kubelet_config(context.member, context.facts.ram_gb)["maxPods"]
+    if not ensure_files(context, [file], dry_run):
+        return Outcome.ok(f"maxPods {max_pods}")
+    return Outcome.changed(f"wrote {file.path} (maxPods {max_pods})", dry_run)
+
+
+def k3s_config(context: HostContext, dry_run: bool) -> Outcome:
+    files = [k3s.config_file(context.member, context.host)]
+    if k3s.is_server(context.host):
+        files.append(k3s.traefik_skip_file())
+    changed = ensure_files(context, files, dry_run)
+    if not changed:
+        return Outcome.ok(", ".join(f.path for f in files))
+    return Outcome.changed("wrote " + ", ".join(changed), dry_run)
+
+
+# --- install and join ---------------------------------------------------------------------
+
+
+def _installed(context: HostContext) -> tuple[str | None, str | None, bool]:
+    """(installed version, checksum k3s last started with, service active), in one round trip."""
+    service = k3s.service_name(context.host)
+    probe = context.session.probe(
+        [CONFIG_MARKER],
+        also=(
+            f"if [ -x {k3s.BINARY_PATH} ]; then {k3s.BINARY_PATH} --version | head -n1; fi; "
+            f"echo active=$(systemctl is-active {service} 2>/dev/null)"
+        ),
+    )
+    version = None
+    active = False
+    for line in probe.output.splitlines():
+        if line.startswith("k3s version"):
+            version = k3s.parse_version(line)
+        elif line.startswith("active="):
+            active = line.split("=", 1)[1].strip() == "active"
+    marker = probe.files[CONFIG_MARKER]
+    return version, marker[0].strip() if marker else None, active
+
+
+def _install(context: HostContext, dry_run: bool, token: str | None) -> Outcome:
+    member, host, session = context.member, context.host, context.session
+    version, started_with, active = _installed(context)
+    checksum = config_checksum(member, host, context.facts.ram_gb)
+    decision = k3s.needs_install(version, k3s.wanted_version(member), started_with != checksum)
+    service = k3s.service_name(host)
+    if decision is None and active:
+        return Outcome.ok(f"k3s {version} running ({service})")
+    if decision is None:
+        decision = k3s.InstallDecision("restart", f"{service} is not running")
+    if dry_run:
+        return Outcome.changed(f"would {decision.action}: {decision.reason}", True)
+    marker = f"printf '%s\\n' {checksum} > {CONFIG_MARKER}"
+    if decision.action == "restart":
+        session.run(f"systemctl restart {service} && {marker}", what=f"restarting {service}")
+        return Outcome.changed(decision.reason + f"; restarted {service}", False)
+    command = k3s.install_command(member, host, token)
+    for upload in command.uploads:
+        session.upload(context.repo.root / upload.source, upload.destination, upload.mode)
+    session.run(
+        f"set -e; {command.command}; mkdir -p {shlex.quote(CONFIG_MARKER.rsplit('/', 1)[0])}; {marker}",
+        stdin=command.stdin,
+        what=f"installing k3s ({decision.action})",
+    )
+    installed, _, _ = _installed(context)
+    return Outcome.changed(f"{decision.reason}; now k3s {installed}", False)
+
+
+def k3s_install(context: HostContext, dry_run: bool) -> Outcome:
+    """Install (or upgrade, or restart after a config change) the member's first server."""
+    return _install(context, dry_run, token=None)
+
+
+def join(context: HostContext, dry_run: bool) -> Outcome:
+    """An agent joins the server: its token is read over SSH and passed on stdin only."""
+    run = context.run
+    server = run.session_for(k3s.first_server(context.member))
+    if dry_run:
+        version, _, active = _installed(context)
+        if version and active:
+            return Outcome.ok(f"k3s agent {version} running")
+        return Outcome.changed(f"would join {k3s.server_url(server.host.address)}", True)
+    token = server.run(f"cat {k3s.TOKEN_PATH}", what="reading the join token").stdout
+    return _install(context, dry_run, token=token)
+
+
+# --- member steps (through the server) ----------------------------------------------------
+
+
+def expected_nodes(run: MemberRun) -> list[str]:
+    return [h.name or run.facts[h.address].hostname for h in run.member.hosts]
+
+
+def nodes_ready(run: MemberRun, dry_run: bool) -> Outcome:
+    """Every host of the member is a Ready node; a timeout names the nodes that are not."""
+    server = run.session_for(k3s.first_server(run.member))
+    wanted = expected_nodes(run)
+    if dry_run and not any(run.facts[h.address].kubernetes for h in run.member.hosts):
+        return Outcome.changed(f"would wait for {len(wanted)} node(s) to be Ready", True)
+    deadline = time.monotonic() + run.options.ready_timeout_s
+    while True:
+        found = server.run(
+            f"{k3s.BINARY_PATH} kubectl get nodes -o json", check=False, what="listing nodes"
+        )
+        nodes = {n.name: n for n in k3s.parse_nodes(found.stdout)} if found.ok else {}
+        missing = [n for n in wanted if n not in nodes or not nodes[n].ready]
+        if not missing:
+            return Outcome.ok(f"{len(wanted)} node(s) Ready: {', '.join(wanted)}")
+        if time.monotonic() >= deadline:
+            states = ", ".join(
+                f"{n} ({'NotReady' if n in nodes else 'not registered'})" for n in missing
+            )
+            raise HubfleetError(
+                f"member {run.member.name}: node(s) not Ready after "
+                f"{run.options.ready_timeout_s:.0f}s: {states}"
+            )
+        time.sleep(READY_POLL_S)
+
+
+def kubeconfig(run: MemberRun, dry_run: bool) -> Outcome:
+    """Fetch k3s.yaml, point it at the public address under the member's names, store it
+    sops-encrypted; say how long its client certificate has left."""
+    import datetime as dt
+
+    import yaml
+
+    from hubfleet import kubeconfig as kc
+    from hubfleet import sops
+
+    host = k3s.first_server(run.member)
+    session = run.session_for(host)
+    fetched = yaml.safe_load(session.fetch(k3s.KUBECONFIG_PATH))
+    rewritten = kc.rewrite(
+        fetched, run.member.name, k3s.server_url(host.public), run.member.namespace
+    )
+    days = kc.client_cert_days_left(rewritten, dt.datetime.now(dt.UTC))
+    note = f"client certificate expires in {days} days" if days is not None else ""
+    if days is not None and days < CERT_WARN_DAYS:
+        note = f"WARNING: {note}; restart k3s on {host.address} to renew, then rerun"
+    path = run.repo.member_kubeconfig(run.member.name)
+    current = sops.decrypt_yaml(run.repo, path) if path.is_file() else None
+    if current == rewritten:
+        return Outcome.ok(f"{run.repo.relative(path)} up to date; {note}".rstrip("; "))
+    if not dry_run:
+        sops.write_encrypted(run.repo, path, kc.as_yaml(rewritten))
+    verb = "stored" if current is None else "updated"
+    return Outcome.changed(f"{verb} {run.repo.relative(path)}; {note}".rstrip("; "), dry_run)
+
+
+def upgrade_plan(run: MemberRun, dry_run: bool, kube_api: KubeApi) -> Outcome:
+    """system-upgrade-controller Plans from the registry, applied through the Kubernetes API."""
+    from hubfleet import upgrade_plan as plans
+    from hubfleet.credentials import member_credentials
+
+    rendered = plans.render_plans(run.member)
+    if dry_run:
+        return Outcome.changed(f"would apply {len(rendered)} plan(s)", True)
+    creds = member_credentials(run.repo, run.member)
+    with kube_api(creds) as api:
+        outcomes = plans.apply_plans(api, rendered)
+    changed = [o for o in outcomes if o.state != "ok"]
+    detail = ", ".join(f"{o.name} {o.state}" for o in outcomes)
+    return Outcome.changed(detail, False) if changed else Outcome.ok(detail)
+
+
+# --- the step lists -----------------------------------------------------------------------
+
+
+def _is_server(context: HostContext) -> bool:
+    return context.host == k3s.first_server(context.member)
+
+
+HOST_STEPS = (
+    Step("preflight", preflight),
+    Step("operators-key", operators_key),
+    Step("sysctl", sysctl),
+    Step("kubelet-config", kubelet_config),
+    Step("k3s-config", k3s_config),
+    Step("dind-disk", dind_disk, applies=lambda c: c.host.disk is not None),
+    Step("k3s-install", k3s_install, applies=_is_server),
+    Step("join", join, applies=lambda c: not _is_server(c)),
+)
+
+MEMBER_STEP_NAMES = ("ready", "kubeconfig", "upgrade-plan")
+STEP_NAMES = tuple(s.name for s in HOST_STEPS) + MEMBER_STEP_NAMES
+
+
+# --- the whole bootstrap ------------------------------------------------------------------
+
+
+def _phase_start(from_step: str | None, names: Sequence[str], later: Sequence[str]) -> str | None:
+    """--from-step as seen by one phase: its own step, all of it, or none of it."""
+    if from_step is None or from_step in names:
+        return from_step
+    if from_step in later:
+        return "\0never"  # the phase is before the wanted step: skip it whole
+    return None  # the phase is after the wanted step: run it all
+
+
+def member_steps(member: Any, options: Any, kube_api: KubeApi | None) -> list[Step]:
+    """The steps run once per member: all three, or only `ready` when --host names an agent."""
+    ready = Step("ready", nodes_ready)
+    server = k3s.first_server(member)
+    if options.only_host and options.only_host not in (server.address, server.name):
+        return [ready]
+    if kube_api is None:
+        from hubfleet.kube import member_api
+
+        kube_api = member_api
+    api = kube_api
+    return [
+        ready,
+        Step("kubeconfig", kubeconfig),
+        Step(
+            "upgrade-plan",
+            lambda run, dry_run: upgrade_plan(run, dry_run, api),
+            applies=lambda run: bool(run.member.k3s.get("upgrade")),
+        ),
+    ]
+
+
+def bootstrap(
+    repo: Any,
+    member_name: str,
+    options: Any,
+    say: Callable[[str], None] = print,
+    kube_api: KubeApi | None = None,
+) -> list[StepReport]:
+    """Bring a k3s member's hosts to the registry's state; returns every step report."""
+    from contextlib import ExitStack
+
+    from hubfleet.bootstrap import (
+        MemberRun,
+        gather_facts,
+        load_connect_key,
+        open_sessions,
+        run_hosts_in_parallel,
+    )
+    from hubfleet.registry import load_registry
+    from hubfleet.steps import check_step_names, run_steps
+
+    member = load_registry(repo).member(member_name)
+    if member.provider != "k3s":
+        raise HubfleetError(f"member {member.name} has provider {member.provider}, not k3s")
+    check_step_names(HOST_STEPS, options.from_step, STEP_NAMES)
+    server = k3s.first_server(member)
+    targets = [member.host(options.only_host)] if options.only_host else list(member.hosts)
+    connect_to = list(dict.fromkeys([server, *targets]))  # agents need the server's token
+    key, key_text = load_connect_key(repo, member, options.identity)
+    run = MemberRun(repo, member, options, say=say, key_text=key_text)
+    host_names = [s.name for s in HOST_STEPS]
+    with ExitStack() as stack:
+        say(f"member {member.name}: connecting to {len(connect_to)} host(s)")
+        open_sessions(run, connect_to, key, stack)
+        gather_facts(run, connect_to)
+        # preflight on every host before anything changes anywhere
+        start = _phase_start(options.from_step, host_names, MEMBER_STEP_NAMES)
+        run_hosts_in_parallel(run, targets, HOST_STEPS[:1], start)
+        later = None if start == "preflight" else start
+        if server in targets:
+            run_hosts_in_parallel(run, [server], HOST_STEPS[1:], later)
+        run_hosts_in_parallel(run, [h for h in targets if h != server], HOST_STEPS[1:], later)
+        run_steps(
+            member_steps(member, options, kube_api),
+            run,
+            f"member {member.name}",
+            dry_run=options.dry_run,
+            from_step=_phase_start(options.from_step, MEMBER_STEP_NAMES, []),
+            on_report=run.record,
+            count_commands=lambda: sum(s.commands for s in run.sessions.values()),
+        )
+    return run.reports
+
+
+def _connect_only(
+    repo: Any,
+    member_name: str,
+    options: Any,
+    hosts_of: Callable[[Any], list[Any]],
+    say: Callable[[str], None],
+) -> tuple[Member, MemberRun, ExitStack]:
+    from contextlib import ExitStack
+
+    from hubfleet.bootstrap import MemberRun, load_connect_key, open_sessions
+    from hubfleet.registry import load_registry
+
+    member = load_registry(repo).member(member_name)
+    if member.provider != "k3s":
+        raise HubfleetError(f"member {member.name} has provider {member.provider}, not k3s")
+    key, key_text = load_connect_key(repo, member, options.identity)
+    run = MemberRun(repo, member, options, say=say, key_text=key_text)
+    stack = ExitStack()
+    try:
+        open_sessions(run, hosts_of(member), key, stack)
+    except BaseException:
+        stack.close()
+        raise
+    return member, run, stack
+
+
+def refresh_kubeconfig(
+    repo: Any, member_name: str, options: Any, say: Callable[[str], None] = print
+) -> list[StepReport]:
+    """Fetch the server's kubeconfig again (e.g. after k3s renewed its certificate)."""
+    from hubfleet.steps import run_steps
+
+    member, run, stack = _connect_only(
+        repo, member_name, options, lambda m: [k3s.first_server(m)], say
+    )
+    with stack:
+        run_steps(
+            [Step("kubeconfig", kubeconfig)],
+            run,
+            f"member {member.name}",
+            dry_run=options.dry_run,
+            on_report=run.record,
+        )
+    return run.reports
+
+
+def uninstall(
+    repo: Any, member_name: str, options: Any, say: Callable[[str], None] = print
+) -> list[StepReport]:
+    """Run k3s's own uninstall scripts: agents first, then the server."""
+    from hubfleet.bootstrap import run_hosts_in_parallel
+
+    member, run, stack = _connect_only(repo, member_name, options, lambda m: list(m.hosts), say)
+
+    def remove(context: HostContext, dry_run: bool) -> Outcome:
+        script = k3s.BINARY_PATH.rsplit("/", 1)[0] + (
+            "/k3s-uninstall.sh" if k3s.is_server(context.host) else "/k3s-agent-uninstall.sh"
+        )
+        present = context.session.run(f"test -x {script}", check=False).ok
+        if not present:
+            return Outcome.ok("k3s is not installed")
+        if not dry_run:
+            context.session.run(
+                f"{script} >/dev/null 2>&1; rm -f {CONFIG_MARKER}", what="uninstalling k3s"
+            )
+        return Outcome.changed(f"ran {script}", dry_run)
+
+    with stack:
+        from hubfleet.bootstrap import gather_facts
+
+        gather_facts(run, list(member.hosts))
+        server = k3s.first_server(member)
+        run_hosts_in_parallel(
+            run, [h for h in member.hosts if h != server], [Step("uninstall", remove)]
+        )
+        run_hosts_in_parallel(run, [server], [Step("uninstall", remove)])
+    return run.reports

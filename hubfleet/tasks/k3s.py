@@ -1,0 +1,178 @@
+"""k3s.* tasks: bootstrap a k3s member's hosts over SSH, join one, refresh its kubeconfig,
+uninstall. Thin: flags in, hubfleet.k3s_steps out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from invoke.context import Context
+from invoke.tasks import task
+
+from hubfleet.cli import run_front
+
+SSH_HELP = {
+    "member": "the k3s member, as named in config/federation.yaml",
+    "accept_host_key": "trust a host's unknown SSH key if it has this fingerprint (SHA256:...)",
+    "identity": "private key root accepts, for the first run (before secrets/MEMBER.key exists)",
+    "debug": "show the traceback of a failure",
+}
+
+
+def _options(**kw: object) -> object:
+    import sys
+
+    from hubfleet.bootstrap import BootstrapOptions
+    from hubfleet.ssh import HostKeyDecision
+
+    accept = kw.pop("accept_host_key", None)
+    identity = kw.pop("identity", None)
+    prompt = None
+    if accept is None and sys.stdin.isatty():
+
+        def prompt(question: str) -> bool:
+            return input(f"{question} [y/N] ").strip().lower() in {"y", "yes"}
+
+    return BootstrapOptions(
+        host_key=HostKeyDecision(accept=accept, prompt=prompt),  # type: ignore[arg-type]
+        identity=Path(identity) if identity else None,  # type: ignore[arg-type]
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def _run(action: str, member: str, **kw: object) -> None:
+    from hubfleet import k3s_steps
+    from hubfleet.repo import find_repo
+    from hubfleet.steps import StepFailed, summary_table
+
+    options = _options(**kw)
+    repo = find_repo()
+    try:
+        if action == "bootstrap":
+            reports = k3s_steps.bootstrap(repo, member, options)
+        elif action == "kubeconfig":
+            reports = k3s_steps.refresh_kubeconfig(repo, member, options)
+        else:
+            reports = k3s_steps.uninstall(repo, member, options)
+    except StepFailed as err:
+        print(summary_table(err.reports))
+        raise
+    print(summary_table(reports))
+
+
+@task(
+    help={
+        **SSH_HELP,
+        "host": "run the host steps on this host only (address or name)",
+        "dry_run": "check every step and show what it would change; change nothing",
+        "from_step": "skip the steps before this one (see the step names in the table)",
+        "force": "let dind-disk wipe a disk that already holds a filesystem",
+        "timeout": "seconds to wait for the nodes to be Ready (default 300)",
+    }
+)
+def bootstrap(
+    c: Context,
+    member: str,
+    host: str | None = None,
+    dry_run: bool = False,
+    from_step: str | None = None,
+    accept_host_key: str | None = None,
+    identity: str | None = None,
+    force: bool = False,
+    timeout: int = 300,
+    debug: bool = False,
+) -> None:
+    """Bring a k3s member's hosts from bare VMs to a Ready cluster, step by step.
+
+    Steps: preflight, operators-key, sysctl, kubelet-config, k3s-config, dind-disk,
+    k3s-install (server) / join (agents), then ready, kubeconfig, upgrade-plan. Each checks
+    first and changes only what differs; run it again to resume after a failure.
+    """
+    run_front(
+        lambda: _run(
+            "bootstrap",
+            member,
+            only_host=host,
+            dry_run=dry_run,
+            from_step=from_step,
+            accept_host_key=accept_host_key,
+            identity=identity,
+            force=force,
+            ready_timeout_s=float(timeout),
+        ),
+        debug,
+    )
+
+
+@task(
+    help={
+        **SSH_HELP,
+        "host": "the agent host to join (address or name)",
+        "dry_run": "show, change nothing",
+    }
+)
+def join(
+    c: Context,
+    member: str,
+    host: str,
+    dry_run: bool = False,
+    accept_host_key: str | None = None,
+    identity: str | None = None,
+    debug: bool = False,
+) -> None:
+    """Join one (new) agent host to a k3s member: its host steps, then wait for it to be Ready."""
+    run_front(
+        lambda: _run(
+            "bootstrap",
+            member,
+            only_host=host,
+            dry_run=dry_run,
+            accept_host_key=accept_host_key,
+            identity=identity,
+        ),
+        debug,
+    )
+
+
+@task(help={**SSH_HELP, "dry_run": "show whether it changed; store nothing"})
+def kubeconfig(
+    c: Context,
+    member: str,
+    dry_run: bool = False,
+    accept_host_key: str | None = None,
+    identity: str | None = None,
+    debug: bool = False,
+) -> None:
+    """Fetch the server's kubeconfig again and store it, rewritten, in secrets/MEMBER-kubeconfig.yaml."""
+    run_front(
+        lambda: _run(
+            "kubeconfig",
+            member,
+            dry_run=dry_run,
+            accept_host_key=accept_host_key,
+            identity=identity,
+        ),
+        debug,
+    )
+
+
+@task(help={**SSH_HELP, "yes": "really uninstall (required)"})
+def uninstall(
+    c: Context,
+    member: str,
+    yes: bool = False,
+    accept_host_key: str | None = None,
+    identity: str | None = None,
+    debug: bool = False,
+) -> None:
+    """Remove k3s from every host of a member (agents first). Needs --yes."""
+
+    def go() -> None:
+        from hubfleet.errors import HubfleetError
+
+        if not yes:
+            raise HubfleetError(
+                f"member {member}: uninstalling k3s deletes the cluster and its data; rerun with --yes"
+            )
+        _run("uninstall", member, accept_host_key=accept_host_key, identity=identity)
+
+    run_front(go, debug)

@@ -1,0 +1,61 @@
+"""k3s.upgrade-plan: a k3s member's system-upgrade-controller Plans, printed or applied.
+
+Thin: flags in, hubfleet.upgrade_plan out.
+"""
+
+from __future__ import annotations
+
+from invoke.context import Context
+from invoke.tasks import task
+
+from hubfleet.cli import run_front
+
+DEBUG_HELP = "show the traceback of a failure"
+
+
+@task(
+    help={
+        "member": "the k3s member, as named in config/federation.yaml",
+        "apply": "apply the Plans to the member's cluster (create or replace; unchanged: ok)",
+        "debug": DEBUG_HELP,
+    }
+)
+def upgrade_plan(c: Context, member: str, apply: bool = False, debug: bool = False) -> None:
+    """Print a k3s member's automatic-upgrade Plans as YAML, or --apply them to its cluster.
+
+    The Plans follow k3s.upgrade in the registry (channel or version, concurrency, window);
+    applying needs system-upgrade-controller installed on the cluster.
+    """
+
+    def body() -> None:
+        from hubfleet import upgrade_plan as plans
+        from hubfleet.errors import ConfigError
+        from hubfleet.registry import load_registry
+        from hubfleet.repo import find_repo
+
+        if member.startswith("-"):  # invoke (2.2) hands `--help` to a missing positional
+            raise ConfigError(
+                f"{member!r} is not a member; for help run: invoke --help k3s.upgrade-plan"
+            )
+        repo = find_repo()
+        record = load_registry(repo).member(member)
+        if record.provider != "k3s":
+            raise ConfigError(
+                f"member {record.name} is a {record.provider} member; upgrade Plans are for k3s"
+            )
+        rendered = plans.render_plans(record)
+        if not apply:
+            print(plans.plans_yaml(rendered), end="")
+            return
+
+        from hubfleet import kube
+        from hubfleet.credentials import member_credentials
+
+        creds = member_credentials(repo, record)
+        with kube.member_api(creds) as api:
+            kube.check_reachable(api, creds)
+            outcomes = plans.apply_plans(api, rendered, where=f"member {record.name}")
+        for outcome in outcomes:
+            print(outcome)
+
+    run_front(body, debug)
