@@ -30,8 +30,8 @@ if TYPE_CHECKING:
     from contextlib import ExitStack
 
     from hubfleet.bootstrap import HostContext, MemberRun
-    from hubfleet.registry import Member
     from hubfleet.credentials import ClusterCredentials
+    from hubfleet.registry import Member
 
 CONFIG_MARKER = "/var/lib/rancher/k3s/hubfleet-config.sha256"
 READY_POLL_S = 2.0

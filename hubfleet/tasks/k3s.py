@@ -176,3 +176,11 @@ def uninstall(
         _run("uninstall", member, accept_host_key=accept_host_key, identity=identity)
 
     run_front(go, debug)
+
+
+def fetch_kubeconfigs(
+    members: list[str], accept_host_key: str | None, identity: str | None
+) -> None:
+    """scripts/fetch_k3s_kubeconfig.py: refresh several members' kubeconfigs, one after another."""
+    for member in members:
+        _run("kubeconfig", member, accept_host_key=accept_host_key, identity=identity)
