@@ -25,6 +25,7 @@ from hubfleet.ssh import (
     KNOWN_HOSTS,
     HostKeyDecision,
     HostSession,
+    KeyRefusedError,
     PinnedHostKeys,
     connect,
     private_key_from_text,
@@ -82,6 +83,7 @@ class MemberRun:
     lock: threading.Lock = field(default_factory=threading.Lock)
     say: Callable[[str], None] = print
     key_text: str | None = None  # the member's private key, in memory, once known
+    shared: dict[str, Any] = field(default_factory=dict)  # found once, used by every host
 
     def record(self, report: StepReport) -> None:
         with self.lock:
@@ -99,47 +101,59 @@ def member_key_path(repo: DeployRepo, member: str) -> Path:
     return repo.secrets_dir / f"{member}.key"
 
 
-def load_connect_key(
+def load_connect_keys(
     repo: DeployRepo, member: Member, identity: Path | None
-) -> tuple[Any, str | None]:
-    """The key to log in with: the member's own (decrypted in memory) once it exists,
-    else the identity file the operator named for first contact."""
+) -> tuple[list[Any], str | None]:
+    """The keys to log in with, in order: the member's own (decrypted in memory) once it
+    exists, then the identity file the operator named for first contact (a new host does not
+    accept the member's key until its operators-key step ran). Also the member key's text."""
     from hubfleet import sops
 
+    keys: list[Any] = []
+    key_text = None
     path = member_key_path(repo, member.name)
     if path.is_file():
-        text = sops.decrypt(repo, path)
-        return private_key_from_text(text, repo.relative(path)), text
-    if identity is None:
+        key_text = sops.decrypt(repo, path)
+        keys.append(private_key_from_text(key_text, repo.relative(path)))
+    if identity is not None:
+        try:
+            text = identity.read_text()
+        except OSError as err:
+            raise HubfleetError(f"--identity {identity}: cannot read ({err.strerror})") from None
+        keys.append(private_key_from_text(text, str(identity)))
+    if not keys:
         raise HubfleetError(
             f"member {member.name}: no operators' key yet ({repo.relative(path)} does not exist); "
             f"for the first run pass --identity PATH, a private key root on the hosts accepts"
         )
-    try:
-        text = identity.read_text()
-    except OSError as err:
-        raise HubfleetError(f"--identity {identity}: cannot read ({err.strerror})") from None
-    return private_key_from_text(text, str(identity)), None
+    return keys, key_text
 
 
 def open_sessions(
-    run: MemberRun, hosts: Sequence[Host], key: paramiko.PKey, stack: ExitStack
+    run: MemberRun, hosts: Sequence[Host], keys: Sequence[paramiko.PKey], stack: ExitStack
 ) -> None:
-    """Connect to every host in parallel; the first failure (in host order) is raised."""
+    """Connect to every host in parallel, trying `keys` in order; the first failure (in host
+    order) is raised."""
     pinned = PinnedHostKeys(run.repo.root / KNOWN_HOSTS)
 
     def one(host: Host) -> HostSession:
         address, port = run.options.routes.get(host.address, (host.address, host.port))
-        return connect(
-            run.member.name,
-            host,
-            key,
-            pinned,
-            run.options.host_key,
-            timeout_s=run.options.connect_timeout_s,
-            address=address,
-            port=port,
-        )
+        for i, key in enumerate(keys):
+            try:
+                return connect(
+                    run.member.name,
+                    host,
+                    key,
+                    pinned,
+                    run.options.host_key,
+                    timeout_s=run.options.connect_timeout_s,
+                    address=address,
+                    port=port,
+                )
+            except KeyRefusedError:
+                if i == len(keys) - 1:
+                    raise
+        raise AssertionError("no keys")  # load_connect_keys never returns none
 
     with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_HOSTS, len(hosts) or 1)) as pool:
         futures = [(host, pool.submit(one, host)) for host in hosts]

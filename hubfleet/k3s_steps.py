@@ -163,8 +163,11 @@ def join(context: HostContext, dry_run: bool) -> Outcome:
         if version and active:
             return Outcome.ok(f"k3s agent {version} running")
         return Outcome.changed(f"would join {k3s.server_url(server.host.address)}", True)
-    token = server.run(f"cat {k3s.TOKEN_PATH}", what="reading the join token").stdout
-    return _install(context, dry_run, token=token)
+    with run.lock:  # read once for all agents; it stays in memory only
+        if "join-token" not in run.shared:
+            token = server.run(f"cat {k3s.TOKEN_PATH}", what="reading the join token").stdout
+            run.shared["join-token"] = k3s.check_token(token)
+    return _install(context, dry_run, token=run.shared["join-token"])
 
 
 # --- member steps (through the server) ----------------------------------------------------
@@ -212,6 +215,9 @@ def kubeconfig(run: MemberRun, dry_run: bool) -> Outcome:
 
     host = k3s.first_server(run.member)
     session = run.session_for(host)
+    if dry_run and session.read_files([k3s.KUBECONFIG_PATH])[k3s.KUBECONFIG_PATH] is None:
+        into = run.repo.relative(run.repo.member_kubeconfig(run.member.name))
+        return Outcome.changed(f"would fetch {k3s.KUBECONFIG_PATH} into {into}", True)
     fetched = yaml.safe_load(session.fetch(k3s.KUBECONFIG_PATH))
     rewritten = kc.rewrite(
         fetched, run.member.name, k3s.server_url(host.public), run.member.namespace
@@ -315,7 +321,7 @@ def bootstrap(
     from hubfleet.bootstrap import (
         MemberRun,
         gather_facts,
-        load_connect_key,
+        load_connect_keys,
         open_sessions,
         run_hosts_in_parallel,
     )
@@ -329,12 +335,12 @@ def bootstrap(
     server = k3s.first_server(member)
     targets = [member.host(options.only_host)] if options.only_host else list(member.hosts)
     connect_to = list(dict.fromkeys([server, *targets]))  # agents need the server's token
-    key, key_text = load_connect_key(repo, member, options.identity)
+    keys, key_text = load_connect_keys(repo, member, options.identity)
     run = MemberRun(repo, member, options, say=say, key_text=key_text)
     host_names = [s.name for s in HOST_STEPS]
     with ExitStack() as stack:
         say(f"member {member.name}: connecting to {len(connect_to)} host(s)")
-        open_sessions(run, connect_to, key, stack)
+        open_sessions(run, connect_to, keys, stack)
         gather_facts(run, connect_to)
         # preflight on every host before anything changes anywhere
         start = _phase_start(options.from_step, host_names, MEMBER_STEP_NAMES)
@@ -364,17 +370,17 @@ def _connect_only(
 ) -> tuple[Member, MemberRun, ExitStack]:
     from contextlib import ExitStack
 
-    from hubfleet.bootstrap import MemberRun, load_connect_key, open_sessions
+    from hubfleet.bootstrap import MemberRun, load_connect_keys, open_sessions
     from hubfleet.registry import load_registry
 
     member = load_registry(repo).member(member_name)
     if member.provider != "k3s":
         raise HubfleetError(f"member {member.name} has provider {member.provider}, not k3s")
-    key, key_text = load_connect_key(repo, member, options.identity)
+    keys, key_text = load_connect_keys(repo, member, options.identity)
     run = MemberRun(repo, member, options, say=say, key_text=key_text)
     stack = ExitStack()
     try:
-        open_sessions(run, hosts_of(member), key, stack)
+        open_sessions(run, hosts_of(member), keys, stack)
     except BaseException:
         stack.close()
         raise

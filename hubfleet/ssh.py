@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from hubfleet.registry import Host
 
 CONNECT_TIMEOUT_S = 10.0
+COMMAND_TIMEOUT_S = 900.0  # the longest a single command may run (a k3s install downloads)
 KNOWN_HOSTS = Path("config/known_hosts")
 
 
@@ -44,6 +45,10 @@ class HostUnreachableError(HubfleetError):
 
 class HostKeyError(HubfleetError):
     """The host's key is unknown (and not accepted) or differs from the pinned one."""
+
+
+class KeyRefusedError(HubfleetError):
+    """The host did not accept the key offered."""
 
 
 class RemoteCommandError(HubfleetError):
@@ -183,12 +188,7 @@ class HostSession:
             command = f"sudo -n {command}"
         self.commands += 1
         try:
-            result = self.connection.run(
-                command,
-                hide=True,
-                warn=True,
-                in_stream=io.StringIO(stdin) if stdin is not None else False,
-            )
+            code, stdout, stderr = self._exec(command, stdin)
         except (OSError, EOFError) as err:
             raise HostUnreachableError(
                 f"{self.label}: connection lost ({err or type(err).__name__}); rerun to resume"
@@ -199,7 +199,9 @@ class HostSession:
                     f"{self.label}: connection lost ({err}); rerun to resume"
                 ) from None
             raise
-        outcome = RemoteResult(int(result.exited), str(result.stdout), str(result.stderr))
+        if code < 0:  # the channel closed without an exit status: the connection broke
+            raise HostUnreachableError(f"{self.label}: connection lost; rerun to resume")
+        outcome = RemoteResult(code, stdout, stderr)
         if check and not outcome.ok:
             last = (outcome.stderr.strip() or outcome.stdout.strip() or "no output").splitlines()[
                 -1
@@ -209,6 +211,32 @@ class HostSession:
                 f"{self.label}: command failed{doing} (exit {outcome.exit_code}): {last}"
             )
         return outcome
+
+    def _exec(self, command: str, stdin: str | None) -> tuple[int, str, str]:
+        """One command on its own SSH channel: send stdin and close it, then collect stdout
+        and stderr (stderr in a thread, so neither pipe can fill up and stall the other)."""
+        transport = self.connection.client.get_transport()
+        if transport is None or not transport.is_active():
+            raise OSError("not connected")
+        channel = transport.open_session(timeout=CONNECT_TIMEOUT_S)
+        try:
+            channel.settimeout(COMMAND_TIMEOUT_S)
+            channel.exec_command(command)
+            if stdin:
+                channel.sendall(stdin.encode())
+            channel.shutdown_write()
+            errors: list[bytes] = []
+            reader = threading.Thread(
+                target=lambda: errors.append(channel.makefile_stderr("rb").read()), daemon=True
+            )
+            reader.start()
+            out = channel.makefile("rb").read()
+            reader.join(COMMAND_TIMEOUT_S)
+            code = channel.recv_exit_status()
+        finally:
+            channel.close()
+        text = out.decode("utf-8", errors="replace")
+        return code, text, b"".join(errors).decode("utf-8", errors="replace")
 
     def read_files(self, paths: list[str]) -> dict[str, str | None]:
         """The content of each file (None when absent), in one round trip, byte-exact."""
@@ -347,7 +375,7 @@ def connect(
             f"reinstalled, remove its line from {KNOWN_HOSTS} and check the new key)"
         ) from None
     except paramiko.AuthenticationException:
-        raise HubfleetError(
+        raise KeyRefusedError(
             f"{label}: the host refused key {fingerprint(key)} for user {host.user}; "
             f"authorise its public key there, or pass --identity with a key it accepts"
         ) from None
