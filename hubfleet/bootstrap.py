@@ -27,6 +27,7 @@ from hubfleet.ssh import (
     HostSession,
     KeyRefusedError,
     PinnedHostKeys,
+    Probe,
     connect,
     private_key_from_text,
 )
@@ -69,6 +70,18 @@ class HostContext:
     def label(self) -> str:
         return self.host.name or self.host.address
 
+    @property
+    def snapshot(self) -> Probe:
+        """The host's files and states as gathered when the run began."""
+        return self.run.snapshots.get(self.host.address) or Probe({}, "")
+
+    def files(self, paths: Sequence[str]) -> dict[str, tuple[str, int] | None]:
+        """Files as they are: from the snapshot when it has them all, else one round trip."""
+        known = self.snapshot.files
+        if all(p in known for p in paths):
+            return {p: known[p] for p in paths}
+        return self.session.probe(list(paths)).files
+
 
 @dataclass
 class MemberRun:
@@ -79,16 +92,30 @@ class MemberRun:
     options: BootstrapOptions
     sessions: dict[str, HostSession] = field(default_factory=dict)
     facts: dict[str, HostFacts] = field(default_factory=dict)
+    snapshots: dict[str, Probe] = field(default_factory=dict)  # files and states at the start
     reports: list[StepReport] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     say: Callable[[str], None] = print
     key_text: str | None = None  # the member's private key, in memory, once known
     shared: dict[str, Any] = field(default_factory=dict)  # found once, used by every host
+    events: dict[str, threading.Event] = field(default_factory=dict)
 
     def record(self, report: StepReport) -> None:
         with self.lock:
             self.reports.append(report)
             self.say(report_line(report))
+
+    def event(self, name: str) -> threading.Event:
+        """A named event hosts of this run wait on (e.g. the server's install being done)."""
+        with self.lock:
+            return self.events.setdefault(name, threading.Event())
+
+    def done(self, host: Host) -> threading.Event:
+        """Set once `host` has run its steps (successfully or not)."""
+        return self.event(f"done:{host.address}")
+
+    def failed(self, host: Host) -> bool:
+        return bool(self.shared.get(f"failed:{host.address}"))
 
     def session_for(self, host: Host) -> HostSession:
         return self.sessions[host.address]
@@ -171,31 +198,49 @@ def open_sessions(
         raise HubfleetError(f"{errors[0]}{more}")
 
 
-def gather_facts(run: MemberRun, hosts: Sequence[Host]) -> None:
-    def one(host: Host) -> tuple[str, HostFacts]:
-        output = run.session_for(host).run(GATHER_SCRIPT, what="gathering facts").stdout
-        return host.address, parse_facts(output)
+Snapshot = Callable[[Host], tuple[list[str], str]]
+
+
+def gather_facts(run: MemberRun, hosts: Sequence[Host], snapshot: Snapshot | None = None) -> None:
+    """One round trip per host (all hosts at once): its facts, and a snapshot of the files
+    and states the flavour's steps check (`snapshot(host) -> (paths, shell)`), so that a step
+    with nothing to do costs no round trip of its own."""
+
+    def one(host: Host) -> tuple[str, HostFacts, Probe]:
+        paths, extra = snapshot(host) if snapshot else ([], "")
+        probe = run.session_for(host).probe(paths, also=f"{GATHER_SCRIPT}\n{extra}")
+        return host.address, parse_facts(probe.output), probe
 
     with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_HOSTS, len(hosts) or 1)) as pool:
-        run.facts.update(pool.map(one, hosts))
+        for address, facts, probe in pool.map(one, hosts):
+            run.facts[address] = facts
+            run.snapshots[address] = probe
 
 
 def run_host(
     run: MemberRun, host: Host, steps: Sequence[Step], from_step: str | None = None
 ) -> None:
+    """Run `steps` on one host; when it ends, either way, `done(host)` is set for the hosts
+    waiting on it (and `failed(host)` recorded when it failed)."""
     session = run.session_for(host)
     context = HostContext(
         run.repo, run.member, host, session, run.facts[host.address], run.options, run
     )
-    run_steps(
-        steps,
-        context,
-        context.label,
-        dry_run=run.options.dry_run,
-        from_step=from_step,
-        on_report=run.record,
-        count_commands=lambda: session.commands,
-    )
+    try:
+        run_steps(
+            steps,
+            context,
+            context.label,
+            dry_run=run.options.dry_run,
+            from_step=from_step,
+            on_report=run.record,
+            count_commands=lambda: session.commands,
+        )
+    except BaseException:
+        run.shared[f"failed:{host.address}"] = True
+        raise
+    finally:
+        run.done(host).set()
 
 
 def run_hosts_in_parallel(

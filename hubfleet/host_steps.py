@@ -69,7 +69,8 @@ def operators_key(context: HostContext, dry_run: bool) -> Outcome:
             key = private_key_from_text(run.key_text, context.repo.relative(path))
             public_text = public_line(key, f"hubfleet-{context.member.name}")
     wanted = _key_id(public_text)
-    current = context.session.read_files([ROOT_AUTHORIZED_KEYS])[ROOT_AUTHORIZED_KEYS] or ""
+    found = context.files([ROOT_AUTHORIZED_KEYS])[ROOT_AUTHORIZED_KEYS]
+    current = found[0] if found else ""
     present = {_key_id(line) for line in current.splitlines()}
     if wanted not in present:
         changes.append(f"authorise it in {ROOT_AUTHORIZED_KEYS}")

@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     from hubfleet.registry import Member
 
 CONFIG_MARKER = "/var/lib/rancher/k3s/hubfleet-config.sha256"
+# the checksum of the k3s.yaml last stored in the repo: an unchanged one is not fetched again
+KUBECONFIG_MARKER = "/var/lib/rancher/k3s/hubfleet-kubeconfig.sha256"
 READY_POLL_S = 2.0
 CERT_WARN_DAYS = 30
 
@@ -45,12 +47,11 @@ KubeApi = Callable[["ClusterCredentials"], AbstractContextManager[Any]]
 
 def ensure_files(context: HostContext, files: Sequence[HostFile], dry_run: bool) -> list[str]:
     """Write the files whose content or mode differs; the paths that (would) change."""
-    session = context.session
-    found = session.probe([f.path for f in files]).files
+    found = context.files([f.path for f in files])
     stale = [f for f in files if found[f.path] != (f.content, f.mode)]
     if not dry_run:
         for f in stale:
-            session.write_file(f.path, f.content, f.mode)
+            context.session.write_file(f.path, f.content, f.mode)
     return [f.path for f in stale]
 
 
@@ -63,8 +64,10 @@ def config_checksum(member: Any, host: Any, ram_gb: float) -> str:
 def sysctl(context: HostContext, dry_run: bool) -> Outcome:
     """fs.inotify limits persisted in /etc/sysctl.d and applied now."""
     wanted = k3s.sysctl_file()
-    keys = " ".join(k3s.INOTIFY_SYSCTLS)
-    probe = context.session.probe([wanted.path], also=f"sysctl {keys}")
+    probe = context.snapshot
+    if wanted.path not in probe.files:
+        keys = " ".join(k3s.INOTIFY_SYSCTLS)
+        probe = context.session.probe([wanted.path], also=f"sysctl {keys}")
     live = k3s.parse_sysctl_values(probe.output)
     stale = [k for k, v in k3s.INOTIFY_SYSCTLS.items() if live.get(k) != v]
     persisted = probe.files[wanted.path] == (wanted.content, wanted.mode)
@@ -100,16 +103,20 @@ def k3s_config(context: HostContext, dry_run: bool) -> Outcome:
 # --- install and join ---------------------------------------------------------------------
 
 
-def _installed(context: HostContext) -> tuple[str | None, str | None, bool]:
-    """(installed version, checksum k3s last started with, service active), in one round trip."""
-    service = k3s.service_name(context.host)
-    probe = context.session.probe(
-        [CONFIG_MARKER],
-        also=(
-            f"if [ -x {k3s.BINARY_PATH} ]; then {k3s.BINARY_PATH} --version | head -n1; fi; "
-            f"echo active=$(systemctl is-active {service} 2>/dev/null)"
-        ),
+def install_probe(host: Any) -> str:
+    """Shell printing the installed k3s version and whether its service is active."""
+    return (
+        f"if [ -x {k3s.BINARY_PATH} ]; then {k3s.BINARY_PATH} --version | head -n1; fi; "
+        f"echo active=$(systemctl is-active {k3s.service_name(host)} 2>/dev/null)"
     )
+
+
+def _installed(context: HostContext, fresh: bool = False) -> tuple[str | None, str | None, bool]:
+    """(installed version, checksum k3s last started with, service active): from the run's
+    snapshot, or read again (one round trip) after a change."""
+    probe = context.snapshot
+    if fresh or CONFIG_MARKER not in probe.files:
+        probe = context.session.probe([CONFIG_MARKER], also=install_probe(context.host))
     version = None
     active = False
     for line in probe.output.splitlines():
@@ -145,7 +152,7 @@ def _install(context: HostContext, dry_run: bool, token: str | None) -> Outcome:
         stdin=command.stdin,
         what=f"installing k3s ({decision.action})",
     )
-    installed, _, _ = _installed(context)
+    installed, _, _ = _installed(context, fresh=True)
     return Outcome.changed(f"{decision.reason}; now k3s {installed}", False)
 
 
@@ -157,7 +164,13 @@ def k3s_install(context: HostContext, dry_run: bool) -> Outcome:
 def join(context: HostContext, dry_run: bool) -> Outcome:
     """An agent joins the server: its token is read over SSH and passed on stdin only."""
     run = context.run
-    server = run.session_for(k3s.first_server(context.member))
+    server_host = k3s.first_server(context.member)
+    server = run.session_for(server_host)
+    # the agents' other steps ran alongside the server's; joining needs its k3s installed
+    if not run.done(server_host).wait(run.options.ready_timeout_s + 900):
+        raise HubfleetError(f"{context.session.label}: gave up waiting for the server's steps")
+    if run.failed(server_host):
+        raise HubfleetError(f"{context.session.label}: not joined: the server's steps failed")
     if dry_run:
         version, _, active = _installed(context)
         if version and active:
@@ -215,10 +228,17 @@ def kubeconfig(run: MemberRun, dry_run: bool) -> Outcome:
 
     host = k3s.first_server(run.member)
     session = run.session_for(host)
+    path = run.repo.member_kubeconfig(run.member.name)
+    snapshot = run.snapshots.get(host.address)
+    source_sum = _kubeconfig_sum(snapshot.output) if snapshot else None
+    stored = snapshot.files.get(KUBECONFIG_MARKER) if snapshot else None
+    if source_sum and stored and stored[0].strip() == source_sum and path.is_file():
+        return Outcome.ok(f"{run.repo.relative(path)} up to date (k3s.yaml unchanged)")
     if dry_run and session.read_files([k3s.KUBECONFIG_PATH])[k3s.KUBECONFIG_PATH] is None:
         into = run.repo.relative(run.repo.member_kubeconfig(run.member.name))
         return Outcome.changed(f"would fetch {k3s.KUBECONFIG_PATH} into {into}", True)
-    fetched = yaml.safe_load(session.fetch(k3s.KUBECONFIG_PATH))
+    source = session.fetch(k3s.KUBECONFIG_PATH)
+    fetched = yaml.safe_load(source)
     rewritten = kc.rewrite(
         fetched, run.member.name, k3s.server_url(host.public), run.member.namespace
     )
@@ -226,14 +246,43 @@ def kubeconfig(run: MemberRun, dry_run: bool) -> Outcome:
     note = f"client certificate expires in {days} days" if days is not None else ""
     if days is not None and days < CERT_WARN_DAYS:
         note = f"WARNING: {note}; restart k3s on {host.address} to renew, then rerun"
-    path = run.repo.member_kubeconfig(run.member.name)
     current = sops.decrypt_yaml(run.repo, path) if path.is_file() else None
+    remember = f"printf '%s\\n' {hashlib.sha256(source.encode()).hexdigest()} > {KUBECONFIG_MARKER}"
     if current == rewritten:
+        if not dry_run:
+            session.run(remember, what="noting the stored kubeconfig")
         return Outcome.ok(f"{run.repo.relative(path)} up to date; {note}".rstrip("; "))
     if not dry_run:
         sops.write_encrypted(run.repo, path, kc.as_yaml(rewritten))
+        session.run(remember, what="noting the stored kubeconfig")
     verb = "stored" if current is None else "updated"
     return Outcome.changed(f"{verb} {run.repo.relative(path)}; {note}".rstrip("; "), dry_run)
+
+
+def _kubeconfig_sum(output: str) -> str | None:
+    for line in output.splitlines():
+        if line.startswith("kubeconfig_sha256="):
+            return line.split("=", 1)[1].strip() or None
+    return None
+
+
+def snapshot(member: Any) -> Callable[[Any], tuple[list[str], str]]:
+    """What the k3s steps check on a host, gathered with its facts in one round trip."""
+    from hubfleet.host_steps import ROOT_AUTHORIZED_KEYS
+
+    def of(host: Any) -> tuple[list[str], str]:
+        files = [k3s.sysctl_file().path, k3s.CONFIG_PATH, k3s.KUBELET_CONFIG_PATH]
+        files += [CONFIG_MARKER, ROOT_AUTHORIZED_KEYS]
+        extra = [f"sysctl {' '.join(k3s.INOTIFY_SYSCTLS)} 2>/dev/null", install_probe(host)]
+        if k3s.is_server(host):
+            files += [k3s.TRAEFIK_SKIP_PATH, KUBECONFIG_MARKER]
+            extra.append(
+                f"echo kubeconfig_sha256=$(sha256sum {k3s.KUBECONFIG_PATH} 2>/dev/null"
+                " | cut -d' ' -f1)"
+            )
+        return files, "\n".join(extra)
+
+    return of
 
 
 def upgrade_plan(run: MemberRun, dry_run: bool, kube_api: KubeApi) -> Outcome:
@@ -341,14 +390,17 @@ def bootstrap(
     with ExitStack() as stack:
         say(f"member {member.name}: connecting to {len(connect_to)} host(s)")
         open_sessions(run, connect_to, keys, stack)
-        gather_facts(run, connect_to)
+        gather_facts(run, connect_to, snapshot(member))
+        if server not in targets:
+            run.done(server).set()  # --host names an agent: the server is bootstrapped already
         # preflight on every host before anything changes anywhere
         start = _phase_start(options.from_step, host_names, MEMBER_STEP_NAMES)
         run_hosts_in_parallel(run, targets, HOST_STEPS[:1], start)
         later = None if start == "preflight" else start
-        if server in targets:
-            run_hosts_in_parallel(run, [server], HOST_STEPS[1:], later)
-        run_hosts_in_parallel(run, [h for h in targets if h != server], HOST_STEPS[1:], later)
+        for host in targets:  # `done` now means: done with the steps below
+            run.done(host).clear()
+        # all hosts at once; an agent's join waits for the server's steps
+        run_hosts_in_parallel(run, targets, HOST_STEPS[1:], later)
         run_steps(
             member_steps(member, options, kube_api),
             run,
