@@ -105,6 +105,11 @@ class MemberRun:
             self.reports.append(report)
             self.say(report_line(report))
 
+    def changed(self) -> bool:
+        """Whether any step of this run changed (or would change) something."""
+        with self.lock:
+            return any(r.state not in ("ok", "skipped") for r in self.reports)
+
     def event(self, name: str) -> threading.Event:
         """A named event hosts of this run wait on (e.g. the server's install being done)."""
         with self.lock:

@@ -111,11 +111,11 @@ def install_probe(host: Any) -> str:
     )
 
 
-def _installed(context: HostContext, fresh: bool = False) -> tuple[str | None, str | None, bool]:
+def _installed(context: HostContext) -> tuple[str | None, str | None, bool]:
     """(installed version, checksum k3s last started with, service active): from the run's
-    snapshot, or read again (one round trip) after a change."""
+    snapshot, or read (one round trip) when there is none."""
     probe = context.snapshot
-    if fresh or CONFIG_MARKER not in probe.files:
+    if CONFIG_MARKER not in probe.files:
         probe = context.session.probe([CONFIG_MARKER], also=install_probe(context.host))
     version = None
     active = False
@@ -147,12 +147,14 @@ def _install(context: HostContext, dry_run: bool, token: str | None) -> Outcome:
     command = k3s.install_command(member, host, token)
     for upload in command.uploads:
         session.upload(context.repo.root / upload.source, upload.destination, upload.mode)
-    session.run(
-        f"set -e; {command.command}; mkdir -p {shlex.quote(CONFIG_MARKER.rsplit('/', 1)[0])}; {marker}",
+    output = session.run(
+        f"set -e; {command.command} >/dev/null; "
+        f"mkdir -p {shlex.quote(CONFIG_MARKER.rsplit('/', 1)[0])}; {marker}; "
+        f"{k3s.BINARY_PATH} --version | head -n1",
         stdin=command.stdin,
         what=f"installing k3s ({decision.action})",
-    )
-    installed, _, _ = _installed(context, fresh=True)
+    ).stdout
+    installed = k3s.parse_version(output.strip().splitlines()[-1] if output.strip() else "")
     return Outcome.changed(f"{decision.reason}; now k3s {installed}", False)
 
 
@@ -178,8 +180,14 @@ def join(context: HostContext, dry_run: bool) -> Outcome:
         return Outcome.changed(f"would join {k3s.server_url(server.host.address)}", True)
     with run.lock:  # read once for all agents; it stays in memory only
         if "join-token" not in run.shared:
-            token = server.run(f"cat {k3s.TOKEN_PATH}", what="reading the join token").stdout
-            run.shared["join-token"] = k3s.check_token(token)
+            known = run.snapshots.get(server_host.address)
+            found = known.files.get(k3s.TOKEN_PATH) if known else None
+            if found is None:
+                found = (
+                    server.run(f"cat {k3s.TOKEN_PATH}", what="reading the join token").stdout,
+                    0,
+                )
+            run.shared["join-token"] = k3s.check_token(found[0])
     return _install(context, dry_run, token=run.shared["join-token"])
 
 
@@ -197,11 +205,16 @@ def nodes_ready(run: MemberRun, dry_run: bool) -> Outcome:
     if dry_run and not any(run.facts[h.address].kubernetes for h in run.member.hosts):
         return Outcome.changed(f"would wait for {len(wanted)} node(s) to be Ready", True)
     deadline = time.monotonic() + run.options.ready_timeout_s
+    snapshot = run.snapshots.get(k3s.first_server(run.member).address)
+    seen = _nodes_json(snapshot.output) if snapshot and not run.changed() else None
     while True:
-        found = server.run(
-            f"{k3s.BINARY_PATH} kubectl get nodes -o json", check=False, what="listing nodes"
-        )
-        nodes = {n.name: n for n in k3s.parse_nodes(found.stdout)} if found.ok else {}
+        if seen is None:
+            found = server.run(
+                f"{k3s.BINARY_PATH} kubectl get nodes -o json", check=False, what="listing nodes"
+            )
+            seen = found.stdout if found.ok else ""
+        nodes = {n.name: n for n in k3s.parse_nodes(seen)} if seen else {}
+        seen = None  # after a first look, ask the server
         missing = [n for n in wanted if n not in nodes or not nodes[n].ready]
         if not missing:
             return Outcome.ok(f"{len(wanted)} node(s) Ready: {', '.join(wanted)}")
@@ -259,6 +272,15 @@ def kubeconfig(run: MemberRun, dry_run: bool) -> Outcome:
     return Outcome.changed(f"{verb} {run.repo.relative(path)}; {note}".rstrip("; "), dry_run)
 
 
+def _nodes_json(output: str) -> str | None:
+    import base64
+
+    for line in output.splitlines():
+        if line.startswith("nodes_json=") and line[11:].strip():
+            return base64.b64decode(line[11:]).decode()
+    return None
+
+
 def _kubeconfig_sum(output: str) -> str | None:
     for line in output.splitlines():
         if line.startswith("kubeconfig_sha256="):
@@ -275,10 +297,14 @@ def snapshot(member: Any) -> Callable[[Any], tuple[list[str], str]]:
         files += [CONFIG_MARKER, ROOT_AUTHORIZED_KEYS]
         extra = [f"sysctl {' '.join(k3s.INOTIFY_SYSCTLS)} 2>/dev/null", install_probe(host)]
         if k3s.is_server(host):
-            files += [k3s.TRAEFIK_SKIP_PATH, KUBECONFIG_MARKER]
+            files += [k3s.TRAEFIK_SKIP_PATH, KUBECONFIG_MARKER, k3s.TOKEN_PATH]
             extra.append(
                 f"echo kubeconfig_sha256=$(sha256sum {k3s.KUBECONFIG_PATH} 2>/dev/null"
                 " | cut -d' ' -f1)"
+            )
+            extra.append(
+                f"if [ -x {k3s.BINARY_PATH} ]; then echo nodes_json=$({k3s.BINARY_PATH} kubectl "
+                "get nodes -o json 2>/dev/null | base64 -w0); fi"
             )
         return files, "\n".join(extra)
 
@@ -363,8 +389,12 @@ def bootstrap(
     options: Any,
     say: Callable[[str], None] = print,
     kube_api: KubeApi | None = None,
+    commands: dict[str, int] | None = None,
 ) -> list[StepReport]:
-    """Bring a k3s member's hosts to the registry's state; returns every step report."""
+    """Bring a k3s member's hosts to the registry's state; returns every step report.
+
+    `commands`, when given, is filled with the number of SSH commands sent to each host
+    (the fact gathering included)."""
     from contextlib import ExitStack
 
     from hubfleet.bootstrap import (
@@ -410,6 +440,8 @@ def bootstrap(
             on_report=run.record,
             count_commands=lambda: sum(s.commands for s in run.sessions.values()),
         )
+        if commands is not None:
+            commands.update({a: s.commands for a, s in run.sessions.items()})
     return run.reports
 
 

@@ -252,7 +252,8 @@ class HostSession:
         ]
         if also:
             parts.append(also)
-        out = self.run("; ".join(parts) or "true", what="reading files").stdout
+        parts.append("true")  # a probe that finds nothing has still succeeded
+        out = self.run("; ".join(parts), what="reading files").stdout
         found: dict[str, tuple[str, int] | None] = {p: None for p in paths}
         rest: list[str] = []
         for line in out.splitlines():
@@ -288,16 +289,16 @@ class HostSession:
                 raise RemoteCommandError(f"{self.label}: {path} does not exist")
             return found
         self.commands += 1
-        buffer = io.BytesIO()
         try:
-            self.connection.get(path, local=buffer)
+            with self.connection.sftp().open(path, "rb") as remote:
+                content: bytes = remote.read()
         except FileNotFoundError:
             raise RemoteCommandError(f"{self.label}: {path} does not exist") from None
         except Exception as err:  # OSError, or paramiko's SSHException (e.g. no sftp subsystem)
             raise HostUnreachableError(
                 f"{self.label}: fetching {path} over SFTP failed ({err})"
             ) from None
-        return buffer.getvalue().decode()
+        return content.decode()
 
     def upload(self, local: Path, path: str, mode: int = 0o644) -> None:
         """Copy a local file (an air-gap artefact) to `path`, atomically, keeping `mode`."""
