@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 CONFIG_MARKER = "/var/lib/rancher/k3s/hubfleet-config.sha256"
 # the checksum of the k3s.yaml last stored in the repo: an unchanged one is not fetched again
 KUBECONFIG_MARKER = "/var/lib/rancher/k3s/hubfleet-kubeconfig.sha256"
-READY_POLL_S = 2.0
+READY_POLL_S = (0.25, 2.0)  # first and longest wait between looks at the node list
 CERT_WARN_DAYS = 30
 
 KubeApi = Callable[["ClusterCredentials"], AbstractContextManager[Any]]
@@ -207,6 +207,7 @@ def nodes_ready(run: MemberRun, dry_run: bool) -> Outcome:
     deadline = time.monotonic() + run.options.ready_timeout_s
     snapshot = run.snapshots.get(k3s.first_server(run.member).address)
     seen = _nodes_json(snapshot.output) if snapshot and not run.changed() else None
+    pause = READY_POLL_S[0]
     while True:
         if seen is None:
             found = server.run(
@@ -226,7 +227,8 @@ def nodes_ready(run: MemberRun, dry_run: bool) -> Outcome:
                 f"member {run.member.name}: node(s) not Ready after "
                 f"{run.options.ready_timeout_s:.0f}s: {states}"
             )
-        time.sleep(READY_POLL_S)
+        time.sleep(pause)
+        pause = min(pause * 2, READY_POLL_S[1])
 
 
 def kubeconfig(run: MemberRun, dry_run: bool) -> Outcome:
