@@ -325,7 +325,7 @@ def upgrade_plan(run: MemberRun, dry_run: bool, kube_api: KubeApi) -> Outcome:
     with kube_api(creds) as api:
         outcomes = plans.apply_plans(api, rendered)
     changed = [o for o in outcomes if o.state != "ok"]
-    detail = ", ".join(f"{o.name} {o.state}" for o in outcomes)
+    detail = ", ".join(f"{o.name} {o.action}" for o in outcomes)
     return Outcome.changed(detail, False) if changed else Outcome.ok(detail)
 
 

@@ -4,25 +4,28 @@ A `HostLab` owns a bridge in the root network namespace (with an address of its 
 process can connect) and any number of `TestHost`s. Each host is:
 
 - a network namespace with a veth into the lab's bridge and one IPv4 address on a /24 that no
-  route of this machine uses (hosts reach each other and this process, nothing else: they have
-  no default route, and IPv6 is off on every lab link);
-- a UTS namespace (its own hostname) and a mount namespace in which the whole real root is
-  read-only and everything a host may write is private: /etc and /var are overlays on tmpfs
-  (so /etc/fstab, /etc/passwd, /etc/sudoers.d, ... are private copies that even rename-over
-  writes work on), and /run, /tmp, /root, /home, /mnt, /opt, /srv, /dev/shm, /usr/local/bin,
-  /etc/rancher, /etc/sysctl.d, /etc/systemd/system, /etc/wireguard, /var/lib/rancher, /var/snap,
-  /var/log and /var/lib/hubfleet-standin are tmpfs of their own (64 MiB by default). The real
-  machine's disks are hidden (a read-only empty file is bound over each non-loop block device),
-  /proc/sys, /proc/sysrq-trigger and /dev are read-only, and /usr/bin/systemctl (which also
-  answers as reboot/poweroff/halt/shutdown) is always the stand-in;
+  route or address of this machine uses (hosts reach each other and this process, nothing
+  else: they have no default route, and IPv6 is off on every lab link);
+- a UTS namespace (its own hostname), a PID namespace (its own init, which reaps orphans; a
+  host cannot see or signal this machine's processes) and a mount namespace in which the real
+  root is read-only and everything a host may write is private: /etc, /var and /usr are
+  overlays on tmpfs (so /etc/fstab, /etc/passwd, /etc/sudoers.d, ... are private copies that
+  rename-over writes work on), and /run, /tmp, /root, /home, /mnt, /opt, /srv, /dev/shm,
+  /usr/local/bin, /etc/rancher, /etc/sysctl.d, /etc/systemd/system, /etc/wireguard,
+  /var/lib/rancher, /var/snap, /var/log and /var/lib/hubfleet-standin are tmpfs of their own
+  (64 MiB by default). Guards: the real machine's disks are hidden (a read-only empty file is
+  bound over each non-loop block device), /proc/sys and /dev are read-only, /usr/bin/systemctl
+  (also reboot, poweroff, halt, shutdown) is always the stand-in, and the machine's own
+  Kubernetes tools (HIDDEN_COMMANDS, e.g. a kubectl in /usr/bin) are removed, as on a fresh VM;
 - the real OpenSSH sshd on the host's address, port 22, with a host key made for it, root login
   by the lab's client key (`PermitRootLogin prohibit-password`, `UsePAM no`).
 
 The stand-ins in tests/standins/ (systemctl, sysctl, timedatectl, journalctl, curl, modprobe,
-nproc, and k3s with its install script) are bound read-only at /run/hubfleet-standins in every
-host and copied to /usr/local/bin by `install_standins`; they keep their state in
-/var/lib/hubfleet-standin and log every call to /var/lib/hubfleet-standin/calls.log. Hosts of a
-lab share /var/lib/hubfleet-lab, which plays the network between k3s servers and agents.
+nproc, k3s and the k3s install script) are bound read-only at /run/hubfleet-standins in every
+host and copied to /usr/local/bin (`HostOptions.standins`, `TestHost.install_standins`); they
+keep their state in /var/lib/hubfleet-standin and log every call to
+/var/lib/hubfleet-standin/calls.log (`TestHost.calls`). Hosts of a lab share
+/var/lib/hubfleet-lab, which plays the network between k3s servers and agents.
 
 Teardown (`close`, also from `__exit__` and atexit) kills only the processes inside the lab's
 own namespaces, then detaches its loop devices and deletes its veths, namespaces, bridge and
@@ -125,6 +128,8 @@ def skip_reason() -> str | None:
             return f"test hosts need `{tool}` (apt: iproute2, util-linux, mount)"
     if not os.access(SSHD, os.X_OK):
         return f"test hosts need {SSHD} (apt: openssh-server)"
+    if not os.access("/usr/bin/python3", os.X_OK):
+        return "test hosts need /usr/bin/python3 (their init and the stand-ins run with it)"
     probe = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True)
     if probe.returncode != 0:
         return (
@@ -231,6 +236,35 @@ def _exe(pid: int) -> str | None:
         return os.readlink(f"/proc/{pid}/exe")
     except OSError:
         return None
+
+
+def _stat(pid: int) -> list[str]:
+    """/proc/PID/stat after the command name: state is [0], ppid [1], start time [19]."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return []
+
+
+def _alive(pid: int, started: str) -> bool:
+    """Still that process (pids are reused) and not a zombie (init reaps in its own time)."""
+    fields = _stat(pid)
+    return bool(fields) and fields[19] == started and fields[0] != "Z"
+
+
+def _children(parent: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    ppid = int(stat.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            if ppid == parent:
+                found.append(int(entry))
+    return found
 
 
 def _descendants(root: int) -> list[int]:
@@ -367,7 +401,7 @@ class HostOptions:
 # /run/hubfleet-host are the host's own dir of the lab (sshd files, faked facts); it is bound
 # there before /tmp, where the lab's dir is, gets covered.
 SETUP_PROGRAM = r"""
-import ctypes, os, shutil, socket, stat, subprocess, sys
+import ctypes, os, shutil, signal, socket, stat, subprocess, sys
 
 env = os.environ
 libc = ctypes.CDLL(None, use_errno=True)
@@ -501,7 +535,16 @@ if os.path.exists("/proc/sysrq-trigger"):
 read_only("/dev")
 read_only("/")
 print("ready", flush=True)
-os.execv("/bin/sleep", ["sleep", "infinity"])
+sys.stdout.close()
+# the host's init: reap orphans until the lab kills it (which ends everything in the host)
+signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGCHLD])
+while True:
+    try:
+        while os.waitpid(-1, os.WNOHANG)[0] > 0:
+            pass
+    except ChildProcessError:
+        pass
+    signal.sigwait([signal.SIGCHLD])
 """
 
 SSHD_CONFIG = """\
@@ -552,7 +595,10 @@ class TestHost:
     dir: Path
     host_public_key: str
     port: int = 22
-    holder: subprocess.Popen[bytes] | None = None
+    holder: subprocess.Popen[bytes] | None = None  # `unshare`, parent of the host's init
+    init_pid: int = 0  # the host's pid 1, as this machine numbers it
+    sshd_pid: int = 0  # the sshd listener, as this machine numbers it
+    _init_started: str = ""
     sshd: subprocess.Popen[bytes] | None = None
     _fills: dict[str, _Fill] = field(default_factory=dict)
     _disks: int = 0
@@ -593,7 +639,8 @@ class TestHost:
     def _enter(self) -> list[str]:
         if self.holder is None or self.holder.poll() is not None:
             raise LabError(f"host {self.name}: its namespaces are gone")
-        return ["nsenter", f"--target={self.holder.pid}", "--net", "--mount", "--uts", "--"]
+        target = f"--target={self.init_pid}"
+        return ["nsenter", target, "--net", "--mount", "--uts", "--pid", "--"]
 
     def run(
         self,
@@ -604,8 +651,9 @@ class TestHost:
         check: bool = False,
         timeout: float = 60.0,
     ) -> subprocess.CompletedProcess[str]:
-        """Run `cmd` with sh inside the host (as root, or as `user`), from /, with a login-like
-        environment. Not over SSH: for setting up and checking what SSH did."""
+        """Run `cmd` with sh inside the host (nsenter into its net, mount, UTS and PID
+        namespaces), as root or as `user`, from /, with a login-like environment. Not over SSH:
+        for setting up and checking what SSH did."""
         env = _tool_env({"SHELL": "/bin/sh"})
         argv = [*self._enter()]
         if user and user != "root":
@@ -694,16 +742,9 @@ class TestHost:
         pidfile = self.dir / "sshd.pid"
         pidfile.unlink(missing_ok=True)
         log = self.dir / "sshd.log"
-        argv = [
-            *self._enter(),
-            SSHD,
-            "-D",
-            "-f",
-            "/run/hubfleet-host/sshd_config",
-            "-E",
-            "/run/hubfleet-host/sshd.log",
-        ]
-        self.sshd = self.lab._spawn(argv)
+        config = ["-f", "/run/hubfleet-host/sshd_config", "-E", "/run/hubfleet-host/sshd.log"]
+        # nsenter forks into the host's pid namespace: sshd is its child
+        self.sshd = self.lab._spawn([*self._enter(), SSHD, "-D", *config])
         deadline = time.monotonic() + STEP_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.sshd.poll() is not None:
@@ -712,8 +753,11 @@ class TestHost:
                     f"host {self.name}: sshd exited ({self.sshd.returncode}): {tail.strip()}"
                 )
             with contextlib.suppress(OSError, ValueError):
-                if int(pidfile.read_text().strip()) == self.sshd.pid:
-                    return
+                if int(pidfile.read_text().strip()) > 0:  # written once it listens
+                    listeners = [p for p in _children(self.sshd.pid) if _exe(p) == SSHD]
+                    if listeners:
+                        self.sshd_pid = listeners[0]
+                        return
             time.sleep(0.002)
         raise LabError(
             f"host {self.name}: sshd did not start listening within {STEP_TIMEOUT_S:.0f}s"
@@ -724,10 +768,13 @@ class TestHost:
         if self.sshd is None:
             return
         if self.sshd.poll() is None:
-            self.sshd.terminate()
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.sshd_pid, signal.SIGTERM)
             try:
                 self.sshd.wait(timeout=5)
             except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(self.sshd_pid, signal.SIGKILL)
                 self.sshd.kill()
                 self.sshd.wait(timeout=5)
         (self.dir / "sshd.pid").unlink(missing_ok=True)
@@ -735,7 +782,7 @@ class TestHost:
     def kill_sshd_sessions(self) -> int:
         """Kill every SSH session's processes (breaks live connections); sshd keeps listening.
         Returns how many processes were killed."""
-        listener = self.sshd.pid if self.sshd_running and self.sshd else None
+        listener = self.sshd_pid if self.sshd_running else None
         sessions = [
             pid for pid in self.pids() if pid != listener and _exe(pid) == SSHD
         ]  # also those of an sshd stopped since, whose sessions lived on
@@ -1031,6 +1078,7 @@ class HostLab:
         _write(self.client_key_path, self.client_key_text, 0o600)
         _write(self.dir / "client_ed25519.pub", self.client_public_key)
         _write(self.known_hosts_path, "")
+        _write(self.dir / "host-init.py", SETUP_PROGRAM)
         self._copy_standins()
         self._make_bridge()
         return self
@@ -1048,7 +1096,22 @@ class HostLab:
         for proxy in self._proxies:
             with contextlib.suppress(Exception):
                 proxy.close()
+        # killing a host's init kills its whole pid namespace; the nsenter processes this
+        # process started reap what they started in there, so nothing waits for this
+        # machine's init to reap orphans
+        inits = [(h.init_pid, h._init_started) for h in self.hosts if h.init_pid]
+        for pid, started in inits:
+            if _alive(pid, started):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        for child in self._children:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.wait(timeout=2)
         left = _kill_all(set(self._netns_ids.values()), self._children)
+        deadline = time.monotonic() + 3.0
+        while any(_alive(*i) for i in inits) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        left += [pid for pid, started in inits if _alive(pid, started)]
         if left:
             problems.append(f"processes still running: {left}")
         problems += _detach_images(image for _, image in self._loops)
@@ -1259,13 +1322,15 @@ class HostLab:
             "unshare",
             "--uts",
             "--mount",
+            "--pid",
+            "--mount-proc",
+            "--kill-child",
             "--propagation",
             "private",
             "--",
             "/usr/bin/python3",
             "-I",
-            "-c",
-            SETUP_PROGRAM,
+            str(self.dir / "host-init.py"),  # read before /tmp is covered
         ]
         with log:
             holder = self._spawn(
@@ -1279,6 +1344,13 @@ class HostLab:
             holder.wait()
             detail = (host.dir / "holder.log").read_text(errors="replace").strip()[-800:]
             raise LabError(f"host {host.name}: setup failed: {detail or 'no output'}")
+        children = _children(holder.pid)
+        if len(children) != 1:
+            holder.kill()
+            holder.wait()
+            raise LabError(f"host {host.name}: cannot tell the host's init among {children}")
+        host.init_pid = children[0]
+        host._init_started = (_stat(host.init_pid) or [""] * 20)[19]
         return holder
 
     def _publish(self, host: TestHost) -> None:
@@ -1287,7 +1359,7 @@ class HostLab:
             out.write(host.host_key_line + "\n")
         for other in self.hosts:
             if other is not host and other.holder is not None:
-                with open(f"/proc/{other.holder.pid}/root/etc/hosts", "a") as hosts:
+                with open(f"/proc/{other.init_pid}/root/etc/hosts", "a") as hosts:
                     hosts.write(f"{host.address}\t{host.name}\n")
 
     # faults that need the lab
@@ -1490,6 +1562,7 @@ def host_lab(n: int = 0, **kwargs: Any) -> Iterator[HostLab]:
 
 __all__ = [
     "DEFAULT_STANDINS",
+    "HIDDEN_COMMANDS",
     "K3S_DEFAULT_VERSION",
     "OS_RELEASES",
     "DelayProxy",

@@ -102,6 +102,9 @@ def test_files_stay_private_to_their_host(hosts) -> None:
     assert first.run("echo 1 > /proc/sys/fs/inotify/max_user_watches").returncode != 0
     assert first.run("test -b /dev/vda || test -b /dev/sda").returncode != 0
     assert first.run("reboot").returncode == 1
+    # a host has its own pid namespace: it cannot see or signal this machine's processes
+    assert first.run(f"kill -0 {os.getpid()}").returncode != 0
+    assert "python3" in first.run("cat /proc/1/cmdline").stdout  # the host's init
 
 
 def test_hosts_reach_each_other_over_the_bridge(hosts) -> None:
@@ -408,7 +411,7 @@ def test_teardown_leaves_nothing_behind() -> None:
         first.run("setsid sleep 300 > /dev/null 2>&1 < /dev/null &")
         session = first.connect()
         session.run("true", hide=True, in_stream=False)
-        pids = [p for h in lab.hosts for p in h.pids()]
+        pids = [(p, _started(p)) for h in lab.hosts for p in h.pids()]
         names = [h.netns for h in lab.hosts]
         links = [lab.bridge, *(h.veth for h in lab.hosts)]
         lab_dir = lab.dir
@@ -422,16 +425,25 @@ def test_teardown_leaves_nothing_behind() -> None:
     assert [line for line in loops.splitlines() if str(lab_dir) in line] == []
     assert device.startswith("/dev/loop")
     assert not lab_dir.exists()
-    assert [pid for pid in pids if _running(pid)] == []
+    assert [pid for pid, started in pids if _running(pid, started)] == []
 
 
-def _running(pid: int) -> bool:
-    """Alive and not a zombie (init reaps orphans in its own time)."""
+def _stat(pid: int) -> list[str]:
     try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return []
+
+
+def _started(pid: int) -> str:
+    fields = _stat(pid)
+    return fields[19] if fields else ""
+
+
+def _running(pid: int, started: str) -> bool:
+    """The same process (pids are reused), alive and not a zombie (init reaps in its time)."""
+    fields = _stat(pid)
+    return bool(fields) and fields[19] == started and fields[0] != "Z"
 
 
 def _stdin(text: str) -> object:

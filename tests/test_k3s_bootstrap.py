@@ -373,3 +373,70 @@ def test_the_bootstrap_task_prints_a_step_table(
     assert bad.stderr.strip().startswith(
         "error: no step 'nope'; the steps are: preflight, operators-key"
     )
+
+
+def test_air_gapped_install_uploads_the_artefacts_and_downloads_nothing(
+    deploy_repo: MakeRepo, host_lab: HostLab, lab_hosts: Callable[..., list[TestHost]]
+) -> None:
+    from tests.harness import k3s_binary, k3s_install_script
+
+    (server,) = lab_hosts(1)
+    repo = k3s_repo(
+        deploy_repo,
+        host_lab,
+        [server],
+        airgap={
+            "binary": "airgap/k3s",
+            "install_script": "airgap/install.sh",
+            "images": "airgap/images.tar",
+        },
+    )
+    (repo.root / "airgap").mkdir()
+    (repo.root / "airgap" / "k3s").write_text(k3s_binary(VERSION))
+    (repo.root / "airgap" / "install.sh").write_text(k3s_install_script())
+    (repo.root / "airgap" / "images.tar").write_bytes(b"not really images\n")
+    reports = bootstrap(repo, options(host_lab))
+    assert states(reports)[(server.address, "k3s-install")] == CHANGED
+    install = server.calls("install.sh")[-1]
+    assert install["env"]["INSTALL_K3S_SKIP_DOWNLOAD"] == "true"
+    assert server.calls("curl") == []
+    assert server.read("/var/lib/rancher/k3s/agent/images/images.tar") == "not really images\n"
+    mode = server.run("stat -c %a /usr/local/bin/k3s").stdout.strip()
+    assert mode == "755"
+
+
+def test_upgrade_plans_are_applied_through_the_kubernetes_api(
+    deploy_repo: MakeRepo,
+    host_lab: HostLab,
+    lab_hosts: Callable[..., list[TestHost]],
+    kube_stub: Any,
+) -> None:
+    from hubfleet import kube
+    from tests.conftest_kube import credentials_for
+
+    (server,) = lab_hosts(1)
+    window = {"days": ["sunday"], "start": "02:00", "end": "04:00", "timezone": "UTC"}
+    repo = k3s_repo(
+        deploy_repo, host_lab, [server], upgrade={"channel": "stable", "window": window}
+    )
+    kube_stub.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "system-upgrade"}})
+    # the member's cluster is the stub here: its kubeconfig (fetched from the stand-in k3s)
+    # points at the host, where no API server runs
+    stub = credentials_for(kube_stub, "edge")
+
+    def api(_creds: Any) -> Any:
+        return kube.member_api(stub)
+
+    first = k3s_steps.bootstrap(
+        repo, "edge", options(host_lab), say=lambda line: None, kube_api=api
+    )
+    plan = next(r for r in first if r.step == "upgrade-plan")
+    assert plan.state == CHANGED and "created" in plan.detail
+    names = sorted(p["metadata"]["name"] for p in kube_stub.objects("Plan", "system-upgrade"))
+    assert names == ["edge-k3s-agent", "edge-k3s-server"]
+    server_plan = kube_stub.get("Plan", "edge-k3s-server", "system-upgrade")
+    assert server_plan["spec"]["window"]["startTime"] == "02:00"
+    again = k3s_steps.bootstrap(
+        repo, "edge", BootstrapOptions(connect_timeout_s=3), say=lambda line: None, kube_api=api
+    )
+    assert next(r for r in again if r.step == "upgrade-plan").state == OK
