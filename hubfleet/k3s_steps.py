@@ -49,9 +49,8 @@ def ensure_files(context: HostContext, files: Sequence[HostFile], dry_run: bool)
     """Write the files whose content or mode differs; the paths that (would) change."""
     found = context.files([f.path for f in files])
     stale = [f for f in files if found[f.path] != (f.content, f.mode)]
-    if not dry_run:
-        for f in stale:
-            context.session.write_file(f.path, f.content, f.mode)
+    if stale and not dry_run:
+        context.session.write_files([(f.path, f.content, f.mode) for f in stale])
     return [f.path for f in stale]
 
 
@@ -75,9 +74,11 @@ def sysctl(context: HostContext, dry_run: bool) -> Outcome:
     if persisted and not stale:
         return Outcome.ok(summary)
     if not dry_run:
-        if not persisted:
-            context.session.write_file(wanted.path, wanted.content, wanted.mode)
-        context.session.run(f"sysctl -p {wanted.path} >/dev/null", what="applying sysctls")
+        apply = f"sysctl -p {wanted.path} >/dev/null"
+        if persisted:
+            context.session.run(apply, what="applying sysctls")
+        else:
+            context.session.write_file(wanted.path, wanted.content, wanted.mode, then=apply)
     done = ([f"wrote {wanted.path}"] if not persisted else []) + [f"applied {summary}"]
     return Outcome.changed("; ".join(done), dry_run)
 

@@ -22,7 +22,7 @@ import shlex
 import socket
 import tempfile
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -265,22 +265,31 @@ class HostSession:
             found[paths[int(number)]] = (base64.b64decode(encoded).decode(), int(mode, 8))
         return Probe(found, "\n".join(rest))
 
-    def write_file(self, path: str, content: str, mode: int = 0o644) -> None:
-        """Replace `path` atomically: write a temp file beside it, then rename over it.
+    def write_file(self, path: str, content: str, mode: int = 0o644, then: str = "") -> None:
+        """Replace `path` atomically (see write_files); `then` runs after, same round trip."""
+        self.write_files([(path, content, mode)], then=then)
 
-        A full disk or any other failure leaves the old file (or none) and no temp file.
-        """
-        directory = os.path.dirname(path) or "."
-        script = (
-            "set -e; umask 077; "
-            f"mkdir -p {shlex.quote(directory)}; "
-            f"tmp=$(mktemp {shlex.quote(path)}.hubfleet.XXXXXX); "
-            "trap 'rm -f \"$tmp\"' EXIT; "
-            'cat > "$tmp"; '
-            f'chmod {mode:o} "$tmp"; '
-            f'mv -f "$tmp" {shlex.quote(path)}; trap - EXIT'
-        )
-        self.run(script, stdin=content, what=f"writing {path}")
+    def write_files(self, files: Sequence[tuple[str, str, int]], then: str = "") -> None:
+        """Replace each file atomically, all in one round trip: each is written to a temp file
+        beside it, then renamed over it. A full disk or any other failure leaves the old file
+        (or none) and no temp file; files after a failing one are not touched. `then` is shell
+        run after all are in place (e.g. applying them)."""
+        parts = ["set -e; umask 077; tmp=; trap 'rm -f \"$tmp\"' EXIT"]
+        stdin = b""
+        for path, content, mode in files:
+            data = content.encode()
+            stdin += data  # contents travel on stdin, never on a command line
+            quoted = shlex.quote(path)
+            parts.append(
+                f"mkdir -p {shlex.quote(os.path.dirname(path) or '.')}; "
+                f'tmp=$(mktemp {quoted}.hubfleet.XXXXXX); head -c {len(data)} > "$tmp"; '
+                f'test $(wc -c < "$tmp") -eq {len(data)}; '
+                f'chmod {mode:o} "$tmp"; mv -f "$tmp" {quoted}; tmp='
+            )
+        if then:
+            parts.append(then)
+        names = ", ".join(path for path, _, _ in files)
+        self.run("; ".join(parts), stdin=stdin.decode(), what=f"writing {names}")
 
     def fetch(self, path: str) -> str:
         """A file's content over SFTP (as root) or `sudo cat` (other users)."""
