@@ -196,7 +196,9 @@ def join(context: HostContext, dry_run: bool) -> Outcome:
 
 
 def expected_nodes(run: MemberRun) -> list[str]:
-    return [h.name or run.facts[h.address].hostname for h in run.member.hosts]
+    """The nodes this run waits for: its hosts (with --host: that one and the server)."""
+    hosts = run.shared.get("targets") or run.member.hosts
+    return [h.name or run.facts[h.address].hostname for h in hosts]
 
 
 def nodes_ready(run: MemberRun, dry_run: bool) -> Outcome:
@@ -419,6 +421,7 @@ def bootstrap(
     connect_to = list(dict.fromkeys([server, *targets]))  # agents need the server's token
     keys, key_text = load_connect_keys(repo, member, options.identity)
     run = MemberRun(repo, member, options, say=say, key_text=key_text)
+    run.shared["targets"] = connect_to
     host_names = [s.name for s in HOST_STEPS]
     with ExitStack() as stack:
         say(f"member {member.name}: connecting to {len(connect_to)} host(s)")

@@ -251,10 +251,10 @@ class HostSession:
             f'$(stat -c %a {shlex.quote(p)}) "$(base64 -w0 < {shlex.quote(p)})"; fi'
             for i, p in enumerate(paths)
         ]
-        if also:
-            parts.append(also)
+        if also.strip():
+            parts.append(also.strip())
         parts.append("true")  # a probe that finds nothing has still succeeded
-        out = self.run("; ".join(parts), what="reading files").stdout
+        out = self.run("\n".join(parts), what="reading files").stdout
         found: dict[str, tuple[str, int] | None] = {p: None for p in paths}
         rest: list[str] = []
         for line in out.splitlines():

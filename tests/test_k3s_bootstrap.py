@@ -440,3 +440,32 @@ def test_upgrade_plans_are_applied_through_the_kubernetes_api(
         repo, "edge", BootstrapOptions(connect_timeout_s=3), say=lambda line: None, kube_api=api
     )
     assert next(r for r in again if r.step == "upgrade-plan").state == OK
+
+
+def test_one_host_at_a_time_then_join_then_uninstall(
+    deploy_repo: MakeRepo, host_lab: HostLab, lab_hosts: Callable[..., list[TestHost]]
+) -> None:
+    server, agent = lab_hosts(2)
+    repo = k3s_repo(deploy_repo, host_lab, [server, agent])
+    first = bootstrap(repo, options(host_lab, only_host=server.address))
+    assert {r.host for r in first} == {server.address, "member edge"}
+    assert agent.calls("install.sh") == []
+    assert next(r for r in first if r.step == "ready").detail.startswith("1 node(s) Ready")
+
+    joined = bootstrap(repo, options(host_lab, only_host=agent.address))
+    assert states(joined)[(agent.address, "join")] == CHANGED
+    assert (server.address, "k3s-install") not in states(joined)
+    assert next(r for r in joined if r.step == "ready").detail.startswith("2 node(s) Ready")
+    assert [r.step for r in joined if r.host == "member edge"] == ["ready"]
+
+    with pytest.raises(HubfleetError, match=r"member edge has no host '10\.9\.9\.9'"):
+        bootstrap(repo, options(host_lab, only_host="10.9.9.9"))
+
+    removed = k3s_steps.uninstall(repo, "edge", options(host_lab), say=lambda line: None)
+    assert {(r.host, r.state) for r in removed} == {
+        (server.address, CHANGED),
+        (agent.address, CHANGED),
+    }
+    assert not server.exists("/usr/local/bin/k3s") and not agent.exists("/usr/local/bin/k3s")
+    again = k3s_steps.uninstall(repo, "edge", options(host_lab), say=lambda line: None)
+    assert {r.state for r in again} == {OK}
