@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 import yaml  # noqa: E402
 
-from hubfleet import k3s_steps  # noqa: E402
+from hubfleet import k3s_bootstrap  # noqa: E402
 from hubfleet.bootstrap import BootstrapOptions  # noqa: E402
 from hubfleet.repo import DeployRepo  # noqa: E402
 from tests.harness import HostLab, skip_reason  # noqa: E402
@@ -73,12 +73,12 @@ def run_size(n: int, latency_ms: float) -> dict[str, object]:
         first_commands: dict[str, int] = {}
         again_commands: dict[str, int] = {}
         started = time.perf_counter()
-        first = k3s_steps.bootstrap(
+        first = k3s_bootstrap.bootstrap(
             repo, "bench", options, say=lambda line: None, commands=first_commands
         )
         first_s = time.perf_counter() - started
         started = time.perf_counter()
-        again = k3s_steps.bootstrap(
+        again = k3s_bootstrap.bootstrap(
             repo,
             "bench",
             BootstrapOptions(routes=routes, ready_timeout_s=60),

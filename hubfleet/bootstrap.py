@@ -19,14 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 from hubfleet.errors import HubfleetError
 from hubfleet.hostfacts import GATHER_SCRIPT, HostFacts, parse_facts
+from hubfleet.hostkeys import HostKeyDecision, PinnedHostKeys
 from hubfleet.registry import Host, Member
 from hubfleet.repo import DeployRepo
 from hubfleet.ssh import (
     KNOWN_HOSTS,
-    HostKeyDecision,
     HostSession,
     KeyRefusedError,
-    PinnedHostKeys,
     Probe,
     connect,
     private_key_from_text,

@@ -1,4 +1,4 @@
-"""The k3s bootstrap of a member, as named steps in runbook order.
+"""The k3s bootstrap's steps, in runbook order (run by hubfleet.k3s_bootstrap).
 
 Host steps (server first, then agents in parallel): preflight, operators-key, sysctl,
 kubelet-config, k3s-config, dind-disk, k3s-install (server) or join (agents).
@@ -24,14 +24,11 @@ from hubfleet import k3s
 from hubfleet.errors import HubfleetError
 from hubfleet.host_steps import dind_disk, operators_key, preflight
 from hubfleet.k3s import HostFile
-from hubfleet.steps import Outcome, Step, StepReport
+from hubfleet.steps import Outcome, Step
 
 if TYPE_CHECKING:
-    from contextlib import ExitStack
-
     from hubfleet.bootstrap import HostContext, MemberRun
     from hubfleet.credentials import ClusterCredentials
-    from hubfleet.registry import Member
 
 CONFIG_MARKER = "/var/lib/rancher/k3s/hubfleet-config.sha256"
 # the checksum of the k3s.yaml last stored in the repo: an unchanged one is not fetched again
@@ -293,29 +290,6 @@ def _kubeconfig_sum(output: str) -> str | None:
     return None
 
 
-def snapshot(member: Any) -> Callable[[Any], tuple[list[str], str]]:
-    """What the k3s steps check on a host, gathered with its facts in one round trip."""
-    from hubfleet.host_steps import ROOT_AUTHORIZED_KEYS
-
-    def of(host: Any) -> tuple[list[str], str]:
-        files = [k3s.sysctl_file().path, k3s.CONFIG_PATH, k3s.KUBELET_CONFIG_PATH]
-        files += [CONFIG_MARKER, ROOT_AUTHORIZED_KEYS]
-        extra = [f"sysctl {' '.join(k3s.INOTIFY_SYSCTLS)} 2>/dev/null", install_probe(host)]
-        if k3s.is_server(host):
-            files += [k3s.TRAEFIK_SKIP_PATH, KUBECONFIG_MARKER, k3s.TOKEN_PATH]
-            extra.append(
-                f"echo kubeconfig_sha256=$(sha256sum {k3s.KUBECONFIG_PATH} 2>/dev/null"
-                " | cut -d' ' -f1)"
-            )
-            extra.append(
-                f"if [ -x {k3s.BINARY_PATH} ]; then echo nodes_json=$({k3s.BINARY_PATH} kubectl "
-                "get nodes -o json 2>/dev/null | base64 -w0); fi"
-            )
-        return files, "\n".join(extra)
-
-    return of
-
-
 def upgrade_plan(run: MemberRun, dry_run: bool, kube_api: KubeApi) -> Outcome:
     """system-upgrade-controller Plans from the registry, applied through the Kubernetes API."""
     from hubfleet import upgrade_plan as plans
@@ -352,179 +326,3 @@ HOST_STEPS = (
 
 MEMBER_STEP_NAMES = ("ready", "kubeconfig", "upgrade-plan")
 STEP_NAMES = tuple(s.name for s in HOST_STEPS) + MEMBER_STEP_NAMES
-
-
-# --- the whole bootstrap ------------------------------------------------------------------
-
-
-def _phase_start(from_step: str | None, names: Sequence[str], later: Sequence[str]) -> str | None:
-    """--from-step as seen by one phase: its own step, all of it, or none of it."""
-    if from_step is None or from_step in names:
-        return from_step
-    if from_step in later:
-        return "\0never"  # the phase is before the wanted step: skip it whole
-    return None  # the phase is after the wanted step: run it all
-
-
-def member_steps(member: Any, options: Any, kube_api: KubeApi | None) -> list[Step]:
-    """The steps run once per member: all three, or only `ready` when --host names an agent."""
-    ready = Step("ready", nodes_ready)
-    server = k3s.first_server(member)
-    if options.only_host and options.only_host not in (server.address, server.name):
-        return [ready]
-    if kube_api is None:
-        from hubfleet.kube import member_api
-
-        kube_api = member_api
-    api = kube_api
-    return [
-        ready,
-        Step("kubeconfig", kubeconfig),
-        Step(
-            "upgrade-plan",
-            lambda run, dry_run: upgrade_plan(run, dry_run, api),
-            applies=lambda run: bool(run.member.k3s.get("upgrade")),
-        ),
-    ]
-
-
-def bootstrap(
-    repo: Any,
-    member_name: str,
-    options: Any,
-    say: Callable[[str], None] = print,
-    kube_api: KubeApi | None = None,
-    commands: dict[str, int] | None = None,
-) -> list[StepReport]:
-    """Bring a k3s member's hosts to the registry's state; returns every step report.
-
-    `commands`, when given, is filled with the number of SSH commands sent to each host
-    (the fact gathering included)."""
-    from contextlib import ExitStack
-
-    from hubfleet.bootstrap import (
-        MemberRun,
-        gather_facts,
-        load_connect_keys,
-        open_sessions,
-        run_hosts_in_parallel,
-    )
-    from hubfleet.registry import load_registry
-    from hubfleet.steps import check_step_names, run_steps
-
-    member = load_registry(repo).member(member_name)
-    if member.provider != "k3s":
-        raise HubfleetError(f"member {member.name} has provider {member.provider}, not k3s")
-    check_step_names(HOST_STEPS, options.from_step, STEP_NAMES)
-    server = k3s.first_server(member)
-    targets = [member.host(options.only_host)] if options.only_host else list(member.hosts)
-    connect_to = list(dict.fromkeys([server, *targets]))  # agents need the server's token
-    keys, key_text = load_connect_keys(repo, member, options.identity)
-    run = MemberRun(repo, member, options, say=say, key_text=key_text)
-    run.shared["targets"] = connect_to
-    host_names = [s.name for s in HOST_STEPS]
-    with ExitStack() as stack:
-        say(f"member {member.name}: connecting to {len(connect_to)} host(s)")
-        open_sessions(run, connect_to, keys, stack)
-        gather_facts(run, connect_to, snapshot(member))
-        if server not in targets:
-            run.done(server).set()  # --host names an agent: the server is bootstrapped already
-        # preflight on every host before anything changes anywhere
-        start = _phase_start(options.from_step, host_names, MEMBER_STEP_NAMES)
-        run_hosts_in_parallel(run, targets, HOST_STEPS[:1], start)
-        later = None if start == "preflight" else start
-        for host in targets:  # `done` now means: done with the steps below
-            run.done(host).clear()
-        # all hosts at once; an agent's join waits for the server's steps
-        run_hosts_in_parallel(run, targets, HOST_STEPS[1:], later)
-        run_steps(
-            member_steps(member, options, kube_api),
-            run,
-            f"member {member.name}",
-            dry_run=options.dry_run,
-            from_step=_phase_start(options.from_step, MEMBER_STEP_NAMES, []),
-            on_report=run.record,
-            count_commands=lambda: sum(s.commands for s in run.sessions.values()),
-        )
-        if commands is not None:
-            commands.update({a: s.commands for a, s in run.sessions.items()})
-    return run.reports
-
-
-def _connect_only(
-    repo: Any,
-    member_name: str,
-    options: Any,
-    hosts_of: Callable[[Any], list[Any]],
-    say: Callable[[str], None],
-) -> tuple[Member, MemberRun, ExitStack]:
-    from contextlib import ExitStack
-
-    from hubfleet.bootstrap import MemberRun, load_connect_keys, open_sessions
-    from hubfleet.registry import load_registry
-
-    member = load_registry(repo).member(member_name)
-    if member.provider != "k3s":
-        raise HubfleetError(f"member {member.name} has provider {member.provider}, not k3s")
-    keys, key_text = load_connect_keys(repo, member, options.identity)
-    run = MemberRun(repo, member, options, say=say, key_text=key_text)
-    stack = ExitStack()
-    try:
-        open_sessions(run, hosts_of(member), keys, stack)
-    except BaseException:
-        stack.close()
-        raise
-    return member, run, stack
-
-
-def refresh_kubeconfig(
-    repo: Any, member_name: str, options: Any, say: Callable[[str], None] = print
-) -> list[StepReport]:
-    """Fetch the server's kubeconfig again (e.g. after k3s renewed its certificate)."""
-    from hubfleet.steps import run_steps
-
-    member, run, stack = _connect_only(
-        repo, member_name, options, lambda m: [k3s.first_server(m)], say
-    )
-    with stack:
-        run_steps(
-            [Step("kubeconfig", kubeconfig)],
-            run,
-            f"member {member.name}",
-            dry_run=options.dry_run,
-            on_report=run.record,
-        )
-    return run.reports
-
-
-def uninstall(
-    repo: Any, member_name: str, options: Any, say: Callable[[str], None] = print
-) -> list[StepReport]:
-    """Run k3s's own uninstall scripts: agents first, then the server."""
-    from hubfleet.bootstrap import run_hosts_in_parallel
-
-    member, run, stack = _connect_only(repo, member_name, options, lambda m: list(m.hosts), say)
-
-    def remove(context: HostContext, dry_run: bool) -> Outcome:
-        script = k3s.BINARY_PATH.rsplit("/", 1)[0] + (
-            "/k3s-uninstall.sh" if k3s.is_server(context.host) else "/k3s-agent-uninstall.sh"
-        )
-        present = context.session.run(f"test -x {script}", check=False).ok
-        if not present:
-            return Outcome.ok("k3s is not installed")
-        if not dry_run:
-            context.session.run(
-                f"{script} >/dev/null 2>&1; rm -f {CONFIG_MARKER}", what="uninstalling k3s"
-            )
-        return Outcome.changed(f"ran {script}", dry_run)
-
-    with stack:
-        from hubfleet.bootstrap import gather_facts
-
-        gather_facts(run, list(member.hosts))
-        server = k3s.first_server(member)
-        run_hosts_in_parallel(
-            run, [h for h in member.hosts if h != server], [Step("uninstall", remove)]
-        )
-        run_hosts_in_parallel(run, [server], [Step("uninstall", remove)])
-    return run.reports

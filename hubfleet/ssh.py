@@ -15,19 +15,26 @@ commands and file transfers on them.
 from __future__ import annotations
 
 import base64
-import hashlib
 import io
 import os
 import shlex
 import socket
-import tempfile
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from hubfleet.errors import HubfleetError
+from hubfleet.hostkeys import (
+    HostKeyDecision,
+    HostKeyError,
+    PinnedHostKeys,
+    PinnedUnder,
+    fingerprint,
+    known_hosts_name,
+    pinning_policy,
+)
 
 if TYPE_CHECKING:
     import paramiko
@@ -44,100 +51,12 @@ class HostUnreachableError(HubfleetError):
     """The host did not answer on its SSH port."""
 
 
-class HostKeyError(HubfleetError):
-    """The host's key is unknown (and not accepted) or differs from the pinned one."""
-
-
 class KeyRefusedError(HubfleetError):
     """The host did not accept the key offered."""
 
 
 class RemoteCommandError(HubfleetError):
     """A command on a host exited non-zero."""
-
-
-def fingerprint(key: paramiko.PKey) -> str:
-    """A host key's fingerprint as OpenSSH prints it: SHA256:<base64 without padding>."""
-    digest = hashlib.sha256(key.asbytes()).digest()
-    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
-
-
-def known_hosts_name(address: str, port: int) -> str:
-    """How known_hosts names a host: the address, or [address]:port for other ports."""
-    return address if port == 22 else f"[{address}]:{port}"
-
-
-# --- pinned host keys ---------------------------------------------------------------------
-
-
-class PinnedHostKeys:
-    """The repo's known_hosts file: the only host keys hubfleet trusts."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self._lock = threading.Lock()
-
-    def load(self) -> paramiko.HostKeys:
-        import paramiko
-
-        keys = paramiko.HostKeys()
-        if self.path.is_file():
-            keys.load(str(self.path))
-        return keys
-
-    def pin(self, name: str, key: paramiko.PKey) -> None:
-        """Add a host key line, keeping every other line; the file is replaced atomically."""
-        with self._lock:
-            current = self.path.read_text() if self.path.is_file() else ""
-            if current and not current.endswith("\n"):
-                current += "\n"
-            line = f"{name} {key.get_name()} {key.get_base64()}\n"
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".known_hosts.")
-            try:
-                with os.fdopen(fd, "w") as out:
-                    out.write(current + line)
-                os.chmod(tmp, 0o644)
-                os.replace(tmp, self.path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
-
-
-@dataclass(frozen=True)
-class HostKeyDecision:
-    """How first contact with an unknown host key is settled."""
-
-    accept: str | None = None  # a fingerprint the operator passed (--accept-host-key)
-    prompt: Callable[[str], bool] | None = None  # asks the operator, when there is a terminal
-
-
-def _pinning_policy(
-    label: str, pinned: PinnedHostKeys, decision: HostKeyDecision, shown: str
-) -> Any:
-    import paramiko
-
-    class PinOnAcceptance(paramiko.MissingHostKeyPolicy):  # type: ignore[misc]
-        def missing_host_key(self, client: Any, hostname: str, key: paramiko.PKey) -> None:
-            seen = fingerprint(key)
-            accepted = decision.accept == seen or (
-                decision.accept is None
-                and decision.prompt is not None
-                and decision.prompt(
-                    f"{label}: unknown host key {seen} ({key.get_name()}). Trust it?"
-                )
-            )
-            if not accepted:
-                hint = (
-                    f"the fingerprint given was {decision.accept}"
-                    if decision.accept
-                    else f"check it out of band, then rerun with --accept-host-key {seen}"
-                )
-                raise HostKeyError(f"{label}: unknown host key {seen}; {hint}")
-            pinned.pin(hostname, key)
-            client.get_host_keys().add(hostname, key.get_name(), key)
-
-    return PinOnAcceptance()
 
 
 # --- sessions -----------------------------------------------------------------------------
@@ -336,7 +255,7 @@ def connect(
     host: Host,
     key: paramiko.PKey,
     pinned: PinnedHostKeys,
-    decision: HostKeyDecision = HostKeyDecision(),
+    decision: HostKeyDecision | None = None,
     timeout_s: float = CONNECT_TIMEOUT_S,
     address: str | None = None,
     port: int | None = None,
@@ -388,9 +307,8 @@ def connect(
         client.get_host_keys().add(
             known_hosts_name(address or host.address, port or host.port), keytype, hostkey
         )
-    client.set_missing_host_key_policy(
-        _pinning_policy(label, _Renamed(pinned, name), decision, name)
-    )
+    policy = pinning_policy(label, PinnedUnder(pinned, name), decision or HostKeyDecision())
+    client.set_missing_host_key_policy(policy)
     try:
         connection.open()
     except HostKeyError:
@@ -417,18 +335,6 @@ def connect(
             f"{label}: unreachable on port {host.port} ({reason}); check the address and that sshd runs"
         ) from None
     return HostSession(member, host, connection)
-
-
-class _Renamed(PinnedHostKeys):
-    """Pins under the host's own known_hosts name even when connecting via another address."""
-
-    def __init__(self, inner: PinnedHostKeys, name: str):
-        super().__init__(inner.path)
-        self._inner = inner
-        self._name = name
-
-    def pin(self, name: str, key: paramiko.PKey) -> None:
-        self._inner.pin(self._name, key)
 
 
 # --- the operators' key -------------------------------------------------------------------
@@ -467,8 +373,3 @@ def new_ed25519_key(comment: str) -> tuple[str, str]:
 
 def public_line(key: paramiko.PKey, comment: str) -> str:
     return f"{key.get_name()} {key.get_base64()} {comment}\n"
-
-
-def environment_script(values: Mapping[str, str]) -> str:
-    """Shell lines that read secret values from stdin into exported variables, in order."""
-    return "".join(f"IFS= read -r {name}; export {name}; " for name in values)

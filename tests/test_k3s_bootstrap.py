@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 import yaml
 
-from hubfleet import k3s_steps, sops
+from hubfleet import k3s_bootstrap, sops
 from hubfleet.bootstrap import BootstrapOptions
 from hubfleet.errors import HubfleetError
+from hubfleet.hostkeys import HostKeyDecision
 from hubfleet.repo import DeployRepo
-from hubfleet.ssh import HostKeyDecision
 from hubfleet.steps import CHANGED, OK, WOULD_CHANGE, StepFailed
 from tests.conftest_repo import MakeRepo
 from tests.harness import HostLab, TestHost
@@ -70,7 +70,7 @@ def bootstrap(
     say: Callable[[str], None] | None = None,
 ) -> list[Any]:
     sink = say or (lines.append if lines is not None else lambda line: None)
-    return k3s_steps.bootstrap(repo, "edge", opts, say=sink)
+    return k3s_bootstrap.bootstrap(repo, "edge", opts, say=sink)
 
 
 def states(reports: list[Any]) -> dict[tuple[str, str], str]:
@@ -427,7 +427,7 @@ def test_upgrade_plans_are_applied_through_the_kubernetes_api(
     def api(_creds: Any) -> Any:
         return kube.member_api(stub)
 
-    first = k3s_steps.bootstrap(
+    first = k3s_bootstrap.bootstrap(
         repo, "edge", options(host_lab), say=lambda line: None, kube_api=api
     )
     plan = next(r for r in first if r.step == "upgrade-plan")
@@ -436,7 +436,7 @@ def test_upgrade_plans_are_applied_through_the_kubernetes_api(
     assert names == ["edge-k3s-agent", "edge-k3s-server"]
     server_plan = kube_stub.get("Plan", "edge-k3s-server", "system-upgrade")
     assert server_plan["spec"]["window"]["startTime"] == "02:00"
-    again = k3s_steps.bootstrap(
+    again = k3s_bootstrap.bootstrap(
         repo, "edge", BootstrapOptions(connect_timeout_s=3), say=lambda line: None, kube_api=api
     )
     assert next(r for r in again if r.step == "upgrade-plan").state == OK
@@ -461,11 +461,11 @@ def test_one_host_at_a_time_then_join_then_uninstall(
     with pytest.raises(HubfleetError, match=r"member edge has no host '10\.9\.9\.9'"):
         bootstrap(repo, options(host_lab, only_host="10.9.9.9"))
 
-    removed = k3s_steps.uninstall(repo, "edge", options(host_lab), say=lambda line: None)
+    removed = k3s_bootstrap.uninstall(repo, "edge", options(host_lab), say=lambda line: None)
     assert {(r.host, r.state) for r in removed} == {
         (server.address, CHANGED),
         (agent.address, CHANGED),
     }
     assert not server.exists("/usr/local/bin/k3s") and not agent.exists("/usr/local/bin/k3s")
-    again = k3s_steps.uninstall(repo, "edge", options(host_lab), say=lambda line: None)
+    again = k3s_bootstrap.uninstall(repo, "edge", options(host_lab), say=lambda line: None)
     assert {r.state for r in again} == {OK}

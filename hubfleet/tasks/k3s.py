@@ -1,5 +1,5 @@
 """k3s.* tasks: bootstrap a k3s member's hosts over SSH, join one, refresh its kubeconfig,
-uninstall. Thin: flags in, hubfleet.k3s_steps out."""
+uninstall. Thin: flags in, hubfleet.k3s_bootstrap out."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def _options(**kw: object) -> object:
     import sys
 
     from hubfleet.bootstrap import BootstrapOptions
-    from hubfleet.ssh import HostKeyDecision
+    from hubfleet.hostkeys import HostKeyDecision
 
     accept = kw.pop("accept_host_key", None)
     identity = kw.pop("identity", None)
@@ -40,7 +40,7 @@ def _options(**kw: object) -> object:
 
 
 def _run(action: str, member: str, **kw: object) -> None:
-    from hubfleet import k3s_steps
+    from hubfleet import k3s_bootstrap
     from hubfleet.repo import find_repo
     from hubfleet.steps import StepFailed, summary_table
 
@@ -48,11 +48,11 @@ def _run(action: str, member: str, **kw: object) -> None:
     repo = find_repo()
     try:
         if action == "bootstrap":
-            reports = k3s_steps.bootstrap(repo, member, options)
+            reports = k3s_bootstrap.bootstrap(repo, member, options)
         elif action == "kubeconfig":
-            reports = k3s_steps.refresh_kubeconfig(repo, member, options)
+            reports = k3s_bootstrap.refresh_kubeconfig(repo, member, options)
         else:
-            reports = k3s_steps.uninstall(repo, member, options)
+            reports = k3s_bootstrap.uninstall(repo, member, options)
     except StepFailed as err:
         print(summary_table(err.reports))
         raise
