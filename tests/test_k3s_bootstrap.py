@@ -469,3 +469,17 @@ def test_one_host_at_a_time_then_join_then_uninstall(
     assert not server.exists("/usr/local/bin/k3s") and not agent.exists("/usr/local/bin/k3s")
     again = k3s_bootstrap.uninstall(repo, "edge", options(host_lab), say=lambda line: None)
     assert {r.state for r in again} == {OK}
+
+
+def test_a_node_that_never_becomes_ready_fails_naming_it(
+    deploy_repo: MakeRepo, host_lab: HostLab, lab_hosts: Callable[..., list[TestHost]]
+) -> None:
+    server, agent = lab_hosts(2)
+    agent.set_node_ready(False)
+    repo = k3s_repo(deploy_repo, host_lab, [server, agent])
+    with pytest.raises(StepFailed) as caught:
+        bootstrap(repo, options(host_lab, ready_timeout_s=1))
+    assert str(caught.value) == f"member edge: node(s) not Ready after 1s: {agent.name} (NotReady)"
+    ready = next(r for r in caught.value.reports if r.step == "ready")
+    assert ready.state == "failed"
+    assert not (repo.root / "secrets" / "edge-kubeconfig.yaml").exists()  # later steps skipped
