@@ -265,3 +265,85 @@ def run_hosts_in_parallel(
     if failures:
         more = f" (and {len(failures) - 1} more host(s) failed)" if len(failures) > 1 else ""
         raise StepFailed(f"{failures[0]}{more}", [r for f in failures for r in f.reports])
+
+
+# --- the whole run, for any flavour -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Flavour:
+    """What differs between k3s and MicroK8s bootstraps; the flow is the same."""
+
+    provider: str
+    host_steps: Sequence[Step]  # the first is preflight
+    member_step_names: Sequence[str]
+    member_steps: Callable[[Member, BootstrapOptions, Any], list[Step]]
+    first_host: Callable[[Member], Host]  # the server / main node the others need
+    snapshot: Callable[[Member], Snapshot]
+
+    @property
+    def step_names(self) -> list[str]:
+        return [s.name for s in self.host_steps] + list(self.member_step_names)
+
+
+def phase_start(from_step: str | None, names: Sequence[str], later: Sequence[str]) -> str | None:
+    """--from-step as seen by one phase: its own step, all of it, or none of it."""
+    if from_step is None or from_step in names:
+        return from_step
+    if from_step in later:
+        return "\0never"  # the phase is before the wanted step: skip it whole
+    return None  # the phase is after the wanted step: run it all
+
+
+def bootstrap_member(
+    repo: DeployRepo,
+    member_name: str,
+    options: BootstrapOptions,
+    flavour: Flavour,
+    say: Callable[[str], None] = print,
+    kube_api: Any = None,
+    commands: dict[str, int] | None = None,
+) -> list[StepReport]:
+    """Connect to the member's hosts, gather facts and snapshots (one round trip a host),
+    preflight every host before anything changes, run every host's steps at once (a step
+    that needs the first host waits for it with `run.done(first)`), then the member steps."""
+    from hubfleet.registry import load_registry
+    from hubfleet.steps import check_step_names
+
+    member = load_registry(repo).member(member_name)
+    if member.provider != flavour.provider:
+        raise HubfleetError(
+            f"member {member.name} has provider {member.provider}, not {flavour.provider}"
+        )
+    check_step_names(flavour.host_steps, options.from_step, flavour.step_names)
+    first = flavour.first_host(member)
+    targets = [member.host(options.only_host)] if options.only_host else list(member.hosts)
+    connect_to = list(dict.fromkeys([first, *targets]))  # the others need the first host
+    keys, key_text = load_connect_keys(repo, member, options.identity)
+    run = MemberRun(repo, member, options, say=say, key_text=key_text)
+    run.shared["targets"] = connect_to
+    host_names = [s.name for s in flavour.host_steps]
+    with ExitStack() as stack:
+        say(f"member {member.name}: connecting to {len(connect_to)} host(s)")
+        open_sessions(run, connect_to, keys, stack)
+        gather_facts(run, connect_to, flavour.snapshot(member))
+        start = phase_start(options.from_step, host_names, flavour.member_step_names)
+        run_hosts_in_parallel(run, targets, flavour.host_steps[:1], start)
+        for host in targets:  # `done` now means: done with the steps below
+            run.done(host).clear()
+        if first not in targets:
+            run.done(first).set()  # --host names another host: the first is set up already
+        later = None if start == "preflight" else start
+        run_hosts_in_parallel(run, targets, flavour.host_steps[1:], later)
+        run_steps(
+            flavour.member_steps(member, options, kube_api),
+            run,
+            f"member {member.name}",
+            dry_run=options.dry_run,
+            from_step=phase_start(options.from_step, flavour.member_step_names, []),
+            on_report=run.record,
+            count_commands=lambda: sum(s.commands for s in run.sessions.values()),
+        )
+        if commands is not None:
+            commands.update({a: s.commands for a, s in run.sessions.items()})
+    return run.reports

@@ -6,17 +6,17 @@ then every host's steps at once (an agent's join waits for the server), then the
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from hubfleet import k3s
+from hubfleet.bootstrap import Flavour, bootstrap_member
 from hubfleet.errors import HubfleetError
 from hubfleet.k3s_steps import (
     CONFIG_MARKER,
     HOST_STEPS,
     KUBECONFIG_MARKER,
     MEMBER_STEP_NAMES,
-    STEP_NAMES,
     KubeApi,
     install_probe,
     kubeconfig,
@@ -55,16 +55,7 @@ def snapshot(member: Any) -> Callable[[Any], tuple[list[str], str]]:
     return of
 
 
-def _phase_start(from_step: str | None, names: Sequence[str], later: Sequence[str]) -> str | None:
-    """--from-step as seen by one phase: its own step, all of it, or none of it."""
-    if from_step is None or from_step in names:
-        return from_step
-    if from_step in later:
-        return "\0never"  # the phase is before the wanted step: skip it whole
-    return None  # the phase is after the wanted step: run it all
-
-
-def member_steps(member: Any, options: Any, kube_api: KubeApi | None) -> list[Step]:
+def member_steps(member: Any, options: Any, kube_api: Any) -> list[Step]:
     """The steps run once per member: all three, or only `ready` when --host names an agent."""
     ready = Step("ready", nodes_ready)
     server = k3s.first_server(member)
@@ -86,6 +77,17 @@ def member_steps(member: Any, options: Any, kube_api: KubeApi | None) -> list[St
     ]
 
 
+def flavour() -> Flavour:
+    return Flavour(
+        provider="k3s",
+        host_steps=HOST_STEPS,
+        member_step_names=MEMBER_STEP_NAMES,
+        member_steps=member_steps,
+        first_host=k3s.first_server,
+        snapshot=snapshot,
+    )
+
+
 def bootstrap(
     repo: Any,
     member_name: str,
@@ -98,55 +100,7 @@ def bootstrap(
 
     `commands`, when given, is filled with the number of SSH commands sent to each host
     (the fact gathering included)."""
-    from contextlib import ExitStack
-
-    from hubfleet.bootstrap import (
-        MemberRun,
-        gather_facts,
-        load_connect_keys,
-        open_sessions,
-        run_hosts_in_parallel,
-    )
-    from hubfleet.registry import load_registry
-    from hubfleet.steps import check_step_names, run_steps
-
-    member = load_registry(repo).member(member_name)
-    if member.provider != "k3s":
-        raise HubfleetError(f"member {member.name} has provider {member.provider}, not k3s")
-    check_step_names(HOST_STEPS, options.from_step, STEP_NAMES)
-    server = k3s.first_server(member)
-    targets = [member.host(options.only_host)] if options.only_host else list(member.hosts)
-    connect_to = list(dict.fromkeys([server, *targets]))  # agents need the server's token
-    keys, key_text = load_connect_keys(repo, member, options.identity)
-    run = MemberRun(repo, member, options, say=say, key_text=key_text)
-    run.shared["targets"] = connect_to
-    host_names = [s.name for s in HOST_STEPS]
-    with ExitStack() as stack:
-        say(f"member {member.name}: connecting to {len(connect_to)} host(s)")
-        open_sessions(run, connect_to, keys, stack)
-        gather_facts(run, connect_to, snapshot(member))
-        if server not in targets:
-            run.done(server).set()  # --host names an agent: the server is bootstrapped already
-        # preflight on every host before anything changes anywhere
-        start = _phase_start(options.from_step, host_names, MEMBER_STEP_NAMES)
-        run_hosts_in_parallel(run, targets, HOST_STEPS[:1], start)
-        later = None if start == "preflight" else start
-        for host in targets:  # `done` now means: done with the steps below
-            run.done(host).clear()
-        # all hosts at once; an agent's join waits for the server's steps
-        run_hosts_in_parallel(run, targets, HOST_STEPS[1:], later)
-        run_steps(
-            member_steps(member, options, kube_api),
-            run,
-            f"member {member.name}",
-            dry_run=options.dry_run,
-            from_step=_phase_start(options.from_step, MEMBER_STEP_NAMES, []),
-            on_report=run.record,
-            count_commands=lambda: sum(s.commands for s in run.sessions.values()),
-        )
-        if commands is not None:
-            commands.update({a: s.commands for a, s in run.sessions.items()})
-    return run.reports
+    return bootstrap_member(repo, member_name, options, flavour(), say, kube_api, commands)
 
 
 def _connect_only(
