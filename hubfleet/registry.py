@@ -63,6 +63,12 @@ class Member:
         settings = self.record.get("k3s", {})
         return settings if isinstance(settings, Mapping) else {}
 
+    @property
+    def microk8s(self) -> Mapping[str, Any]:
+        """The member's MicroK8s settings ({} when none are given)."""
+        settings = self.record.get("microk8s", {})
+        return settings if isinstance(settings, Mapping) else {}
+
     def host(self, address: str) -> Host:
         """The host with this address (or name); an unknown one is an error naming the choices."""
         for host in self.hosts:
@@ -147,6 +153,18 @@ def _describe(error: Any) -> tuple[PathKey, str | None, str]:
         return (*path, "hosts"), "hosts", "only k3s and microk8s members have hosts"
     if validator == "not" and error.validator_value == {"required": ["k3s"]}:
         return (*path, "k3s"), "k3s", "only k3s members have k3s settings"
+    if validator == "not" and error.validator_value == {"required": ["microk8s"]}:
+        return (*path, "microk8s"), "microk8s", "only microk8s members have microk8s settings"
+    if validator in ("contains", "minContains", "maxContains") and path[-1:] == ("hosts",):
+        mains = sum(1 for h in error.instance if isinstance(h, dict) and h.get("role") == "main")
+        return (
+            path,
+            "hosts",
+            f"a microk8s member needs exactly one host with role main, not {mains}",
+        )
+    if validator == "enum" and error.schema.get("title", "").endswith("host role"):
+        choices = " or ".join(map(str, error.validator_value))
+        return path, None, f"{error.instance!r} is not a {error.schema['title']} (use {choices})"
     if validator == "not" and set(error.validator_value) == {"required"}:
         both = error.validator_value["required"]
         return path, None, f"set {' or '.join(both)}, not both"

@@ -59,7 +59,7 @@ def test_an_unknown_key_in_a_later_member_names_member_key_and_line(tmp_path: Pa
     found = problems(tmp_path, bad)
     assert found == [
         "config/federation.yaml:13: member beta: key 'replicas': unknown key "
-        "(allowed: stage, provider, domain, namespace, release, chart, kube_context, health_check, hosts, k3s)"
+        "(allowed: stage, provider, domain, namespace, release, chart, kube_context, health_check, hosts, k3s, microk8s)"
     ]
 
 
@@ -195,3 +195,117 @@ def test_hosts_are_found_by_address_or_name(tmp_path: Path) -> None:
         UnknownMemberError, match=r"member beta has no host '10.9.9.9' \(hosts: 10.0.0.5\)"
     ):
         beta.host("10.9.9.9")
+
+
+MICROK8S = """\
+  gamma:
+    stage: prod
+    provider: microk8s
+    domain: gamma.example.org
+    chart: charts/c
+    hosts:
+      - address: 192.168.1.10
+        role: main
+        public_address: 203.0.113.10
+      - address: 172.16.5.20
+        role: worker
+    microk8s:
+      channel: 1.32/stable
+      metallb: 192.168.1.200-192.168.1.210
+      gpu: true
+      wireguard:
+        subnet: 10.8.0.0/24
+"""
+
+
+def test_a_microk8s_member_loads(tmp_path: Path) -> None:
+    gamma = load_registry(make_repo(tmp_path, GOOD + MICROK8S)).member("gamma")
+    assert [h.role for h in gamma.hosts] == ["main", "worker"]
+    assert gamma.microk8s["channel"] == "1.32/stable"
+    assert gamma.microk8s["wireguard"] == {"subnet": "10.8.0.0/24"}
+    assert load_registry(make_repo(tmp_path, GOOD)).member("beta").microk8s == {}
+
+
+def test_microk8s_settings_only_for_microk8s_members(tmp_path: Path) -> None:
+    on_k3s = GOOD + "    microk8s: {channel: 1.32/stable, metallb: 10.0.0.1-10.0.0.9}\n"
+    assert problems(tmp_path, on_k3s) == [
+        "config/federation.yaml:19: member beta: key 'microk8s': only microk8s members have "
+        "microk8s settings"
+    ]
+    without = GOOD + MICROK8S.split("    microk8s:\n")[0]
+    assert problems(tmp_path, without) == [
+        "config/federation.yaml:19: member gamma: key 'microk8s': is required"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (
+            ("channel: 1.32/stable", "channel: latest"),
+            "key 'microk8s.channel': 'latest' is not a valid channel",
+        ),
+        (
+            ("      metallb: 192.168.1.200-192.168.1.210\n", ""),
+            "key 'metallb': is required",
+        ),
+        (
+            ("metallb: 192.168.1.200-192.168.1.210", "metallb: 192.168.1.200"),
+            "key 'microk8s.metallb': '192.168.1.200' is not a valid metallb",
+        ),
+        (
+            (
+                "gpu: true",
+                "gpu: true\n      refresh_hold: 720h\n      refresh_window: sat,02:00-04:00",
+            ),
+            "key 'microk8s': set refresh_hold or refresh_window, not both",
+        ),
+        (
+            ("gpu: true", "gpu: true\n      refresh_hold: a week"),
+            "key 'microk8s.refresh_hold': 'a week' is not a valid refresh_hold",
+        ),
+        (
+            ("subnet: 10.8.0.0/24", "subnet: 10.8.0.0"),
+            "key 'microk8s.wireguard.subnet': '10.8.0.0' is not a valid subnet",
+        ),
+        (
+            ("gpu: true", "gpu: true\n      token_ttl: 5"),
+            "key 'microk8s.token_ttl': 5 is less than the minimum of 10",
+        ),
+    ],
+)
+def test_microk8s_settings_are_checked(
+    tmp_path: Path, change: tuple[str, str], expected: str
+) -> None:
+    found = problems(tmp_path, GOOD + MICROK8S.replace(*change))
+    assert len(found) == 1 and expected in found[0], found
+
+
+def test_host_roles_are_checked_per_provider(tmp_path: Path) -> None:
+    k3s_main = GOOD.replace("        role: server\n", "        role: main\n")
+    assert problems(tmp_path, k3s_main) == [
+        "config/federation.yaml:18: member beta: key 'hosts.0.role': 'main' is not a k3s host "
+        "role (use server or agent)"
+    ]
+    mk8s_agent = GOOD + MICROK8S.replace("role: worker", "role: agent")
+    assert problems(tmp_path, mk8s_agent) == [
+        "config/federation.yaml:29: member gamma: key 'hosts.1.role': 'agent' is not a microk8s "
+        "host role (use main or worker)"
+    ]
+    no_role = GOOD + MICROK8S.replace("        role: worker\n", "")
+    assert problems(tmp_path, no_role) == [
+        "config/federation.yaml:28: member gamma: key 'role': is required"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("change", "mains"), [(("role: worker", "role: main"), 2), (("role: main", "role: worker"), 0)]
+)
+def test_a_microk8s_member_has_exactly_one_main(
+    tmp_path: Path, change: tuple[str, str], mains: int
+) -> None:
+    record = MICROK8S.replace(*change)
+    assert problems(tmp_path, GOOD + record) == [
+        f"config/federation.yaml:24: member gamma: key 'hosts': a microk8s member needs exactly "
+        f"one host with role main, not {mains}"
+    ]

@@ -1,0 +1,89 @@
+"""microk8s.*, wireguard.* and gpu.* tasks: self-hosted MicroK8s members over SSH.
+Thin: flags in, hubfleet.bootstrap / hubfleet.microk8s_steps out."""
+
+from __future__ import annotations
+
+from invoke.context import Context
+from invoke.tasks import task
+
+from hubfleet.cli import run_front
+from hubfleet.tasks.k3s import SSH_HELP, _options
+
+
+def _bootstrap(member: str, **kw: object) -> None:
+    from hubfleet import microk8s_steps
+    from hubfleet.bootstrap import bootstrap_member
+    from hubfleet.repo import find_repo
+    from hubfleet.steps import StepFailed, summary_table
+
+    options = _options(**kw)
+    try:
+        reports = bootstrap_member(find_repo(), member, options, microk8s_steps.flavour())  # type: ignore[arg-type]
+    except StepFailed as err:
+        print(summary_table(err.reports))
+        raise
+    print(summary_table(reports))
+
+
+@task(
+    help={
+        **SSH_HELP,
+        "member": "the microk8s member, as named in config/federation.yaml",
+        "dry_run": "check every step and show what it would change; change nothing",
+        "from_step": "skip the steps before this one",
+        "timeout": "seconds to wait for MicroK8s and the nodes to be ready (default 300)",
+    }
+)
+def bootstrap(
+    c: Context,
+    member: str,
+    dry_run: bool = False,
+    from_step: str | None = None,
+    accept_host_key: str | None = None,
+    identity: str | None = None,
+    timeout: int = 300,
+    debug: bool = False,
+) -> None:
+    """Bring a MicroK8s member (main node + workers, optionally over WireGuard) to a verified
+    cluster: preflight, operators-key, firewall, wireguard, snap-install, ready, addons, join,
+    then metallb, verify, kubeconfig. Rerun to resume; a second run changes nothing."""
+    run_front(
+        lambda: _bootstrap(
+            member,
+            dry_run=dry_run,
+            from_step=from_step,
+            accept_host_key=accept_host_key,
+            identity=identity,
+            ready_timeout_s=float(timeout),
+        ),
+        debug,
+    )
+
+
+@task(
+    help={
+        **SSH_HELP,
+        "host": "the worker to (re)join (address or name)",
+        "dry_run": "show, change nothing",
+    }
+)
+def join(
+    c: Context,
+    member: str,
+    host: str,
+    dry_run: bool = False,
+    accept_host_key: str | None = None,
+    identity: str | None = None,
+    debug: bool = False,
+) -> None:
+    """Join one worker to a MicroK8s member with a fresh token, then verify the nodes."""
+    run_front(
+        lambda: _bootstrap(
+            member,
+            only_host=host,
+            dry_run=dry_run,
+            accept_host_key=accept_host_key,
+            identity=identity,
+        ),
+        debug,
+    )
