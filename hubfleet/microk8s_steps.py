@@ -341,3 +341,52 @@ def flavour() -> Any:
         first_host=microk8s.main_host,
         snapshot=snapshot,
     )
+
+
+# --- narrower runs: wireguard only, GPU report --------------------------------------------
+
+
+def wireguard_flavour() -> Any:
+    """Only WireGuard (after preflight and the operators' key), on every host."""
+    from hubfleet.bootstrap import Flavour
+
+    return Flavour(
+        provider="microk8s",
+        host_steps=(HOST_STEPS[0], HOST_STEPS[1], Step("wireguard", wireguard)),
+        member_step_names=(),
+        member_steps=lambda member, options, api: [],
+        first_host=microk8s.main_host,
+        snapshot=snapshot,
+    )
+
+
+def gpu_report(repo: Any, member_name: str, options: Any) -> list[tuple[str, str, int, str]]:
+    """Per host: (node, driver, GPUs nvidia-smi lists, allocatable nvidia.com/gpu or '-')."""
+    from contextlib import ExitStack
+
+    from hubfleet.bootstrap import MemberRun, load_connect_keys, open_sessions
+    from hubfleet.registry import load_registry
+
+    member = load_registry(repo).member(member_name)
+    if member.provider != "microk8s":
+        raise HubfleetError(f"member {member.name} has provider {member.provider}, not microk8s")
+    keys, key_text = load_connect_keys(repo, member, options.identity)
+    run = MemberRun(repo, member, options, say=lambda line: None, key_text=key_text)
+    rows = []
+    with ExitStack() as stack:
+        open_sessions(run, list(member.hosts), keys, stack)
+        main = run.session_for(microk8s.main_host(member))
+        listed = main.run("microk8s kubectl get nodes -o json", check=False)
+        allocatable = microk8s.gpu_allocatable(listed.stdout) if listed.ok else {}
+        for host in member.hosts:
+            session = run.session_for(host)
+            found = session.run(
+                f"hostname; {microk8s.GPU_QUERY_COMMAND} 2>/dev/null || true",
+                what="asking nvidia-smi",
+            ).stdout.splitlines()
+            node = host.name or (found[0].strip() if found else host.address)
+            gpus = microk8s.parse_gpus("\n".join(found[1:]))
+            driver = gpus[0].driver if gpus else "none"
+            shown = str(allocatable[node]) if node in allocatable else "-"
+            rows.append((node, driver, len(gpus), shown))
+    return rows

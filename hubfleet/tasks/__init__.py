@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from invoke.collection import Collection
 
-from hubfleet.tasks import core, k3s, k3s_plan, kubeconfig, secrets
+from hubfleet.tasks import core, k3s, k3s_plan, kubeconfig, microk8s, secrets
 
 
 def build_namespace() -> Collection:
@@ -20,6 +20,16 @@ def build_namespace() -> Collection:
     k3s_tasks = Collection.from_module(k3s, name="k3s")
     k3s_tasks.add_task(k3s_plan.upgrade_plan)
     ns.add_collection(k3s_tasks)
+    mk8s = Collection("microk8s")
+    mk8s.add_task(microk8s.bootstrap)
+    mk8s.add_task(microk8s.join)
+    ns.add_collection(mk8s)
+    wireguard = Collection("wireguard")
+    wireguard.add_task(microk8s.wireguard_setup, name="setup")
+    ns.add_collection(wireguard)
+    gpu = Collection("gpu")
+    gpu.add_task(microk8s.gpu_check, name="check")
+    ns.add_collection(gpu)
     return ns
 
 

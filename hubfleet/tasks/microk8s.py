@@ -87,3 +87,51 @@ def join(
         ),
         debug,
     )
+
+
+@task(help=SSH_HELP)
+def wireguard_setup(
+    c: Context,
+    member: str,
+    accept_host_key: str | None = None,
+    identity: str | None = None,
+    debug: bool = False,
+) -> None:
+    """Set up WireGuard (wg0) on a MicroK8s member's hosts: keys (sops-encrypted in the repo),
+    configs, wg-quick@wg0 enabled and up."""
+
+    def go() -> None:
+        from hubfleet import microk8s_steps
+        from hubfleet.bootstrap import bootstrap_member
+        from hubfleet.repo import find_repo
+        from hubfleet.steps import summary_table
+
+        options = _options(accept_host_key=accept_host_key, identity=identity)
+        reports = bootstrap_member(find_repo(), member, options, microk8s_steps.wireguard_flavour())  # type: ignore[arg-type]
+        print(summary_table(reports))
+
+    run_front(go, debug)
+
+
+@task(help=SSH_HELP)
+def gpu_check(
+    c: Context,
+    member: str,
+    accept_host_key: str | None = None,
+    identity: str | None = None,
+    debug: bool = False,
+) -> None:
+    """A per-node table of a MicroK8s member's GPUs: driver, GPUs nvidia-smi lists, and the
+    allocatable nvidia.com/gpu Kubernetes sees (once the cluster is up)."""
+
+    def go() -> None:
+        from hubfleet import microk8s_steps
+        from hubfleet.repo import find_repo
+
+        options = _options(accept_host_key=accept_host_key, identity=identity)
+        rows = microk8s_steps.gpu_report(find_repo(), member, options)
+        print(f"  {'node':<24} {'driver':<12} {'GPUs':>4}  allocatable nvidia.com/gpu")
+        for node, driver, gpus, allocatable in rows:
+            print(f"  {node:<24} {driver:<12} {gpus:>4}  {allocatable}")
+
+    run_front(go, debug)
