@@ -161,10 +161,16 @@ def load_connect_keys(
 
 
 def open_sessions(
-    run: MemberRun, hosts: Sequence[Host], keys: Sequence[paramiko.PKey], stack: ExitStack
-) -> None:
-    """Connect to every host in parallel, trying `keys` in order; the first failure (in host
-    order) is raised."""
+    run: MemberRun,
+    hosts: Sequence[Host],
+    keys: Sequence[paramiko.PKey],
+    stack: ExitStack,
+    must_reach: Sequence[Host] | None = None,
+) -> dict[str, HubfleetError]:
+    """Connect to every host in parallel, trying `keys` in order.
+
+    A host in `must_reach` (default: all) that fails raises the first such failure; the
+    others that fail are returned (address -> error) so the run can go on without them."""
     pinned = PinnedHostKeys(run.repo.root / KNOWN_HOSTS)
 
     def one(host: Host) -> HostSession:
@@ -188,18 +194,21 @@ def open_sessions(
 
     with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_HOSTS, len(hosts) or 1)) as pool:
         futures = [(host, pool.submit(one, host)) for host in hosts]
-        errors: list[HubfleetError] = []
+        errors: dict[str, HubfleetError] = {}
         for host, future in futures:
             try:
                 session = future.result()
             except HubfleetError as err:
-                errors.append(err)
+                errors[host.address] = err
                 continue
             run.sessions[host.address] = session
             stack.callback(session.close)
-    if errors:
+    required = {h.address for h in (hosts if must_reach is None else must_reach)}
+    fatal = [err for address, err in errors.items() if address in required]
+    if fatal:
         more = f" (and {len(errors) - 1} more host(s))" if len(errors) > 1 else ""
-        raise HubfleetError(f"{errors[0]}{more}")
+        raise HubfleetError(f"{fatal[0]}{more}")
+    return errors
 
 
 Snapshot = Callable[[Host], tuple[list[str], str]]
@@ -321,11 +330,15 @@ def bootstrap_member(
     connect_to = list(dict.fromkeys([first, *targets]))  # the others need the first host
     keys, key_text = load_connect_keys(repo, member, options.identity)
     run = MemberRun(repo, member, options, say=say, key_text=key_text)
-    run.shared["targets"] = connect_to
     host_names = [s.name for s in flavour.host_steps]
     with ExitStack() as stack:
         say(f"member {member.name}: connecting to {len(connect_to)} host(s)")
-        open_sessions(run, connect_to, keys, stack)
+        unreachable = open_sessions(run, connect_to, keys, stack, must_reach=[first])
+        for address, err in unreachable.items():  # the others go on; this one is named
+            run.record(StepReport("connect", address, "failed", str(err), 0.0, 0))
+        connect_to = [h for h in connect_to if h.address not in unreachable]
+        targets = [h for h in targets if h.address not in unreachable]
+        run.shared["targets"] = connect_to  # the hosts this run sets up and waits for
         gather_facts(run, connect_to, flavour.snapshot(member))
         start = phase_start(options.from_step, host_names, flavour.member_step_names)
         run_hosts_in_parallel(run, targets, flavour.host_steps[:1], start)
@@ -346,4 +359,10 @@ def bootstrap_member(
         )
         if commands is not None:
             commands.update({a: s.commands for a, s in run.sessions.items()})
+    if unreachable:
+        first_error = next(iter(unreachable.values()))
+        more = f" (and {len(unreachable) - 1} more)" if len(unreachable) > 1 else ""
+        raise StepFailed(
+            f"{first_error}{more}; the other hosts are done, rerun to finish it", run.reports
+        )
     return run.reports
