@@ -21,11 +21,16 @@ process can connect) and any number of `TestHost`s. Each host is:
   by the lab's client key (`PermitRootLogin prohibit-password`, `UsePAM no`).
 
 The stand-ins in tests/standins/ (systemctl, sysctl, timedatectl, journalctl, curl, modprobe,
-nproc, k3s and the k3s install script) are bound read-only at /run/hubfleet-standins in every
-host and copied to /usr/local/bin (`HostOptions.standins`, `TestHost.install_standins`); they
-keep their state in /var/lib/hubfleet-standin and log every call to
-/var/lib/hubfleet-standin/calls.log (`TestHost.calls`). Hosts of a lab share
-/var/lib/hubfleet-lab, which plays the network between k3s servers and agents.
+nproc, k3s and the k3s install script; snap, microk8s, ufw, nvidia-smi for MicroK8s hosts) are
+bound read-only at /run/hubfleet-standins in every host and copied to /usr/local/bin
+(`HostOptions.standins`, `TestHost.install_standins`); they keep their state in
+/var/lib/hubfleet-standin and log every call to /var/lib/hubfleet-standin/calls.log
+(`TestHost.calls`). Hosts of a lab share /var/lib/hubfleet-lab, which plays the network between
+k3s servers and agents, and between MicroK8s nodes (add-node tokens, joins, addons).
+
+WireGuard is real: wireguard-tools' wg-quick falls back to wireguard-go (the kernel here has no
+wireguard module) on /dev/net/tun, which works inside a host; `wireguard_skip_reason()` says
+when it cannot.
 
 Teardown (`close`, also from `__exit__` and atexit) kills only the processes inside the lab's
 own namespaces, then detaches its loop devices and deletes its veths, namespaces, bridge and
@@ -135,6 +140,21 @@ def skip_reason() -> str | None:
         return (
             f"`ip netns` is unavailable: {probe.stderr.strip() or 'exit ' + str(probe.returncode)}"
         )
+    return None
+
+
+def wireguard_skip_reason() -> str | None:
+    """Why real WireGuard cannot run in test hosts here (one line), or None when it can:
+    wg-quick (apt wireguard-tools) with wireguard-go (apt wireguard-go) on /dev/net/tun."""
+    for tool, package in (
+        ("wg", "wireguard-tools"),
+        ("wg-quick", "wireguard-tools"),
+        ("wireguard-go", "wireguard-go"),
+    ):
+        if shutil.which(tool, path=HOST_PATH) is None:
+            return f"WireGuard in test hosts needs `{tool}` (apt: {package})"
+    if not os.path.exists("/dev/net/tun"):
+        return "WireGuard in test hosts needs /dev/net/tun (wireguard-go's TUN device)"
     return None
 
 
@@ -357,7 +377,13 @@ class HostOptions:
     disk_gb: size of the tmpfs at /var/lib/rancher (df's answer there); other tmpfs: tmpfs_mb.
     time_synced: what `timedatectl show -p NTPSynchronized` says.
     standins: copy DEFAULT_STANDINS into /usr/local/bin at start.
-    node_ready / node_ready_delay_s: how this host's k3s node shows in `kubectl get nodes`.
+    node_ready / node_ready_delay_s: how this host's k3s node shows in `kubectl get nodes`
+    (node_ready also for its MicroK8s node).
+    snapd: the host has snap (the stand-in; `snap install microk8s` installs the microk8s one).
+    microk8s_ready_delay_s: seconds from MicroK8s' (re)start until `microk8s status` says it is
+    running and its node is Ready (math.inf: never).
+    ufw / ufw_active: the host has ufw (the stand-in), inactive / active at start.
+    gpus / gpu_model: nvidia-smi lists that many GPUs of that model (0: no nvidia-smi at all).
     """
 
     user: str | None = None
@@ -370,6 +396,12 @@ class HostOptions:
     standins: bool = True
     node_ready: bool = True
     node_ready_delay_s: float = 0.0
+    snapd: bool = False
+    microk8s_ready_delay_s: float = 0.0
+    ufw: bool = False
+    ufw_active: bool = False
+    gpus: int = 0
+    gpu_model: str = "NVIDIA A100-SXM4-40GB"
 
     def checked(self) -> HostOptions:
         if self.user is not None and (not _USER.match(self.user) or self.user == "root"):
@@ -380,6 +412,10 @@ class HostOptions:
             raise LabError(f"mem_gb={self.mem_gb}: want more than 0")
         if self.tmpfs_mb < 4:
             raise LabError(f"tmpfs_mb={self.tmpfs_mb}: want 4 or more")
+        if self.gpus < 0:
+            raise LabError(f"gpus={self.gpus}: want 0 or more")
+        if self.microk8s_ready_delay_s < 0:
+            raise LabError(f"microk8s_ready_delay_s={self.microk8s_ready_delay_s}: want 0 or more")
         return self
 
     def os_release_text(self) -> str | None:
@@ -729,6 +765,44 @@ class TestHost:
         """Make this host's k3s node Ready (after `delay_s` from its start) or keep it NotReady."""
         self.lab._set_host_option(self.name, node_ready=ready, node_ready_delay_s=delay_s)
 
+    def set_microk8s_ready_delay(self, delay_s: float) -> None:
+        """MicroK8s on this host is running (and its node Ready) `delay_s` after its last
+        (re)start; math.inf: never."""
+        self.lab._set_host_option(self.name, microk8s_ready_delay_s=delay_s)
+
+    def set_gpus(self, gpus: int, model: str | None = None) -> None:
+        """Give the host `gpus` GPUs (nvidia-smi installed) or none (nvidia-smi removed)."""
+        values: dict[str, Any] = {"gpus": gpus}
+        if model:
+            values["gpu_model"] = model
+        self.lab._set_host_option(self.name, **values)
+        if gpus > 0:
+            self.install_standins(["nvidia-smi"])
+        else:
+            self.run("rm -f /usr/local/bin/nvidia-smi", check=True)
+
+    # MicroK8s stand-in state
+
+    def _state(self, name: str) -> dict[str, Any]:
+        state: dict[str, Any] = json.loads(
+            self.read(f"/var/lib/hubfleet-standin/{name}.json") or "{}"
+        )
+        return state
+
+    def snap_state(self) -> dict[str, Any]:
+        """The snap stand-in's state: {"snaps": {name: {channel, version, revision, hold}},
+        "system": {"refresh.hold": ..., ...}}."""
+        return self._state("snap")
+
+    def microk8s_state(self) -> dict[str, Any]:
+        """This MicroK8s node's state (role: main, control-plane or worker; cluster: the main
+        node's host name; started; stopped), {} when not installed."""
+        return self._state("microk8s")
+
+    def ufw_state(self) -> dict[str, Any]:
+        """The ufw stand-in's state (active, defaults, rules); {} before ufw was first run."""
+        return self._state("ufw")
+
     # sshd
 
     @property
@@ -1074,6 +1148,7 @@ class HostLab:
             (self.dir / sub).mkdir(mode=0o755)
         (self.dir / "shared" / "hosts").mkdir()
         (self.dir / "shared" / "k3s").mkdir()
+        (self.dir / "shared" / "microk8s").mkdir()
         self.client_key_text, self.client_public_key = new_ed25519_key(f"hubfleet-lab-{self.tag}")
         _write(self.client_key_path, self.client_key_text, 0o600)
         _write(self.dir / "client_ed25519.pub", self.client_public_key)
@@ -1250,7 +1325,13 @@ class HostLab:
         return host
 
     def _standin_tools(self, options: HostOptions) -> list[str]:
-        return [*DEFAULT_STANDINS, *(["nproc"] if options.cpus else [])]
+        return [
+            *DEFAULT_STANDINS,
+            *(["nproc"] if options.cpus else []),
+            *(["snap"] if options.snapd else []),
+            *(["ufw"] if options.ufw or options.ufw_active else []),
+            *(["nvidia-smi"] if options.gpus > 0 else []),
+        ]
 
     def _copy_standins(self) -> None:
         target = self.dir / "standins"
@@ -1371,6 +1452,45 @@ class HostLab:
         proxy = DelayProxy((host.address, port), delay_ms)
         self._proxies.append(proxy)
         return proxy.address
+
+    def set_microk8s_channel(self, channel: str, version: str, revision: int = 9000) -> None:
+        """What the snap stand-in installs for `--channel=channel` (e.g. "1.33/stable")."""
+        path = self.shared_dir / "microk8s" / "channels.json"
+        channels = json.loads(path.read_text()) if path.exists() else {}
+        channels[channel] = [version, revision]
+        _write(path, json.dumps(channels, indent=1))
+
+    def reject_next_microk8s_join(
+        self,
+        token: str | None = None,
+        reason: str = "the joining node's hostname does not resolve on the control plane",
+        status: int = 502,
+    ) -> None:
+        """Make the next `microk8s join` presenting `token` (any token when None) fail once,
+        after the main node consumed its token, as a join that fails half-way does."""
+        path = self.shared_dir / "microk8s" / "rejections.json"
+        rejections = json.loads(path.read_text()) if path.exists() else []
+        rejections.append({"token": token, "reason": reason, "status": status})
+        _write(path, json.dumps(rejections, indent=1))
+
+    def microk8s_cluster(self, main: TestHost | str) -> dict[str, Any]:
+        """The cluster a MicroK8s main node publishes (addresses, fingerprint, addons, nodes;
+        no CA key or admin token), {} when there is none."""
+        name = main if isinstance(main, str) else main.name
+        path = self.shared_dir / "microk8s" / "clusters" / name / "cluster.json"
+        cluster: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+        for secret in ("ca_key", "admin_token"):
+            if secret in cluster:
+                cluster[secret] = "<hidden>"
+        return cluster
+
+    def microk8s_tokens(self, main: TestHost | str) -> dict[str, Any]:
+        """The join tokens a MicroK8s main node has handed out and not yet consumed:
+        {token: {"expiry": epoch or None, "created": ..., "by": host}}."""
+        name = main if isinstance(main, str) else main.name
+        path = self.shared_dir / "microk8s" / "clusters" / name / "tokens.json"
+        tokens: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+        return tokens
 
     def set_k3s_channel(self, channel: str, version: str) -> None:
         """What the install script stand-in resolves `INSTALL_K3S_CHANNEL=channel` to."""
@@ -1577,4 +1697,5 @@ __all__ = [
     "k3s_install_script",
     "new_ed25519_key",
     "skip_reason",
+    "wireguard_skip_reason",
 ]

@@ -397,6 +397,42 @@ def test_stand_ins_and_faked_facts(hosts) -> None:
     assert host.calls("sysctl")[0]["uid"] == 0
 
 
+def test_systemctl_runs_oneshot_template_units(hosts) -> None:
+    """An instance of a template unit (name@.service) with %i/%I; Type=oneshot runs for real."""
+    (host,) = hosts(1)
+    host.write(
+        "/etc/systemd/system/demo@.service",
+        "[Unit]\nDescription=Demo for %I\n\n[Service]\nType=oneshot\nRemainAfterExit=yes\n"
+        "Environment=WHO=%i\nExecStartPre=-/bin/false\n"
+        "ExecStart=/bin/sh -c 'echo start $WHO %I >> /root/demo.log; test ! -e /root/fail'\n"
+        "ExecStop=/bin/sh -c 'echo stop %i >> /root/demo.log'\n"
+        "[Install]\nWantedBy=multi-user.target\n",
+    )
+    out = host.run("systemctl enable --now demo@a-b", check=True)
+    assert "multi-user.target.wants/demo@a-b.service \u2192 /etc/systemd/system/demo@.service" in (
+        out.stderr
+    )
+    assert host.run("systemctl is-active demo@a-b").stdout == "active\n"
+    assert host.run("systemctl is-active demo@other").stdout == "inactive\n"
+    host.run("systemctl restart demo@a-b.service && systemctl stop demo@a-b", check=True)
+    host.run("systemctl stop demo@a-b", check=True)  # already stopped: ExecStop does not run
+    assert host.read("/root/demo.log") == ("start a-b a/b\nstop a-b\nstart a-b a/b\nstop a-b\n")
+    assert host.run("systemctl is-active demo@a-b").stdout == "inactive\n"
+    host.write("/root/fail", "")
+    failed = host.run("systemctl start demo@a-b")
+    assert failed.returncode == 1
+    assert failed.stderr == (
+        "Job for demo@a-b.service failed because the control process exited with error code.\n"
+        'See "systemctl status demo@a-b.service" and "journalctl -xeu demo@a-b.service" for'
+        " details.\n"
+    )
+    assert host.run("systemctl is-active demo@a-b").stdout == "failed\n"
+    log = host.run("journalctl -u demo@a-b", check=True).stdout
+    assert "systemd[1]: Failed to start demo@a-b.service - Demo for a/b." in log
+    assert "status=1/FAILURE" in log
+    assert host.run("systemctl start nothing@x").returncode == 5
+
+
 def test_teardown_leaves_nothing_behind() -> None:
     from tests.harness import skip_reason
 

@@ -1,0 +1,172 @@
+"""MicroK8s bootstrap over real SSH to harness hosts, with stand-in snap/microk8s/nvidia-smi/ufw.
+
+Real: sshd, fabric/paramiko, sops/age, the shell on the hosts, WireGuard (wg-quick with
+wireguard-go) where installed. Stand-ins: snapd's `snap`, `microk8s`, `nvidia-smi`, `ufw`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import yaml
+
+from hubfleet import microk8s_steps, sops
+from hubfleet.bootstrap import BootstrapOptions, bootstrap_member
+from hubfleet.repo import DeployRepo
+from hubfleet.steps import CHANGED, OK, StepFailed
+from tests.conftest_repo import MakeRepo
+from tests.harness import HostLab, TestHost
+
+FACTS = {"mem_gb": 16, "cpus": 8, "disk_gb": 40, "os_release": "ubuntu-24.04", "snapd": True}
+METALLB = "192.0.2.200-192.0.2.210"
+
+
+def mk8s_repo(
+    deploy_repo: MakeRepo, hosts: list[TestHost], gpu: bool = True, **settings: Any
+) -> DeployRepo:
+    records = [
+        {"address": h.address, "role": "main" if i == 0 else "worker"} for i, h in enumerate(hosts)
+    ]
+    block = {"channel": "1.32/stable", "metallb": METALLB, "gpu": gpu, **settings}
+    repo = deploy_repo(
+        {
+            "lab": {
+                "domain": "lab.example.org",
+                "provider": "microk8s",
+                "hosts": records,
+                "microk8s": block,
+            }
+        }
+    )
+    (repo.root / "config" / "known_hosts").write_text(
+        "".join(h.host_key_line + "\n" for h in hosts)
+    )
+    return repo
+
+
+def options(lab: HostLab, **kw: Any) -> BootstrapOptions:
+    settings: dict[str, Any] = {"connect_timeout_s": 3, "ready_timeout_s": 15, **kw}
+    return BootstrapOptions(identity=lab.client_key_path, **settings)
+
+
+def bootstrap(
+    repo: DeployRepo, opts: BootstrapOptions, lines: list[str] | None = None
+) -> list[Any]:
+    sink = lines.append if lines is not None else (lambda line: None)
+    return bootstrap_member(repo, "lab", opts, microk8s_steps.flavour(), say=sink)
+
+
+def states(reports: list[Any]) -> dict[tuple[str, str], str]:
+    return {(r.host, r.step): r.state for r in reports}
+
+
+@pytest.fixture
+def gpu_cluster(host_lab: HostLab) -> Callable[..., list[TestHost]]:
+    def make(workers: int = 2, **extra: Any) -> list[TestHost]:
+        main = host_lab.add_host(**{**FACTS, "ufw_active": True, **extra})
+        return [main] + [
+            host_lab.add_host(**{**FACTS, "gpus": 1, "ufw_active": True, **extra})
+            for _ in range(workers)
+        ]
+
+    return make
+
+
+def test_a_three_host_gpu_member_bootstraps_to_verified_and_a_rerun_changes_nothing(
+    deploy_repo: MakeRepo, host_lab: HostLab, gpu_cluster: Callable[..., list[TestHost]]
+) -> None:
+    main, *workers = gpu_cluster()
+    repo = mk8s_repo(deploy_repo, [main, *workers])
+    first = bootstrap(repo, options(host_lab))
+    for host in (main, *workers):
+        assert states(first)[(host.address, "snap-install")] == CHANGED
+        assert states(first)[(host.address, "firewall")] == CHANGED
+        snap = host.snap_state()["snaps"]["microk8s"]
+        assert (snap["channel"], snap["hold"]) == ("1.32/stable", "forever")
+    for worker in workers:
+        assert states(first)[(worker.address, "join")] == CHANGED
+        assert "1 GPU(s)" in next(
+            r.detail for r in first if r.host == worker.address and r.step == "preflight"
+        )
+    assert states(first)[(main.address, "addons")] == CHANGED
+    assert states(first)[("member lab", "metallb")] == CHANGED
+    verify = next(r for r in first if r.step == "verify")
+    assert verify.state == OK and verify.detail.startswith("3 node(s) Ready")
+
+    enabled = main.run("microk8s status --format short").stdout
+    for addon in (
+        "dns",
+        "helm3",
+        "hostpath-storage",
+        "community",
+        "dashboard",
+        "nvidia",
+        "metallb",
+    ):
+        assert f"/{addon}: enabled" in enabled, addon
+    listed = main.run("snap list microk8s").stdout
+    assert "1.32/stable" in listed and "held" in listed
+    ufw = workers[0].run("ufw status verbose").stdout
+    assert "cni0" in ufw and "allow (routed)" in ufw
+
+    stored = sops.decrypt_yaml(repo, repo.member_kubeconfig("lab"))
+    assert stored["current-context"] == "lab"
+    assert stored["clusters"][0]["cluster"]["server"] == f"https://{main.address}:16443"
+    assert "microk8s" not in yaml.safe_dump(stored)
+
+    for worker in workers:
+        assert worker.microk8s_state()["role"] == "worker"
+        assert worker.microk8s_state()["cluster"] == main.name
+    tokens = len(host_lab.microk8s_tokens(main))
+    assert tokens == 2  # one fresh token per worker
+
+    again = bootstrap(repo, options(host_lab))
+    assert {r.state for r in again} == {OK}, [r for r in again if r.state != OK]
+    assert len(host_lab.microk8s_tokens(main)) == tokens  # no new token: nobody joined again
+    # dns and helm3 come enabled with a fresh MicroK8s; the other four and metallb, once each
+    assert sum(1 for c in main.calls("microk8s") if c["argv"][:1] == ["enable"]) == 5
+
+
+def test_a_rejected_join_token_is_replaced_by_a_fresh_one(
+    deploy_repo: MakeRepo, host_lab: HostLab, gpu_cluster: Callable[..., list[TestHost]]
+) -> None:
+    main, worker = gpu_cluster(workers=1)
+    repo = mk8s_repo(deploy_repo, [main, worker])
+    host_lab.reject_next_microk8s_join()
+    reports = bootstrap(repo, options(host_lab))
+    join = next(r for r in reports if r.step == "join")
+    assert join.state == CHANGED and "attempt 2" in join.detail
+    add_nodes = [c for c in main.calls("microk8s") if c.get("argv", [])[:1] == ["add-node"]]
+    assert len(add_nodes) == 2  # a fresh token for the retry
+
+
+def test_a_worker_unreachable_is_named_the_others_join_and_a_rerun_finishes(
+    deploy_repo: MakeRepo, host_lab: HostLab, gpu_cluster: Callable[..., list[TestHost]]
+) -> None:
+    main, good, gone = gpu_cluster()
+    repo = mk8s_repo(deploy_repo, [main, good, gone])
+    gone.link_down()
+    with pytest.raises(StepFailed, match=rf"host {gone.address}: unreachable.*rerun to finish it"):
+        bootstrap(repo, options(host_lab, connect_timeout_s=2))
+    assert good.microk8s_state()["role"] == "worker"  # the reachable worker joined
+    gone.link_up()
+    finished = bootstrap(repo, options(host_lab))
+    assert states(finished)[(gone.address, "join")] == CHANGED
+    assert states(finished)[(good.address, "join")] == OK
+    assert next(r for r in finished if r.step == "verify").detail.startswith("3 node(s) Ready")
+
+
+def test_a_gpu_worker_without_gpus_fails_preflight_naming_it(
+    deploy_repo: MakeRepo, host_lab: HostLab, gpu_cluster: Callable[..., list[TestHost]]
+) -> None:
+    main, worker = gpu_cluster(workers=1)
+    worker.set_gpus(0)
+    repo = mk8s_repo(deploy_repo, [main, worker])
+    with pytest.raises(
+        StepFailed,
+        match=rf"host {worker.address}: preflight failed: gpu is true but nvidia-smi lists no GPU",
+    ):
+        bootstrap(repo, options(host_lab))
+    assert main.snap_state().get("snaps", {}) == {}  # nothing installed anywhere
