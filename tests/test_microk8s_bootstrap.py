@@ -170,3 +170,37 @@ def test_a_gpu_worker_without_gpus_fails_preflight_naming_it(
     ):
         bootstrap(repo, options(host_lab))
     assert main.snap_state().get("snaps", {}) == {}  # nothing installed anywhere
+
+
+def test_a_public_address_not_on_the_node_goes_into_the_api_certificate(
+    deploy_repo: MakeRepo, host_lab: HostLab, gpu_cluster: Callable[..., list[TestHost]]
+) -> None:
+    (main,) = gpu_cluster(workers=0)
+    repo = mk8s_repo(deploy_repo, [main], gpu=False)
+    record = yaml.safe_load(repo.registry.read_text())
+    record["members"]["lab"]["hosts"][0]["public_address"] = (
+        "203.0.113.10"  # only written, never contacted
+    )
+    repo.registry.write_text(yaml.safe_dump(record))
+    reports = bootstrap(repo, options(host_lab))
+    config = next(r for r in reports if r.step == "kubeconfig")
+    assert config.state == CHANGED and "added 203.0.113.10 to the API certificate" in config.detail
+    template = main.read("/var/snap/microk8s/current/certs/csr.conf.template") or ""
+    assert "203.0.113.10" in template
+    assert ["refresh-certs", "--cert", "server.crt"] in [c["argv"] for c in main.calls("microk8s")]
+    stored = sops.decrypt_yaml(repo, repo.member_kubeconfig("lab"))
+    assert stored["clusters"][0]["cluster"]["server"] == "https://203.0.113.10:16443"
+    again = bootstrap(repo, options(host_lab))
+    assert next(r for r in again if r.step == "kubeconfig").state == OK
+
+
+def test_gpu_check_lists_each_node(
+    deploy_repo: MakeRepo, host_lab: HostLab, gpu_cluster: Callable[..., list[TestHost]]
+) -> None:
+    main, worker = gpu_cluster(workers=1)
+    worker.set_gpus(2)
+    repo = mk8s_repo(deploy_repo, [main, worker])
+    bootstrap(repo, options(host_lab))
+    rows = microk8s_steps.gpu_report(repo, "lab", options(host_lab))
+    assert [(node, gpus) for node, _, gpus, _ in rows] == [(main.name, 0), (worker.name, 2)]
+    assert rows[1][1] not in ("", "none")  # the driver version nvidia-smi reports
