@@ -17,7 +17,7 @@ from hubfleet.bootstrap import BootstrapOptions, bootstrap_member
 from hubfleet.repo import DeployRepo
 from hubfleet.steps import CHANGED, OK, StepFailed
 from tests.conftest_repo import MakeRepo
-from tests.harness import HostLab, TestHost
+from tests.harness import HostLab, TestHost, wireguard_skip_reason
 
 FACTS = {"mem_gb": 16, "cpus": 8, "disk_gb": 40, "os_release": "ubuntu-24.04", "snapd": True}
 METALLB = "192.0.2.200-192.0.2.210"
@@ -204,3 +204,37 @@ def test_gpu_check_lists_each_node(
     rows = microk8s_steps.gpu_report(repo, "lab", options(host_lab))
     assert [(node, gpus) for node, _, gpus, _ in rows] == [(main.name, 0), (worker.name, 2)]
     assert rows[1][1] not in ("", "none")  # the driver version nvidia-smi reports
+
+
+@pytest.mark.skipif(
+    wireguard_skip_reason() is not None,
+    reason="wireguard-tools/wireguard-go missing (scripts/dev-setup installs them)",
+)
+def test_nodes_across_sites_join_over_wireguard(
+    deploy_repo: MakeRepo, host_lab: HostLab, gpu_cluster: Callable[..., list[TestHost]]
+) -> None:
+    main, *workers = gpu_cluster(workers=2)
+    repo = mk8s_repo(
+        deploy_repo,
+        [main, *workers],
+        gpu=False,
+        wireguard={"subnet": "10.77.0.0/24", "listen_port": 51820},
+    )
+    lines: list[str] = []
+    first = bootstrap(repo, options(host_lab), lines)
+    for host in (main, *workers):
+        assert states(first)[(host.address, "wireguard")] == CHANGED
+        assert host.run("systemctl is-active wg-quick@wg0").stdout.strip() == "active"
+    assert "10.77.0.1/24" in (main.run("ip -o addr show wg0").stdout)
+    # the workers joined through the main node's VPN address
+    for worker in workers:
+        assert worker.microk8s_state()["cluster"] == main.name
+        join = next(r for r in first if r.host == worker.address and r.step == "join")
+        assert "joined 10.77.0.1 as a worker" in join.detail
+    keys_file = repo.secrets_dir / "lab-wireguard.yaml"
+    assert sops.is_encrypted(keys_file)
+    keys = sops.decrypt_yaml(repo, keys_file)
+    assert set(keys) == {h.address for h in (main, *workers)}
+    assert all(k not in "\n".join(lines) for k in keys.values())  # private keys never shown
+    again = bootstrap(repo, options(host_lab))
+    assert {r.state for r in again} == {OK}, [r for r in again if r.state != OK]
