@@ -238,3 +238,41 @@ def test_nodes_across_sites_join_over_wireguard(
     assert all(k not in "\n".join(lines) for k in keys.values())  # private keys never shown
     again = bootstrap(repo, options(host_lab))
     assert {r.state for r in again} == {OK}, [r for r in again if r.state != OK]
+
+
+def test_join_one_worker_later_with_host(
+    deploy_repo: MakeRepo, host_lab: HostLab, gpu_cluster: Callable[..., list[TestHost]]
+) -> None:
+    main, early, late = gpu_cluster(workers=2)
+    repo = mk8s_repo(deploy_repo, [main, early, late])
+    late.link_down()
+    with pytest.raises(StepFailed, match=rf"host {late.address}: unreachable"):
+        bootstrap(repo, options(host_lab, connect_timeout_s=2))
+    late.link_up()
+    joined = bootstrap(repo, options(host_lab, only_host=late.address))
+    assert states(joined)[(late.address, "join")] == CHANGED
+    assert early.address not in {r.host for r in joined}  # only the named worker (and main) touched
+    assert [r.step for r in joined if r.host == "member lab"] == ["verify"]
+
+
+@pytest.mark.skipif(
+    wireguard_skip_reason() is not None, reason="wireguard-tools/wireguard-go missing"
+)
+def test_wireguard_setup_alone(
+    deploy_repo: MakeRepo, host_lab: HostLab, gpu_cluster: Callable[..., list[TestHost]]
+) -> None:
+    main, worker = gpu_cluster(workers=1)
+    repo = mk8s_repo(deploy_repo, [main, worker], gpu=False, wireguard={"subnet": "10.78.0.0/24"})
+    reports = bootstrap_member(
+        repo, "lab", options(host_lab), microk8s_steps.wireguard_flavour(), say=lambda line: None
+    )
+    assert [r.step for r in reports if r.host == worker.address] == [
+        "preflight",
+        "operators-key",
+        "wireguard",
+    ]
+    assert worker.run("systemctl is-active wg-quick@wg0").stdout.strip() == "active"
+    assert main.snap_state().get("snaps", {}) == {}  # nothing else was installed
+    config = worker.read("/etc/wireguard/wg0.conf") or ""
+    assert "Endpoint = " in config and "10.78.0.0/24" in config
+    assert worker.run("stat -c %a /etc/wireguard/wg0.conf").stdout.strip() == "600"
