@@ -1,0 +1,191 @@
+"""`invoke member.onboard`: a bare VM to a serving federation member, one resumable command.
+
+The runbook in order: preflight -> member-new (unless registered) -> bootstrap (k3s or
+MicroK8s, which fetches the kubeconfig and applies the upgrade plan) -> dns-check ->
+s3-lifecycle -> deploy -> harbor-secrets -> deploy-again -> health.
+
+Progress is recorded per member in `.hubfleet/onboarding/<member>.json` (done steps and when);
+a rerun resumes at the first step not done, `--from-step` starts elsewhere. Every step is
+itself idempotent, so redoing one is safe. The run ends with a checklist and what is left by
+hand (DNS records without a provider API, the registry's replication partner, ...).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hubfleet.errors import HubfleetError
+from hubfleet.repo import DeployRepo
+
+STEPS = (
+    "preflight",
+    "member-new",
+    "bootstrap",
+    "dns-check",
+    "s3-lifecycle",
+    "deploy",
+    "harbor-secrets",
+    "deploy-again",
+    "health",
+)
+
+MANUAL = (
+    "DNS: an A record for the domain and one for *.domain to the public address "
+    "(hubfleet has no DNS provider API configured)",
+    "Harbor: the replication partner registry, if this member replicates",
+    "Harbor projects, quotas and robot accounts (terraform/ harbor stack)",
+)
+
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class OnboardOptions:
+    host: str | None = None
+    domain: str | None = None
+    provider: str = "k3s"
+    stage: str = "staging"
+    user: str = "root"
+    port: int = 22
+    identity: Path | None = None
+    accept_host_key: str | None = None
+    from_step: str | None = None
+    dry_run: bool = False
+    resolver: str | None = None
+    timeout_s: int = 300
+
+
+@dataclass(frozen=True)
+class StepState:
+    step: str
+    state: str  # done | failed | pending | skipped | would run
+    detail: str = ""
+    seconds: float = 0.0
+
+
+@dataclass
+class Progress:
+    """What is done, persisted so that a rerun resumes."""
+
+    member: str
+    done: dict[str, str] = field(default_factory=dict)  # step -> ISO time it finished
+    failed: dict[str, str] = field(default_factory=dict)  # step -> one-line reason
+
+    def first_pending(self) -> str | None:
+        return next((s for s in STEPS if s not in self.done), None)
+
+
+def progress_path(repo: DeployRepo, member: str) -> Path:
+    return repo.root / ".hubfleet" / "onboarding" / f"{member}.json"
+
+
+def load_progress(repo: DeployRepo, member: str) -> Progress:
+    path = progress_path(repo, member)
+    if not path.is_file():
+        return Progress(member)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise HubfleetError(
+            f"{repo.relative(path)}: unreadable onboarding progress ({err})"
+        ) from None
+    return Progress(member, dict(data.get("done", {})), dict(data.get("failed", {})))
+
+
+def save_progress(repo: DeployRepo, progress: Progress) -> None:
+    path = progress_path(repo, progress.member)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".progress.")
+    with os.fdopen(fd, "w") as out:
+        json.dump(
+            {"member": progress.member, "done": progress.done, "failed": progress.failed},
+            out,
+            indent=1,
+        )
+    os.replace(tmp, path)
+
+
+def checklist(states: list[StepState]) -> str:
+    marks = {"done": "[x]", "failed": "[!]", "would run": "[ ]", "pending": "[ ]", "skipped": "[-]"}
+    lines = []
+    for s in states:
+        took = f" ({s.seconds:.1f}s)" if s.seconds else ""
+        detail = f"  {s.detail}" if s.detail else ""
+        lines.append(f"  {marks.get(s.state, '[?]')} {s.step:<15} {s.state}{took}{detail}")
+    return "\n".join(lines)
+
+
+def run_onboarding(
+    repo: DeployRepo,
+    member: str,
+    options: OnboardOptions,
+    actions: Mapping[str, Callable[[], str]],
+    say: Say = print,
+) -> list[StepState]:
+    """Run the onboarding `actions` (step name -> callable returning a one-line detail) in
+    order from the first unfinished step (or --from-step), recording progress after each.
+
+    A failure is recorded, the remaining steps are shown as pending, and the error is raised
+    (the checklist is on the error's `states`)."""
+    if options.from_step is not None and options.from_step not in STEPS:
+        raise HubfleetError(
+            f"no onboarding step {options.from_step!r}; the steps are: {', '.join(STEPS)}"
+        )
+    progress = load_progress(repo, member)
+    start = options.from_step or progress.first_pending()
+    states: list[StepState] = []
+    failure: HubfleetError | None = None
+    started = False  # with every step done and no --from-step, nothing runs
+    for step in STEPS:
+        started = started or step == start
+        if not started:
+            states.append(StepState(step, "done" if step in progress.done else "skipped"))
+            continue
+        if failure is not None:
+            states.append(StepState(step, "pending"))
+            continue
+        if options.dry_run:
+            states.append(StepState(step, "would run"))
+            continue
+        say(f"member {member}: {step} ...")
+        mark = time.perf_counter()
+        try:
+            detail = actions[step]()
+        except HubfleetError as err:
+            failure = err
+            progress.failed[step] = str(err)
+            progress.done.pop(step, None)
+            if not options.dry_run:
+                save_progress(repo, progress)
+            states.append(StepState(step, "failed", str(err), time.perf_counter() - mark))
+            continue
+        progress.done[step] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        progress.failed.pop(step, None)
+        save_progress(repo, progress)
+        states.append(StepState(step, "done", detail, time.perf_counter() - mark))
+    if failure is not None:
+        raise OnboardingFailed(
+            f"{failure}; fix it and rerun member.onboard {member} to resume", states
+        )
+    return states
+
+
+class OnboardingFailed(HubfleetError):
+    def __init__(self, message: str, states: list[StepState]):
+        super().__init__(message)
+        self.states = states
+
+
+def steps_left(repo: DeployRepo, member: str) -> list[str]:
+    """For member.status: the onboarding steps not done yet ([] when none was ever started)."""
+    if not progress_path(repo, member).is_file():
+        return []
+    progress = load_progress(repo, member)
+    return [s for s in STEPS if s not in progress.done]
