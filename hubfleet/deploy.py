@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hubfleet.credentials import ClusterCredentials
 from hubfleet.errors import HubfleetError, RolloutError
 from hubfleet.helm import HelmEngine
 from hubfleet.layers import MemberValues, member_values
@@ -134,8 +135,11 @@ def deploy_member(
     say: Say = print,
     confirm: Confirm | None = None,
     environ: Mapping[str, str] | None = None,
+    credentials: ClusterCredentials | None = None,
 ) -> DeployResult:
-    """Deploy member `name` (or plan/diff it) and return what happened."""
+    """Deploy member `name` (or plan/diff it) and return what happened.
+
+    `credentials` replaces the member's own decrypted kubeconfig (tests point it at a stub)."""
     started = time.perf_counter()
     registry = load_registry(repo)
     member = registry.member(name)
@@ -151,7 +155,7 @@ def deploy_member(
     from hubfleet.credentials import member_credentials
     from hubfleet.rollout import workloads_in_manifest
 
-    creds = member_credentials(repo, member)
+    creds = credentials or member_credentials(repo, member)
     with kube.member_api(creds) as api:
         kube.check_reachable(api, creds)
         live = engine.status(creds, member.release, member.namespace)
