@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from invoke.collection import Collection
 
-from hubfleet.tasks import core, k3s, k3s_plan, kubeconfig, microk8s, secrets
+from hubfleet.tasks import core, dns, k3s, k3s_plan, kubeconfig, microk8s, secrets
 
 
 def build_namespace() -> Collection:
@@ -27,6 +27,7 @@ def build_namespace() -> Collection:
     wireguard = Collection("wireguard")
     wireguard.add_task(microk8s.wireguard_setup, name="setup")
     ns.add_collection(wireguard)
+    ns.add_collection(Collection.from_module(dns, name="dns"))
     gpu = Collection("gpu")
     gpu.add_task(microk8s.gpu_check, name="check")
     ns.add_collection(gpu)
