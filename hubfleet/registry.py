@@ -69,6 +69,18 @@ class Member:
         settings = self.record.get("microk8s", {})
         return settings if isinstance(settings, Mapping) else {}
 
+    @property
+    def sizing(self) -> Mapping[str, Any]:
+        """The member's overrides of the sizing rules (hubfleet.sizing; {} when none)."""
+        settings = self.record.get("sizing", {})
+        return settings if isinstance(settings, Mapping) else {}
+
+    @property
+    def s3(self) -> Mapping[str, Any]:
+        """The member's Harbor S3 bucket settings (hubfleet.s3; {} when none are given)."""
+        settings = self.record.get("s3", {})
+        return settings if isinstance(settings, Mapping) else {}
+
     def host(self, address: str) -> Host:
         """The host with this address (or name); an unknown one is an error naming the choices."""
         for host in self.hosts:

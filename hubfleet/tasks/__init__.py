@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from invoke.collection import Collection
 
-from hubfleet.tasks import core, dns, k3s, k3s_plan, kubeconfig, microk8s, secrets
+from hubfleet.tasks import core, dns, k3s, k3s_plan, kubeconfig, microk8s, s3, secrets
 
 
 def build_namespace() -> Collection:
@@ -28,6 +28,7 @@ def build_namespace() -> Collection:
     wireguard.add_task(microk8s.wireguard_setup, name="setup")
     ns.add_collection(wireguard)
     ns.add_collection(Collection.from_module(dns, name="dns"))
+    ns.add_collection(Collection.from_module(s3, name="s3"))
     gpu = Collection("gpu")
     gpu.add_task(microk8s.gpu_check, name="check")
     ns.add_collection(gpu)

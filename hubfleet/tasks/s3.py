@@ -1,0 +1,97 @@
+"""s3.lifecycle and s3.check: a member's Harbor bucket (registry `s3` block, keys from its secrets).
+
+Thin: flags in, hubfleet.s3 out. Keys are never printed.
+"""
+
+from __future__ import annotations
+
+from invoke.context import Context
+from invoke.tasks import task
+
+from hubfleet.cli import run_front
+
+DEBUG_HELP = "show the traceback of a failure"
+MEMBER_HELP = "the member, as named in config/federation.yaml (it needs an s3 block)"
+
+
+def _not_a_flag(member: str, task_name: str) -> None:
+    from hubfleet.errors import ConfigError
+
+    if member.startswith("-"):  # invoke (2.2) hands `--help` to a missing positional
+        raise ConfigError(f"{member!r} is not a member; for help run: invoke --help {task_name}")
+
+
+@task(
+    help={
+        "member": MEMBER_HELP,
+        "dry_run": "read the bucket's rules and say what would change; put nothing",
+        "debug": DEBUG_HELP,
+    }
+)
+def lifecycle(c: Context, member: str, dry_run: bool = False, debug: bool = False) -> None:
+    """Apply the S3 lifecycle rules to a member's Harbor bucket, then read them back.
+
+    The rules are config/k3s/s3-bucket-lifecycle.json (abort incomplete multipart uploads after
+    a day) plus the member's s3.lifecycle_rules; they replace the bucket's configuration. When
+    the bucket already has exactly these rules, nothing is put.
+    """
+
+    def body() -> None:
+        from hubfleet import s3
+        from hubfleet.registry import load_registry
+        from hubfleet.repo import find_repo
+        from hubfleet.steps import OK, WOULD_CHANGE
+
+        _not_a_flag(member, "s3.lifecycle")
+        repo = find_repo()
+        record = load_registry(repo).member(member)
+        settings = s3.bucket_settings(record)
+        rules = s3.lifecycle_rules(repo, record)
+        keys = s3.member_keys(repo, record)
+        client = s3.make_client(settings, keys)
+        result = s3.apply_lifecycle(
+            client, settings.bucket, rules, dry_run, member=record.name, keys_from=keys.source
+        )
+        print(f"{settings}: lifecycle rules")
+        for change in result.rules:
+            print(f"  {change}")
+        if result.state == OK:
+            print("lifecycle: ok (the bucket already has these rules; nothing put)")
+        elif result.state == WOULD_CHANGE:
+            print("lifecycle: would change (dry run: nothing put)")
+        else:
+            print("lifecycle: changed (put, read back and matched)")
+
+    run_front(body, debug)
+
+
+@task(help={"member": MEMBER_HELP, "debug": DEBUG_HELP})
+def check(c: Context, member: str, debug: bool = False) -> None:
+    """Check a member's Harbor bucket with the member's keys.
+
+    The keys must list the bucket and write, read back and delete a probe object (under
+    hubfleet-probe/). A warning when they may also create or delete buckets (tried with a
+    randomly named bucket, deleted again).
+    """
+
+    def body() -> None:
+        from hubfleet import s3
+        from hubfleet.registry import load_registry
+        from hubfleet.repo import find_repo
+
+        _not_a_flag(member, "s3.check")
+        repo = find_repo()
+        record = load_registry(repo).member(member)
+        settings = s3.bucket_settings(record)
+        keys = s3.member_keys(repo, record)
+        client = s3.make_client(settings, keys)
+        print(f"{settings} ({keys})")
+        report = s3.check_bucket(client, settings.bucket, member=record.name, keys_from=keys.source)
+        for item in report.checks:
+            print(f"  {item}")
+        warned = len(report.warnings)
+        print(
+            f"check: ok ({warned} warning{'s' if warned != 1 else ''})" if warned else "check: ok"
+        )
+
+    run_front(body, debug)
