@@ -287,7 +287,7 @@ def config_file(member: Member, host: Host) -> HostFile:
 
 def kubelet_config(member: Member, ram_gb: float) -> dict[str, Any]:
     """The KubeletConfiguration drop-in for a node with `ram_gb` of RAM (see hubfleet.sizing)."""
-    sizing = node_sizing(ram_gb, member.k3s)
+    sizing = node_sizing(ram_gb, member.k3s, member.sizing)
     return {
         "apiVersion": "kubelet.config.k8s.io/v1beta1",
         "kind": "KubeletConfiguration",

@@ -479,3 +479,38 @@ def apply_custom_objects(
                 ) from None
             raise _api_error(where, f"writing {shown}", err) from None
     return outcomes
+
+
+# --- reading secrets ----------------------------------------------------------------------
+
+
+def read_secret(api: ApiClient, namespace: str, name: str) -> dict[str, str] | None:
+    """A Secret's data, base64-decoded in memory (None when there is no such Secret).
+
+    The values are secrets: callers keep them in memory and never print them; errors name the
+    Secret, never its content.
+    """
+    import base64
+
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    where = f"namespace {namespace}: Secret {name}"
+    try:
+        obj = _json(client.CoreV1Api(api).read_namespaced_secret(name, namespace, **_raw()))
+    except ApiException as err:
+        if err.status == 404:
+            return None
+        raise _api_error(where, "reading it", err) from None
+    except Exception as err:
+        if not _is_network_error(err):
+            raise
+        raise ClusterError(f"{where}: cannot read it ({_network_reason(err)})") from err
+    data = obj.get("data") or {}
+    decoded: dict[str, str] = {}
+    for key, value in data.items():
+        try:
+            decoded[str(key)] = base64.b64decode(str(value), validate=True).decode("utf-8")
+        except (ValueError, UnicodeDecodeError):
+            raise ClusterError(f"{where}: key {key} is not base64-encoded UTF-8 text") from None
+    return decoded

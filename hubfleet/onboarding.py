@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from hubfleet.errors import HubfleetError
 from hubfleet.repo import DeployRepo
@@ -189,3 +190,227 @@ def steps_left(repo: DeployRepo, member: str) -> list[str]:
         return []
     progress = load_progress(repo, member)
     return [s for s in STEPS if s not in progress.done]
+
+
+# --- the actions --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OnboardHooks:
+    """What tests replace: the cluster deploys and Harbor reads go to (instead of the
+    member's own decrypted kubeconfig), and the Kubernetes client factory for upgrade plans."""
+
+    credentials: Any = None  # ClusterCredentials
+    kube_api: Any = None
+
+
+def _preflight(repo: DeployRepo, name: str, options: OnboardOptions) -> str:
+    """The host can become a node: facts judged before anything is registered or changed."""
+    from contextlib import ExitStack
+
+    from hubfleet.bootstrap import (
+        BootstrapOptions,
+        MemberRun,
+        gather_facts,
+        load_connect_keys,
+        open_sessions,
+    )
+    from hubfleet.hostfacts import preflight_problems
+    from hubfleet.hostkeys import HostKeyDecision
+    from hubfleet.registry import load_registry, member_from_record
+
+    registry = load_registry(repo)
+    if name in registry.members:
+        member = registry.member(name)
+        host = member.hosts[0] if member.hosts else None
+    else:
+        if not options.host or not options.domain:
+            raise HubfleetError(f"member {name} is not registered yet: pass --host and --domain")
+        role = "server" if options.provider == "k3s" else "main"
+        record = {
+            "stage": options.stage,
+            "provider": options.provider,
+            "domain": options.domain,
+            "hosts": [
+                {"address": options.host, "user": options.user, "port": options.port, "role": role}
+            ],
+        }
+        member = member_from_record(name, record)
+        host = member.hosts[0]
+    if host is None:
+        return f"member {name} has no hosts (provider {member.provider}): nothing to check"
+    decision = HostKeyDecision(accept=options.accept_host_key)
+    run = MemberRun(repo, member, BootstrapOptions(identity=options.identity, host_key=decision))
+    keys, _ = load_connect_keys(repo, member, options.identity)
+    with ExitStack() as stack:
+        open_sessions(run, [host], keys, stack)
+        gather_facts(run, [host])
+    facts = run.facts[host.address]
+    problems = preflight_problems(facts, k3s_running=bool(facts.kubernetes))
+    if problems:
+        raise HubfleetError(
+            f"member {name}: host {host.address}: preflight failed: {'; '.join(problems)}"
+        )
+    return (
+        f"{facts.os_name}, {facts.cpus} CPUs, {facts.ram_gb} GB RAM, {facts.disk_free_gb} GB free"
+    )
+
+
+def _member_new(repo: DeployRepo, name: str, options: OnboardOptions, say: Say) -> str:
+    from hubfleet.hostkeys import HostKeyDecision
+    from hubfleet.member_new import NewMember, NewMemberOptions, new_member
+    from hubfleet.registry import load_registry
+
+    if name in load_registry(repo).members:
+        return f"member {name} is registered already"
+    if not options.host or not options.domain:
+        raise HubfleetError(f"member {name} is not registered yet: pass --host and --domain")
+    request = NewMember(
+        name,
+        options.host,
+        options.domain,
+        options.provider,
+        options.stage,
+        options.user,
+        options.port,
+    )
+    new_member(
+        repo,
+        request,
+        NewMemberOptions(
+            identity=options.identity, host_key=HostKeyDecision(accept=options.accept_host_key)
+        ),
+        say=say,
+    )
+    return f"registered {name}, wrote config/{name}.yaml and secrets/config/{name}.yaml"
+
+
+def _bootstrap(
+    repo: DeployRepo, name: str, options: OnboardOptions, hooks: OnboardHooks, say: Say
+) -> str:
+    from hubfleet.bootstrap import BootstrapOptions, bootstrap_member
+    from hubfleet.hostkeys import HostKeyDecision
+    from hubfleet.registry import load_registry
+
+    member = load_registry(repo).member(name)
+    boot = BootstrapOptions(
+        identity=options.identity,
+        host_key=HostKeyDecision(accept=options.accept_host_key),
+        ready_timeout_s=float(options.timeout_s),
+    )
+    if member.provider == "k3s":
+        from hubfleet import k3s_bootstrap
+
+        reports = k3s_bootstrap.bootstrap(repo, name, boot, say=say, kube_api=hooks.kube_api)
+    elif member.provider == "microk8s":
+        from hubfleet import microk8s_steps
+
+        reports = bootstrap_member(repo, name, boot, microk8s_steps.flavour(), say=say)
+    else:
+        return f"provider {member.provider}: no hosts to bootstrap"
+    changed = sum(1 for r in reports if r.state == "changed")
+    return f"{len(reports)} steps, {changed} changed"
+
+
+def _dns_check(
+    repo: DeployRepo, name: str, options: OnboardOptions, environ: Mapping[str, str]
+) -> str:
+    from hubfleet import dns
+    from hubfleet.registry import load_registry
+
+    member = load_registry(repo).member(name)
+    resolver = dns.choose_resolver(options.resolver, environ)
+    checks = dns.check(member, resolver)
+    dns.require_ok(member, checks)
+    return f"{member.domain} and *.{member.domain} resolve to {checks[0].expected}"
+
+
+def _s3(repo: DeployRepo, name: str) -> str:
+    from hubfleet import s3
+    from hubfleet.registry import load_registry
+
+    member = load_registry(repo).member(name)
+    if not member.record.get("s3"):
+        return "no s3 block in the registry: nothing to do"
+    settings, _keys, client = s3.connect(repo, member)
+    result = s3.apply_lifecycle(
+        client, settings.bucket, s3.lifecycle_rules(repo, member), member=name
+    )
+    report = s3.check_bucket(client, settings.bucket, member=name)
+    note = "".join(f"; warning: {w.detail}" for w in report.warnings)
+    return f"{result.outcome().detail}; bucket checked{note}"
+
+
+def _deploy(
+    repo: DeployRepo,
+    name: str,
+    options: OnboardOptions,
+    hooks: OnboardHooks,
+    say: Say,
+    environ: Mapping[str, str],
+) -> str:
+    from hubfleet.deploy import DeployOptions, deploy_member
+    from hubfleet.helm import engine_from_env
+
+    result = deploy_member(
+        repo,
+        name,
+        engine_from_env(environ),
+        DeployOptions(yes=True, timeout_s=options.timeout_s),
+        say=say,
+        environ=environ,
+        credentials=hooks.credentials,
+    )
+    return f"{result.outcome}, revision {result.revision}"
+
+
+def _harbor(repo: DeployRepo, name: str, hooks: OnboardHooks, say: Say) -> str:
+    from hubfleet import harbor
+    from hubfleet.layers import member_values
+    from hubfleet.registry import load_registry
+
+    member = load_registry(repo).member(name)
+    values = member_values(repo, member).effective.values
+    section = values.get("harbor")
+    if not isinstance(section, Mapping) or section.get("enabled") is False:
+        return "the member's chart deploys no Harbor: nothing to pin"
+    result = harbor.stabilize_secrets(repo, name, say=say, credentials=hooks.credentials)
+    return str(result)
+
+
+def _health(repo: DeployRepo, name: str, say: Say) -> str:
+    from hubfleet.health import health_checks, run_health_checks
+    from hubfleet.layers import member_values
+    from hubfleet.registry import load_registry
+
+    member = load_registry(repo).member(name)
+    checks = health_checks(member_values(repo, member).effective.values)
+    if not checks:
+        return "no ingress hosts in the values: nothing to check over HTTP"
+    run_health_checks(name, checks, say=say)
+    return ", ".join(f"{c.name} ok" for c in checks)
+
+
+def onboard(
+    repo: DeployRepo,
+    name: str,
+    options: OnboardOptions,
+    say: Say = print,
+    hooks: OnboardHooks | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> list[StepState]:
+    """Bare VM to serving member, resumably (see the module docstring)."""
+    hooks = hooks or OnboardHooks()
+    env = dict(os.environ) if environ is None else environ
+    actions: dict[str, Callable[[], str]] = {
+        "preflight": lambda: _preflight(repo, name, options),
+        "member-new": lambda: _member_new(repo, name, options, say),
+        "bootstrap": lambda: _bootstrap(repo, name, options, hooks, say),
+        "dns-check": lambda: _dns_check(repo, name, options, env),
+        "s3-lifecycle": lambda: _s3(repo, name),
+        "deploy": lambda: _deploy(repo, name, options, hooks, say, env),
+        "harbor-secrets": lambda: _harbor(repo, name, hooks, say),
+        "deploy-again": lambda: _deploy(repo, name, options, hooks, say, env),
+        "health": lambda: _health(repo, name, say),
+    }
+    return run_onboarding(repo, name, options, actions, say)

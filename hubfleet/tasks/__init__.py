@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from invoke.collection import Collection
 
-from hubfleet.tasks import core, dns, k3s, k3s_plan, kubeconfig, microk8s, s3, secrets
+from hubfleet.tasks import core, dns, harbor, k3s, k3s_plan, kubeconfig, member, microk8s, s3, secrets
 
 
 def build_namespace() -> Collection:
@@ -29,6 +29,8 @@ def build_namespace() -> Collection:
     ns.add_collection(wireguard)
     ns.add_collection(Collection.from_module(dns, name="dns"))
     ns.add_collection(Collection.from_module(s3, name="s3"))
+    ns.add_collection(Collection.from_module(member, name="member"))
+    ns.add_collection(Collection.from_module(harbor, name="harbor"))
     gpu = Collection("gpu")
     gpu.add_task(microk8s.gpu_check, name="check")
     ns.add_collection(gpu)

@@ -1,0 +1,125 @@
+"""member.* tasks: add a member to the federation, take one out (more to come: onboard, status).
+
+Thin: each parses its flags and calls hubfleet.member_new. No task prints a secret value.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from invoke.context import Context
+from invoke.tasks import task
+
+from hubfleet.cli import run_front
+
+DEBUG_HELP = "show the traceback of a failure"
+
+
+def _prompt(question: str) -> bool:
+    try:
+        return input(f"{question} [y/N] ").strip().lower() in {"y", "yes"}
+    except EOFError:
+        return False
+
+
+def _host_key_prompt() -> Callable[[str], bool] | None:
+    return _prompt if sys.stdin.isatty() else None
+
+
+@task(
+    help={
+        "name": "the new member's name (a DNS label; also its namespace and release)",
+        "host": "the host's address (its public IP or DNS name), reached over SSH",
+        "domain": "the member's domain: BinderHub there, hub/registry/grafana below it",
+        "provider": "k3s (default) or microk8s",
+        "stage": "staging (default) or prod",
+        "user": "SSH login on the host (default root; others use sudo -n)",
+        "port": "SSH port (default 22)",
+        "accept_host_key": "trust the host's SSH key with this SHA256 fingerprint (SHA256:...)",
+        "identity": "private key the host accepts (until secrets/NAME.key exists)",
+        "dry_run": "show what would be written (secrets masked); write nothing",
+        "timeout": "seconds to wait for the host's SSH port (default 10)",
+        "debug": DEBUG_HELP,
+    }
+)
+def new(
+    c: Context,
+    name: str,
+    host: str,
+    domain: str,
+    provider: str = "k3s",
+    stage: str = "staging",
+    user: str = "root",
+    port: int = 22,
+    accept_host_key: str | None = None,
+    identity: str | None = None,
+    dry_run: bool = False,
+    timeout: int = 10,
+    debug: bool = False,
+) -> None:
+    """Add a member: registry entry, config/NAME.yaml and encrypted secrets/config/NAME.yaml.
+
+    Connects to the host for its CPUs, RAM and disk and sizes the member from them (launch
+    quota, dind resources, image cleaner, maxPods; see hubfleet.sizing). Writes everything or
+    nothing; refuses a name that exists.
+    """
+
+    def body() -> None:
+        from hubfleet.errors import HubfleetError
+        from hubfleet.hostkeys import HostKeyDecision
+        from hubfleet.member_new import NewMember, NewMemberOptions, new_member
+        from hubfleet.repo import find_repo
+
+        if provider not in ("k3s", "microk8s"):
+            raise HubfleetError(f"--provider {provider!r}: use k3s or microk8s")
+        if stage not in ("staging", "prod"):
+            raise HubfleetError(f"--stage {stage!r}: use staging or prod")
+        request = NewMember(name, host, domain, provider, stage, user, int(port))
+        options = NewMemberOptions(
+            dry_run=dry_run,
+            identity=Path(identity) if identity else None,
+            host_key=HostKeyDecision(accept=accept_host_key, prompt=_host_key_prompt()),
+            connect_timeout_s=float(timeout),
+        )
+        new_member(find_repo(), request, options)
+
+    run_front(body, debug)
+
+
+@task(
+    help={
+        "name": "the member to remove",
+        "purge": "also delete its config, secrets, kubeconfig, SSH key and WireGuard keys",
+        "yes": "do not ask for confirmation (needed without a terminal)",
+        "debug": DEBUG_HELP,
+    }
+)
+def remove(
+    c: Context, name: str, purge: bool = False, yes: bool = False, debug: bool = False
+) -> None:
+    """Take a member out of config/federation.yaml (the rest of the file unchanged).
+
+    With --purge also delete config/NAME.yaml, secrets/config/NAME.yaml,
+    secrets/NAME-kubeconfig.yaml, secrets/NAME.key(.pub) and secrets/NAME-wireguard.yaml.
+    Nothing in the cluster is touched. Asks first, unless --yes.
+    """
+
+    def body() -> None:
+        from hubfleet.errors import HubfleetError
+        from hubfleet.member_new import remove_member
+        from hubfleet.repo import find_repo
+
+        def confirm(question: str) -> bool:
+            if yes:
+                return True
+            if not sys.stdin.isatty():
+                raise HubfleetError(
+                    f"member {name}: no terminal to confirm on; rerun with --yes to remove it"
+                )
+            return _prompt(question)
+
+        remove_member(find_repo(), name, purge, confirm)
+
+    run_front(body, debug)
