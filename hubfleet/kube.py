@@ -514,3 +514,15 @@ def read_secret(api: ApiClient, namespace: str, name: str) -> dict[str, str] | N
         except (ValueError, UnicodeDecodeError):
             raise ClusterError(f"{where}: key {key} is not base64-encoded UTF-8 text") from None
     return decoded
+
+
+def node_list_json(api: ApiClient) -> str:
+    """`kubectl get nodes -o json`, as text (parse with hubfleet.k3s.parse_nodes)."""
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        answer = client.CoreV1Api(api).list_node(_preload_content=False, _request_timeout=10)
+    except ApiException as err:
+        raise ClusterError(f"listing nodes failed: {err.status} {err.reason}") from None
+    return str(answer.data.decode())

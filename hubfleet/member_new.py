@@ -60,6 +60,7 @@ class NewMember:
     stage: str = "staging"
     user: str = "root"
     port: int = 22
+    chart: str | None = None  # default: the umbrella chart, chart/
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,8 @@ def member_record(request: NewMember) -> dict[str, Any]:
         "provider": request.provider,
         "domain": request.domain,
     }
+    if request.chart:
+        record["chart"] = request.chart
     if request.provider == "microk8s":
         host["role"] = "main"
         record["microk8s"] = {"channel": MICROK8S_CHANNEL, "metallb": _metallb_pool(request)}

@@ -61,6 +61,7 @@ class OnboardOptions:
     dry_run: bool = False
     resolver: str | None = None
     timeout_s: int = 300
+    chart: str | None = None  # for member-new; default the umbrella chart
 
 
 @dataclass(frozen=True)
@@ -273,6 +274,7 @@ def _member_new(repo: DeployRepo, name: str, options: OnboardOptions, say: Say) 
         options.stage,
         options.user,
         options.port,
+        options.chart,
     )
     new_member(
         repo,

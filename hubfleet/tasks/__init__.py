@@ -7,7 +7,18 @@ from __future__ import annotations
 
 from invoke.collection import Collection
 
-from hubfleet.tasks import core, dns, harbor, k3s, k3s_plan, kubeconfig, member, microk8s, s3, secrets
+from hubfleet.tasks import (
+    core,
+    dns,
+    harbor,
+    k3s,
+    k3s_plan,
+    kubeconfig,
+    member,
+    microk8s,
+    s3,
+    secrets,
+)
 
 
 def build_namespace() -> Collection:

@@ -123,3 +123,96 @@ def remove(
         remove_member(find_repo(), name, purge, confirm)
 
     run_front(body, debug)
+
+
+@task(
+    help={
+        "name": "the member to onboard (a new name, or one onboarding was started for)",
+        "host": "the bare VM's address (for a member not registered yet)",
+        "domain": "the member's domain (for a member not registered yet)",
+        "provider": "k3s (default) or microk8s",
+        "stage": "staging (default) or prod",
+        "user": "SSH user on the host (root by default; others use sudo)",
+        "port": "SSH port (22)",
+        "identity": "a private key the host accepts, for the first contact",
+        "accept_host_key": "trust the host's unknown SSH key if it has this fingerprint",
+        "from_step": "start at this step instead of the first unfinished one",
+        "dry_run": "show the checklist of what would run; change nothing",
+        "resolver": "DNS resolver IP[:PORT] for dns-check (default HUBFLEET_DNS_RESOLVER, then the system's)",
+        "timeout": "seconds to wait for nodes and rollouts (default 300)",
+        "debug": "show the traceback of a failure",
+    }
+)
+def onboard(
+    c: Context,
+    name: str,
+    host: str | None = None,
+    domain: str | None = None,
+    provider: str = "k3s",
+    stage: str = "staging",
+    user: str = "root",
+    port: int = 22,
+    identity: str | None = None,
+    accept_host_key: str | None = None,
+    from_step: str | None = None,
+    dry_run: bool = False,
+    resolver: str | None = None,
+    timeout: int = 300,
+    debug: bool = False,
+) -> None:
+    """A bare VM to a serving member, resumably: preflight, member-new, bootstrap, dns-check,
+    s3-lifecycle, deploy, harbor-secrets, deploy-again, health. A rerun resumes at the first
+    unfinished step; the end lists what is left by hand."""
+
+    def go() -> None:
+        from pathlib import Path
+
+        from hubfleet.onboarding import MANUAL, OnboardingFailed, OnboardOptions, checklist
+        from hubfleet.onboarding import onboard as run
+        from hubfleet.repo import find_repo
+
+        options = OnboardOptions(
+            host=host,
+            domain=domain,
+            provider=provider,
+            stage=stage,
+            user=user,
+            port=port,
+            identity=Path(identity) if identity else None,
+            accept_host_key=accept_host_key,
+            from_step=from_step,
+            dry_run=dry_run,
+            resolver=resolver,
+            timeout_s=timeout,
+        )
+        try:
+            states = run(find_repo(), name, options)
+        except OnboardingFailed as err:
+            print(checklist(err.states))
+            raise
+        print(checklist(states))
+        print("left by hand:")
+        for item in MANUAL:
+            print(f"  - {item}")
+
+    run_front(go, debug)
+
+
+@task(
+    help={"member": "only this member (default: all)", "debug": "show the traceback of a failure"},
+    optional=["member"],
+)
+def status(c: Context, member: str | None = None, debug: bool = False) -> None:
+    """A table of the federation: stage, provider, nodes Ready, version, release revision and
+    when, kubeconfig certificate days left, onboarding steps left."""
+
+    def go() -> None:
+        import os
+
+        from hubfleet.helm import engine_from_env
+        from hubfleet.member_status import federation_status, status_table
+        from hubfleet.repo import find_repo
+
+        print(status_table(federation_status(find_repo(), engine_from_env(os.environ), member)))
+
+    run_front(go, debug)
