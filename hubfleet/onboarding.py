@@ -371,11 +371,16 @@ def _harbor(repo: DeployRepo, name: str, hooks: OnboardHooks, say: Say) -> str:
     from hubfleet.layers import member_values
     from hubfleet.registry import load_registry
 
+    from hubfleet.yamlfile import load_mapping
+
     member = load_registry(repo).member(name)
-    values = member_values(repo, member).effective.values
-    section = values.get("harbor")
-    if not isinstance(section, Mapping) or section.get("enabled") is False:
-        return "the member's chart deploys no Harbor: nothing to pin"
+    chart = repo.root / member.chart / "Chart.yaml"
+    dependencies = load_mapping(chart, repo.relative(chart)).data.get("dependencies") or []
+    if "harbor" not in {d.get("name") for d in dependencies if isinstance(d, Mapping)}:
+        return f"the member's chart ({member.chart}) deploys no Harbor: nothing to pin"
+    section = member_values(repo, member).effective.values.get("harbor")
+    if isinstance(section, Mapping) and section.get("enabled") is False:
+        return "Harbor is disabled in the member's values: nothing to pin"
     result = harbor.stabilize_secrets(repo, name, say=say, credentials=hooks.credentials)
     return str(result)
 
@@ -386,6 +391,8 @@ def _health(repo: DeployRepo, name: str, say: Say) -> str:
     from hubfleet.registry import load_registry
 
     member = load_registry(repo).member(name)
+    if not member.health_check:
+        return "health_check is off for this member in the registry: not checked over HTTP"
     checks = health_checks(member_values(repo, member).effective.values)
     if not checks:
         return "no ingress hosts in the values: nothing to check over HTTP"

@@ -1,0 +1,116 @@
+"""member.onboard end to end on a harness host: stand-in k3s, a real S3 server (SeaweedFS), a
+real DNS server (dnsmasq), the real Helm SDK deploying to the stub Kubernetes API."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from hubfleet import sops
+from hubfleet.onboarding import (
+    STEPS,
+    OnboardHooks,
+    OnboardingFailed,
+    OnboardOptions,
+    load_progress,
+    onboard,
+)
+from hubfleet.repo import DeployRepo
+from tests.conftest_dns import nxdomain, zone
+from tests.conftest_kube import credentials_for
+from tests.conftest_repo import MakeRepo
+from tests.harness import HostLab
+from tests.kube_stub import KubeStub
+
+PROJECT = Path(__file__).resolve().parent.parent
+FACTS = {"mem_gb": 16, "cpus": 8, "disk_gb": 100, "os_release": "ubuntu-24.04"}
+
+
+def test_a_bare_host_becomes_a_deployed_member_resuming_after_each_interruption(
+    deploy_repo: MakeRepo,
+    host_lab: HostLab,
+    kube_stub: KubeStub,
+    s3_server: Any,
+    dns_server: Any,
+    operator_key: tuple[Any, str],
+) -> None:
+    host = host_lab.add_host(**FACTS)
+    repo: DeployRepo = deploy_repo({})
+    (repo.root / "config" / "known_hosts").write_text(host.host_key_line + "\n")
+    shutil.copytree(PROJECT / "config" / "templates", repo.root / "config" / "templates")
+    shutil.copytree(PROJECT / "config" / "k3s", repo.root / "config" / "k3s")
+    # the demo chart takes its hub secrets from the common secrets layer
+    sops.write_encrypted(
+        repo,
+        repo.common_secret_values(),
+        yaml.safe_dump({"hub": {"cookieSecret": "ab" * 32, "proxyToken": "common-proxy-token"}}),
+    )
+    dns_server.serve(*nxdomain("uni.example.org"))  # the operator has not added the records yet
+    options = OnboardOptions(
+        host=host.address,
+        domain="uni.example.org",
+        identity=host_lab.client_key_path,
+        resolver=f"127.0.0.1:{dns_server.port}",
+        timeout_s=20,
+        chart="charts/demo",
+    )
+    hooks = OnboardHooks(credentials=credentials_for(kube_stub, "uni"))
+    timings: dict[str, float] = {}
+
+    def run() -> list[Any]:
+        started = time.perf_counter()
+        try:
+            return onboard(repo, "uni", options, say=lambda line: None, hooks=hooks)
+        finally:
+            timings[f"run{len(timings) + 1}"] = time.perf_counter() - started
+
+    # 1. stops at dns-check: everything before it is done and recorded
+    with pytest.raises(
+        OnboardingFailed, match=r"uni\.example\.org does not exist .*rerun member\.onboard uni"
+    ) as caught:
+        run()
+    first_states = caught.value.states
+    done = {s.step: s.state for s in first_states}
+    assert [done[s] for s in STEPS[:3]] == ["done", "done", "done"]
+    assert done["dns-check"] == "failed" and done["deploy"] == "pending"
+    assert host.exists("/usr/local/bin/k3s")
+    assert sops.is_encrypted(repo.member_secret_values("uni"))
+
+    # 2. the operator adds DNS records and the Harbor bucket; the rerun resumes at dns-check
+    dns_server.serve(*zone("uni.example.org", host.address))
+    bucket = s3_server.restricted_bucket
+    record = yaml.safe_load(repo.registry.read_text())
+    record["members"]["uni"]["s3"] = {"endpoint": s3_server.endpoint, "bucket": bucket}
+    repo.registry.write_text(yaml.safe_dump(record))
+    keys = s3_server.restricted
+    path = repo.member_secret_values("uni")
+    s3_keys = ["harbor", "persistence", "imageChartStorage", "s3"]
+    sops.set_value(repo, path, [*s3_keys, "accesskey"], keys.access_key)
+    sops.set_value(repo, path, [*s3_keys, "secretkey"], keys.secret_key)
+    states = run()
+    by_step = {s.step: s for s in states}
+    assert [by_step[s].state for s in STEPS] == ["done"] * len(STEPS)
+    assert "resolve to " + host.address in by_step["dns-check"].detail
+    assert "abort-multipart" in by_step["s3-lifecycle"].detail
+    assert "deployed, revision 1" in by_step["deploy"].detail
+    assert "nothing to pin" in by_step["harbor-secrets"].detail  # the demo chart has no Harbor
+    assert "unchanged" in by_step["deploy-again"].detail
+    assert "health_check is off" in by_step["health"].detail  # no HTTP leaves this machine
+    assert kube_stub.get("Deployment", "uni-hub", "uni") is not None
+    lifecycle = s3_server.client().get_bucket_lifecycle_configuration(Bucket=bucket)
+    assert [r["ID"] for r in lifecycle["Rules"]] == ["abort-multipart"]
+    assert set(load_progress(repo, "uni").done) == set(STEPS)
+
+    # 3. a rerun is a no-op: nothing runs, nothing changes
+    installs = len(host.calls("install.sh"))
+    again = run()
+    assert {s.state for s in again} == {"done"}
+    assert len(host.calls("install.sh")) == installs
+    # the wall time of the whole onboarding (first two runs), for the closing note
+    steps = {s.step: round(s.seconds, 2) for s in [*first_states, *states] if s.seconds}
+    print(f"\nonboarding wall time: {timings}; by step: {steps}")
