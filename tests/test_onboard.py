@@ -114,3 +114,100 @@ def test_a_bare_host_becomes_a_deployed_member_resuming_after_each_interruption(
     # the wall time of the whole onboarding (first two runs), for the closing note
     steps = {s.step: round(s.seconds, 2) for s in [*first_states, *states] if s.seconds}
     print(f"\nonboarding wall time: {timings}; by step: {steps}")
+
+
+def _ready_world(
+    deploy_repo: MakeRepo, host_lab: HostLab, s3_server: Any, dns_server: Any
+) -> tuple[Any, DeployRepo, OnboardOptions]:
+    """A bare host, DNS records and a bucket ready: what a smooth onboarding meets."""
+    host = host_lab.add_host(**FACTS)
+    repo: DeployRepo = deploy_repo({})
+    (repo.root / "config" / "known_hosts").write_text(host.host_key_line + "\n")
+    shutil.copytree(PROJECT / "config" / "templates", repo.root / "config" / "templates")
+    shutil.copytree(PROJECT / "config" / "k3s", repo.root / "config" / "k3s")
+    sops.write_encrypted(
+        repo,
+        repo.common_secret_values(),
+        yaml.safe_dump({"hub": {"cookieSecret": "cd" * 32, "proxyToken": "common-proxy-token"}}),
+    )
+    dns_server.serve(*zone("uni.example.org", host.address))
+    options = OnboardOptions(
+        host=host.address,
+        domain="uni.example.org",
+        identity=host_lab.client_key_path,
+        resolver=f"127.0.0.1:{dns_server.port}",
+        timeout_s=20,
+        chart="charts/demo",
+    )
+    return host, repo, options
+
+
+def _outcome(repo: DeployRepo, host: Any, stub: KubeStub) -> dict[str, Any]:
+    """What an onboarding leaves behind, secrets aside (they are fresh each time)."""
+    record = yaml.safe_load(repo.registry.read_text())["members"]["uni"]
+    return {
+        "record": {k: v for k, v in record.items() if k != "hosts"},
+        "values": "hub.uni.example.org" in (repo.root / "config" / "uni.yaml").read_text(),
+        "k3s": bool(host.unit("k3s").get("active")),
+        "installs": len(host.calls("install.sh")),
+        "kubeconfig": sops.decrypt_yaml(repo, repo.member_kubeconfig("uni"))["current-context"],
+        "deployment": stub.get("Deployment", "uni-hub", "uni") is not None,
+        "done": sorted(load_progress(repo, "uni").done),
+    }
+
+
+@pytest.mark.parametrize(
+    "broken", ["member-new", "bootstrap", "s3-lifecycle", "deploy", "deploy-again"]
+)
+def test_interrupted_at_a_step_the_rerun_resumes_there_and_ends_as_a_clean_run(
+    broken: str,
+    deploy_repo: MakeRepo,
+    host_lab: HostLab,
+    kube_stub: KubeStub,
+    s3_server: Any,
+    dns_server: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import hubfleet.onboarding as onboarding
+    from hubfleet.errors import HubfleetError
+
+    host, repo, options = _ready_world(deploy_repo, host_lab, s3_server, dns_server)
+    hooks = OnboardHooks(credentials=credentials_for(kube_stub, "uni"))
+    name = {
+        "member-new": "_member_new",
+        "bootstrap": "_bootstrap",
+        "s3-lifecycle": "_s3",
+        "deploy": "_deploy",
+        "deploy-again": "_deploy",
+    }[broken]
+    real = getattr(onboarding, name)
+    calls = {"n": 0}
+    fail_on = 2 if broken == "deploy-again" else 1
+
+    def interrupted(*args: Any, **kwargs: Any) -> str:
+        calls["n"] += 1
+        if calls["n"] == fail_on:
+            raise HubfleetError(f"member uni: connection lost during {broken}")
+        return str(real(*args, **kwargs))
+
+    monkeypatch.setattr(onboarding, name, interrupted)
+    with pytest.raises(OnboardingFailed, match=f"connection lost during {broken}"):
+        onboard(repo, "uni", options, say=lambda line: None, hooks=hooks)
+    assert load_progress(repo, "uni").failed.keys() == {broken}
+    resumed = onboard(repo, "uni", options, say=lambda line: None, hooks=hooks)
+    ran = [s.step for s in resumed if s.seconds > 0]
+    assert ran[0] == broken  # resumed exactly there
+    assert _outcome(repo, host, kube_stub) == {
+        "record": {
+            "stage": "staging",
+            "provider": "k3s",
+            "domain": "uni.example.org",
+            "chart": "charts/demo",
+        },
+        "values": True,
+        "k3s": True,
+        "installs": 1,  # k3s was installed once, however the run was cut
+        "kubeconfig": "uni",
+        "deployment": True,
+        "done": sorted(STEPS),
+    }
