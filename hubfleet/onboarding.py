@@ -370,7 +370,6 @@ def _harbor(repo: DeployRepo, name: str, hooks: OnboardHooks, say: Say) -> str:
     from hubfleet import harbor
     from hubfleet.layers import member_values
     from hubfleet.registry import load_registry
-
     from hubfleet.yamlfile import load_mapping
 
     member = load_registry(repo).member(name)

@@ -30,7 +30,6 @@ if TYPE_CHECKING:
     from tests.conftest_s3 import S3Server
 
 
-
 class S3Keys(Protocol):
     access_key: str
     secret_key: str
