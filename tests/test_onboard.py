@@ -37,28 +37,8 @@ def test_a_bare_host_becomes_a_deployed_member_resuming_after_each_interruption(
     kube_stub: KubeStub,
     s3_server: Any,
     dns_server: Any,
-    operator_key: tuple[Any, str],
 ) -> None:
-    host = host_lab.add_host(**FACTS)
-    repo: DeployRepo = deploy_repo({})
-    (repo.root / "config" / "known_hosts").write_text(host.host_key_line + "\n")
-    shutil.copytree(PROJECT / "config" / "templates", repo.root / "config" / "templates")
-    shutil.copytree(PROJECT / "config" / "k3s", repo.root / "config" / "k3s")
-    # the demo chart takes its hub secrets from the common secrets layer
-    sops.write_encrypted(
-        repo,
-        repo.common_secret_values(),
-        yaml.safe_dump({"hub": {"cookieSecret": "ab" * 32, "proxyToken": "common-proxy-token"}}),
-    )
-    dns_server.serve(*nxdomain("uni.example.org"))  # the operator has not added the records yet
-    options = OnboardOptions(
-        host=host.address,
-        domain="uni.example.org",
-        identity=host_lab.client_key_path,
-        resolver=f"127.0.0.1:{dns_server.port}",
-        timeout_s=20,
-        chart="charts/demo",
-    )
+    host, repo, options = _world(deploy_repo, host_lab, dns_server, dns_ready=False)
     hooks = OnboardHooks(credentials=credentials_for(kube_stub, "uni"))
     timings: dict[str, float] = {}
 
@@ -116,21 +96,23 @@ def test_a_bare_host_becomes_a_deployed_member_resuming_after_each_interruption(
     print(f"\nonboarding wall time: {timings}; by step: {steps}")
 
 
-def _ready_world(
-    deploy_repo: MakeRepo, host_lab: HostLab, s3_server: Any, dns_server: Any
+def _world(
+    deploy_repo: MakeRepo, host_lab: HostLab, dns_server: Any, dns_ready: bool = True
 ) -> tuple[Any, DeployRepo, OnboardOptions]:
-    """A bare host, DNS records and a bucket ready: what a smooth onboarding meets."""
+    """A bare host and a deploy repo with the templates; DNS records there or not yet."""
     host = host_lab.add_host(**FACTS)
     repo: DeployRepo = deploy_repo({})
     (repo.root / "config" / "known_hosts").write_text(host.host_key_line + "\n")
     shutil.copytree(PROJECT / "config" / "templates", repo.root / "config" / "templates")
     shutil.copytree(PROJECT / "config" / "k3s", repo.root / "config" / "k3s")
+    # the demo chart takes its hub secrets from the common secrets layer
     sops.write_encrypted(
         repo,
         repo.common_secret_values(),
         yaml.safe_dump({"hub": {"cookieSecret": "cd" * 32, "proxyToken": "common-proxy-token"}}),
     )
-    dns_server.serve(*zone("uni.example.org", host.address))
+    records = zone("uni.example.org", host.address) if dns_ready else nxdomain("uni.example.org")
+    dns_server.serve(*records)
     options = OnboardOptions(
         host=host.address,
         domain="uni.example.org",
@@ -171,7 +153,7 @@ def test_interrupted_at_a_step_the_rerun_resumes_there_and_ends_as_a_clean_run(
     import hubfleet.onboarding as onboarding
     from hubfleet.errors import HubfleetError
 
-    host, repo, options = _ready_world(deploy_repo, host_lab, s3_server, dns_server)
+    host, repo, options = _world(deploy_repo, host_lab, dns_server)
     hooks = OnboardHooks(credentials=credentials_for(kube_stub, "uni"))
     name = {
         "member-new": "_member_new",
