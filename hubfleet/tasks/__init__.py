@@ -8,6 +8,7 @@ from __future__ import annotations
 from invoke.collection import Collection
 
 from hubfleet.tasks import (
+    ci,
     core,
     dns,
     harbor,
@@ -40,6 +41,7 @@ def build_namespace() -> Collection:
     ns.add_collection(wireguard)
     ns.add_collection(Collection.from_module(dns, name="dns"))
     ns.add_collection(Collection.from_module(s3, name="s3"))
+    ns.add_collection(Collection.from_module(ci, name="ci"))
     ns.add_collection(Collection.from_module(member, name="member"))
     ns.add_collection(Collection.from_module(harbor, name="harbor"))
     gpu = Collection("gpu")
