@@ -276,6 +276,32 @@ def run_hosts_in_parallel(
         raise StepFailed(f"{failures[0]}{more}", [r for f in failures for r in f.reports])
 
 
+def connect_member(
+    repo: DeployRepo,
+    member_name: str,
+    provider: str,
+    options: BootstrapOptions,
+    hosts_of: Callable[[Member], list[Host]],
+    say: Callable[[str], None] = print,
+) -> tuple[Member, MemberRun, ExitStack]:
+    """Sessions to some of a member's hosts, for runs narrower than a bootstrap (kubeconfig
+    refresh, uninstall, GPU report). The caller closes the returned stack (`with stack:`)."""
+    from hubfleet.registry import load_registry
+
+    member = load_registry(repo).member(member_name)
+    if member.provider != provider:
+        raise HubfleetError(f"member {member.name} has provider {member.provider}, not {provider}")
+    keys, key_text = load_connect_keys(repo, member, options.identity)
+    run = MemberRun(repo, member, options, say=say, key_text=key_text)
+    stack = ExitStack()
+    try:
+        open_sessions(run, hosts_of(member), keys, stack)
+    except BaseException:
+        stack.close()
+        raise
+    return member, run, stack
+
+
 # --- the whole run, for any flavour -------------------------------------------------------
 
 

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 
 from hubfleet import k3s
 from hubfleet.bootstrap import Flavour, bootstrap_member
-from hubfleet.errors import HubfleetError
 from hubfleet.k3s_steps import (
     CONFIG_MARKER,
     HOST_STEPS,
@@ -110,23 +109,9 @@ def _connect_only(
     hosts_of: Callable[[Any], list[Any]],
     say: Callable[[str], None],
 ) -> tuple[Member, MemberRun, ExitStack]:
-    from contextlib import ExitStack
+    from hubfleet.bootstrap import connect_member
 
-    from hubfleet.bootstrap import MemberRun, load_connect_keys, open_sessions
-    from hubfleet.registry import load_registry
-
-    member = load_registry(repo).member(member_name)
-    if member.provider != "k3s":
-        raise HubfleetError(f"member {member.name} has provider {member.provider}, not k3s")
-    keys, key_text = load_connect_keys(repo, member, options.identity)
-    run = MemberRun(repo, member, options, say=say, key_text=key_text)
-    stack = ExitStack()
-    try:
-        open_sessions(run, hosts_of(member), keys, stack)
-    except BaseException:
-        stack.close()
-        raise
-    return member, run, stack
+    return connect_member(repo, member_name, "k3s", options, hosts_of, say)
 
 
 def refresh_kubeconfig(

@@ -365,19 +365,13 @@ def wireguard_flavour() -> Any:
 
 def gpu_report(repo: Any, member_name: str, options: Any) -> list[tuple[str, str, int, str]]:
     """Per host: (node, driver, GPUs nvidia-smi lists, allocatable nvidia.com/gpu or '-')."""
-    from contextlib import ExitStack
+    from hubfleet.bootstrap import connect_member
 
-    from hubfleet.bootstrap import MemberRun, load_connect_keys, open_sessions
-    from hubfleet.registry import load_registry
-
-    member = load_registry(repo).member(member_name)
-    if member.provider != "microk8s":
-        raise HubfleetError(f"member {member.name} has provider {member.provider}, not microk8s")
-    keys, key_text = load_connect_keys(repo, member, options.identity)
-    run = MemberRun(repo, member, options, say=lambda line: None, key_text=key_text)
+    member, run, stack = connect_member(
+        repo, member_name, "microk8s", options, lambda m: list(m.hosts), lambda line: None
+    )
     rows = []
-    with ExitStack() as stack:
-        open_sessions(run, list(member.hosts), keys, stack)
+    with stack:
         main = run.session_for(microk8s.main_host(member))
         listed = main.run("microk8s kubectl get nodes -o json", check=False)
         allocatable = microk8s.gpu_allocatable(listed.stdout) if listed.ok else {}

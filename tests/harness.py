@@ -70,6 +70,8 @@ if TYPE_CHECKING:
     import paramiko
     from fabric import Connection
 
+from hubfleet.ssh import new_ed25519_key
+
 STANDINS_DIR = Path(__file__).resolve().parent / "standins"
 SSHD = "/usr/sbin/sshd"
 HOST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -304,23 +306,6 @@ def _descendants(root: int) -> list[int]:
         out.append(pid)
         todo.extend(parents.get(pid, []))
     return out
-
-
-def new_ed25519_key(comment: str) -> tuple[str, str]:
-    """A fresh ed25519 key pair: (OpenSSH private key text, public key line with comment)."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    key = Ed25519PrivateKey.generate()
-    private = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.OpenSSH,
-        serialization.NoEncryption(),
-    ).decode()
-    public = key.public_key().public_bytes(
-        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
-    )
-    return private, f"{public.decode()} {comment}\n"
 
 
 def fingerprint_of(public_line: str) -> str:
