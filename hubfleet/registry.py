@@ -81,6 +81,18 @@ class Member:
         settings = self.record.get("s3", {})
         return settings if isinstance(settings, Mapping) else {}
 
+    @property
+    def gke(self) -> Mapping[str, Any]:
+        """Where a GKE member's cluster is: project, location, cluster ({} for other providers)."""
+        settings = self.record.get("gke", {})
+        return settings if isinstance(settings, Mapping) else {}
+
+    @property
+    def tofu(self) -> Mapping[str, Any]:
+        """Per-stack OpenTofu variable values from the registry ({} when none are given)."""
+        settings = self.record.get("tofu", {})
+        return settings if isinstance(settings, Mapping) else {}
+
     def host(self, address: str) -> Host:
         """The host with this address (or name); an unknown one is an error naming the choices."""
         for host in self.hosts:

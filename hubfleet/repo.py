@@ -53,6 +53,10 @@ class DeployRepo:
     def member_kubeconfig(self, member: str) -> Path:
         return self.secrets_dir / f"{member}-kubeconfig.yaml"
 
+    def member_gke_credentials(self, member: str) -> Path:
+        """A GKE member's service-account key, cluster endpoint and CA (hubfleet.gke)."""
+        return self.secrets_dir / f"{member}-gke.yaml"
+
     def relative(self, path: Path) -> str:
         """`path` as shown to operators: relative to the repo root when inside it."""
         try:

@@ -19,6 +19,7 @@ from hubfleet.tasks import (
     microk8s,
     s3,
     secrets,
+    tofu,
 )
 
 
@@ -44,6 +45,7 @@ def build_namespace() -> Collection:
     ns.add_collection(Collection.from_module(ci, name="ci"))
     ns.add_collection(Collection.from_module(member, name="member"))
     ns.add_collection(Collection.from_module(harbor, name="harbor"))
+    ns.add_collection(Collection.from_module(tofu, name="tofu"))
     gpu = Collection("gpu")
     gpu.add_task(microk8s.gpu_check, name="check")
     ns.add_collection(gpu)
