@@ -8,6 +8,7 @@ context is the one that file names. Two members can therefore be deployed in one
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 import shutil
 import tempfile
@@ -31,6 +32,8 @@ class ClusterCredentials:
     kubeconfig: Mapping[str, Any]
     context: str
     source: str  # the file it was decrypted from, for messages
+    # when the kubeconfig's credential stops working (a GKE access token); None: not known
+    expires_at: dt.datetime | None = None
 
     def kubeconfig_yaml(self) -> str:
         """The kubeconfig as YAML text, for engines that take it inline."""
@@ -78,12 +81,39 @@ def credentials_from_kubeconfig(
     return ClusterCredentials(member=member, kubeconfig=kubeconfig, context=chosen, source=source)
 
 
+def member_secrets_file(repo: DeployRepo, member: Member) -> Path:
+    """The encrypted file a member's credentials come from (it depends on the provider)."""
+    if member.provider == "gke":
+        return repo.member_gke_credentials(member.name)
+    return repo.member_kubeconfig(member.name)
+
+
 def member_credentials(repo: DeployRepo, member: Member) -> ClusterCredentials:
-    """Decrypt `secrets/<member>-kubeconfig.yaml` in memory and pick the member's context."""
+    """The member's credentials, from its secrets decrypted in memory.
+
+    Most members: `secrets/<member>-kubeconfig.yaml` and the member's context in it. GKE
+    members: `secrets/<member>-gke.yaml` (a service-account key, the endpoint and CA), turned
+    into a kubeconfig with a fresh access token by hubfleet.gke.
+    """
     from hubfleet import sops
 
-    path = repo.member_kubeconfig(member.name)
+    path = member_secrets_file(repo, member)
     shown = repo.relative(path)
+    if member.provider == "gke":
+        if not path.is_file():
+            raise SecretsError(
+                f"member {member.name}: no GKE credentials at {shown}; store the service-account "
+                f"key, endpoint and CA encrypted there (invoke secrets.encrypt {shown})"
+            )
+        from hubfleet import gke  # google-auth loads only when a GKE member is used
+
+        return gke.gke_credentials(
+            member.name,
+            gke.cluster_of(member),
+            sops.decrypt_yaml(repo, path),
+            shown,
+            context=member.kube_context,
+        )
     if not path.is_file():
         raise SecretsError(
             f"member {member.name}: no kubeconfig at {shown}; store it encrypted there "

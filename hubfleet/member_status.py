@@ -32,13 +32,13 @@ class MemberRow:
 def member_row(repo: DeployRepo, member: Member, engine: HelmEngine) -> MemberRow:
     from hubfleet import k3s, kube
     from hubfleet import kubeconfig as kc
-    from hubfleet.credentials import member_credentials
+    from hubfleet.credentials import member_credentials, member_secrets_file
     from hubfleet.onboarding import steps_left
 
     left = steps_left(repo, member.name)
     onboarding = f"{len(left)} left ({left[0]}...)" if left else "done"
     nodes = version = release = cert = "-"
-    if repo.member_kubeconfig(member.name).is_file():
+    if member_secrets_file(repo, member).is_file():
         try:
             creds = member_credentials(repo, member)
             days = kc.client_cert_days_left(dict(creds.kubeconfig), dt.datetime.now(dt.UTC))
