@@ -94,8 +94,14 @@ def stack_directory_name(member: Member, stack: str) -> str:
     return f"s3-{vendor}"
 
 
-def find_stack(repo: DeployRepo, member: Member, stack: str) -> Stack:
-    """The member's stack `stack` with its declared variables; unknown stacks name the choices."""
+def find_stack(
+    repo: DeployRepo,
+    member: Member,
+    stack: str,
+    parsed: dict[Path, dict[str, Variable]] | None = None,
+) -> Stack:
+    """The member's stack `stack` with its declared variables; unknown stacks name the choices.
+    `parsed` keeps each directory's variables across calls (validating many members)."""
     base = repo.root / "terraform"
     if not stack or "/" in stack or stack.startswith("."):
         raise ConfigError(f"bad stack name {stack!r}; stacks: {', '.join(STACKS)}")
@@ -114,7 +120,11 @@ def find_stack(repo: DeployRepo, member: Member, stack: str) -> Stack:
         raise ConfigError(
             f"no stack {repo.relative(directory)} (stacks here: {', '.join(known) or 'none'})"
         )
-    return Stack(stack, directory, repo.relative(directory), declared_variables(repo, directory))
+    if parsed is None:
+        parsed = {}
+    if directory not in parsed:
+        parsed[directory] = declared_variables(repo, directory)
+    return Stack(stack, directory, repo.relative(directory), parsed[directory])
 
 
 def _unquote(text: str) -> str:
@@ -229,6 +239,24 @@ def member_tfvars(
             f"({first.file}); set {source}{more}"
         )
     return dict(sorted(tfvars.items()))
+
+
+def stack_problems(
+    repo: DeployRepo,
+    member: Member,
+    registry_shown: str,
+    line_of: Callable[[tuple[str, ...]], int | None],
+    parsed: dict[Path, dict[str, Variable]],
+) -> list[str]:
+    """For `invoke validate`: each stack the member's `tofu:` block names gets its tfvars."""
+    problems = []
+    for name in member.tofu:
+        try:
+            stack = find_stack(repo, member, str(name), parsed)
+            member_tfvars(member, stack, registry_shown, line_of)
+        except ConfigError as err:
+            problems.append(str(err))
+    return problems
 
 
 def tfvars_json(tfvars: Mapping[str, Any]) -> str:

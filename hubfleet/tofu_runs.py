@@ -31,7 +31,7 @@ from hubfleet.repo import DeployRepo
 if TYPE_CHECKING:
     from hubfleet.tofu_cli import Tofu
 
-ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 @dataclass(frozen=True)

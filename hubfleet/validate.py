@@ -64,6 +64,22 @@ def _decrypt_each_once(
     return dict(zip(files, pool.map(one, files), strict=True))
 
 
+def _stack_problems(repo: DeployRepo, doc: Any, members: list[Member]) -> list[str]:
+    """The OpenTofu variables members set in the registry, against the stacks' declarations."""
+    with_stacks = [m for m in members if m.tofu]
+    if not with_stacks:
+        return []
+    from hubfleet.tofu import Variable, stack_problems
+
+    shown = repo.relative(repo.registry)
+    parsed: dict[Path, dict[str, Variable]] = {}
+    return [
+        line
+        for member in with_stacks
+        for line in stack_problems(repo, member, shown, doc.line_of, parsed)
+    ]
+
+
 def validate_federation(
     repo: DeployRepo, engine: HelmEngine, only: str | None = None, workers: int = 8
 ) -> ValidationReport:
@@ -87,4 +103,5 @@ def validate_federation(
         decrypted = _decrypt_each_once(repo, chosen, pool)
         results = list(pool.map(lambda m: _check_member_values(repo, m, engine, decrypted), chosen))
     lines += [line for found in results for line in found]
+    lines += _stack_problems(repo, doc, chosen)
     return ValidationReport(tuple(names), tuple(lines))
