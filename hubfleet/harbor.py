@@ -163,11 +163,7 @@ def stabilize_secrets(
         )
     path = repo.member_secret_values(member.name)
     shown = repo.relative(path)
-    current: Any = sops.decrypt_yaml(repo, path) if path.exists() else {}
-    if current is None:
-        current = {}
-    if not isinstance(current, dict):
-        raise SecretsError(f"{shown}: expected a mapping at the top level")
+    current = sops.decrypt_mapping(repo, path)
     merged, changed, unchanged = merge_values(current, generated, shown)
     if not changed:
         say(f"member {member.name}: Harbor's {len(unchanged)} secrets already pinned in {shown}")

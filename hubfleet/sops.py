@@ -100,6 +100,21 @@ def decrypt_yaml(repo: DeployRepo, path: Path, env: Mapping[str, str] | None = N
     return decrypt_document(repo, path, env).data
 
 
+def decrypt_mapping(
+    repo: DeployRepo, path: Path, env: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """The decrypted YAML mapping in `path`, {} when the file does not exist (yet) or is empty;
+    anything but a mapping at the top is a SecretsError naming the file."""
+    if not path.exists():
+        return {}
+    data = decrypt_yaml(repo, path, env)
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise SecretsError(f"{repo.relative(path)}: expected a mapping at the top level")
+    return data
+
+
 def decrypt_many(
     repo: DeployRepo, paths: Iterable[Path], env: Mapping[str, str] | None = None
 ) -> dict[Path, Any]:

@@ -212,11 +212,7 @@ def save_secrets(
     for target, incoming in parts.items():
         path = targets[target]
         shown = repo.relative(path)
-        current: Any = sops.decrypt_yaml(repo, path) if path.exists() else {}
-        if current is None:
-            current = {}
-        if not isinstance(current, dict):
-            raise SecretsError(f"{shown}: expected a mapping at the top level")
+        current = sops.decrypt_mapping(repo, path)
         merged, changed, unchanged = tofu.merge_nested(current, incoming, shown)
         if changed:
             sops.write_encrypted(repo, path, yaml.safe_dump(merged, sort_keys=False))

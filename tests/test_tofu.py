@@ -401,11 +401,12 @@ def test_two_members_run_at_once(tofu_repo: dict[str, Any]) -> None:
         assert state["outputs"]["robot_name"]["value"] == f"robot-{member}-{greeting}"
 
 
-def test_front_without_tofu_is_one_line(tofu_repo: dict[str, Any]) -> None:
-    repo, env = tofu_repo["repo"], dict(tofu_repo["env"])
-    env["PATH"] = "/usr/bin:/bin"
-    proc = subprocess.run(
-        [str(Path(sys.executable).parent / "hubfleet"), "tofu.plan", "alpha", "selftest"],
+def hubfleet_command(
+    repo: DeployRepo, env: dict[str, str], *args: str
+) -> subprocess.CompletedProcess[str]:
+    """The `hubfleet` program (the tasks without a tasks.py) run in the test repo."""
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "hubfleet"), *args],
         cwd=repo.root,
         env=env,
         capture_output=True,
@@ -413,6 +414,12 @@ def test_front_without_tofu_is_one_line(tofu_repo: dict[str, Any]) -> None:
         timeout=60,
         stdin=subprocess.DEVNULL,
     )
+
+
+def test_front_without_tofu_is_one_line(tofu_repo: dict[str, Any]) -> None:
+    repo, env = tofu_repo["repo"], dict(tofu_repo["env"])
+    env["PATH"] = "/usr/bin:/bin"
+    proc = hubfleet_command(repo, env, "tofu.plan", "alpha", "selftest")
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "tofu not found on PATH; install OpenTofu" in lines[0]
@@ -421,15 +428,7 @@ def test_front_without_tofu_is_one_line(tofu_repo: dict[str, Any]) -> None:
 
 def test_front_vars_shows_the_tfvars(tofu_repo: dict[str, Any]) -> None:
     repo, env = tofu_repo["repo"], tofu_repo["env"]
-    proc = subprocess.run(
-        [str(Path(sys.executable).parent / "hubfleet"), "tofu.vars", "beta", "selftest"],
-        cwd=repo.root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-    )
+    proc = hubfleet_command(repo, env, "tofu.vars", "beta", "selftest")
     assert proc.returncode == 0, proc.stderr
     body = proc.stdout.split("\n", 1)[1]
     assert json.loads(body) == {"domain": "beta.example.org", "greeting": "hi", "member": "beta"}
