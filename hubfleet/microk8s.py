@@ -305,15 +305,21 @@ def snap_decision(state: SnapState | None, channel: str) -> SnapDecision | None:
     return SnapDecision("refresh", snap_refresh_command(channel), reason)
 
 
-def refresh_commands(member: Member, state: SnapState) -> list[str]:
+def refresh_commands(
+    member: Member, state: SnapState, refresh_timer: str | None = None
+) -> list[str]:
     """The commands that make snapd leave microk8s alone as the record says ([] when it does).
 
-    A hold already in place is kept as it is (renewing a duration every run would never settle).
+    A hold already in place is kept as it is (renewing a duration every run would never settle);
+    a window is set only when `refresh_timer` (`snap get system refresh.timer`) differs.
     """
     s = settings(member)
     if s.refresh_window:
         unhold = [f"snap refresh --unhold {SNAP}"] if state.held else []
-        return [*unhold, refresh_window_command(s.refresh_window)]
+        timer = (
+            [] if refresh_timer == s.refresh_window else [refresh_window_command(s.refresh_window)]
+        )
+        return [*unhold, *timer]
     return [] if state.held else [refresh_hold_command(s.refresh_hold or DEFAULT_REFRESH_HOLD)]
 
 

@@ -56,6 +56,7 @@ def snapshot(member: Member) -> Callable[[Host], tuple[list[str], str]]:
             "echo nvidia_said=$(nvidia-smi -L 2>&1 | head -n 3 | base64 -w0)",
             "echo ufw=$(ufw status verbose 2>/dev/null | base64 -w0)",
             "echo snap=$(snap list microk8s 2>/dev/null | base64 -w0)",
+            "echo refresh_timer=$(snap get system refresh.timer 2>/dev/null | base64 -w0)",
             f"echo wg_active=$(systemctl is-active {WG_UNIT} 2>/dev/null)",
             "echo addresses=$(ip -o addr show 2>/dev/null | awk '{print $4}' | cut -d/ -f1 | tr '\\n' ' ')",
         ]
@@ -146,9 +147,11 @@ def snap_install(context: HostContext, dry_run: bool) -> Outcome:
     decision = microk8s.snap_decision(state, channel)
     commands = [decision.command] if decision else []
     installed = state or microk8s.SnapState("", "", channel, held=False)
-    commands += microk8s.refresh_commands(context.member, installed)
+    timer = _decoded(context.snapshot.output, "refresh_timer").strip() or None
+    commands += microk8s.refresh_commands(context.member, installed, timer)
     if not commands:
-        return Outcome.ok(f"microk8s {installed.version} from {channel}, refreshes held")
+        kept = f"refreshes only {timer}" if timer and not installed.held else "refreshes held"
+        return Outcome.ok(f"microk8s {installed.version} from {channel}, {kept}")
     if not dry_run:
         context.session.run(" && ".join(commands), what="installing microk8s")
     return Outcome.changed("; ".join(commands), dry_run)

@@ -276,3 +276,20 @@ def test_wireguard_setup_alone(
     config = worker.read("/etc/wireguard/wg0.conf") or ""
     assert "Endpoint = " in config and "10.78.0.0/24" in config
     assert worker.run("stat -c %a /etc/wireguard/wg0.conf").stdout.strip() == "600"
+
+
+def test_a_refresh_window_is_set_once_and_a_rerun_leaves_it(
+    deploy_repo: MakeRepo, host_lab: HostLab, gpu_cluster: Callable[..., list[TestHost]]
+) -> None:
+    (main,) = gpu_cluster(workers=0)
+    repo = mk8s_repo(deploy_repo, [main], gpu=False, refresh_window="sat,02:00-04:00")
+    first = bootstrap(repo, options(host_lab))
+    assert states(first)[(main.address, "snap-install")] == CHANGED
+    assert main.run("snap get system refresh.timer").stdout.strip() == "sat,02:00-04:00"
+    assert "held" not in main.run("snap list microk8s").stdout
+    sets = [c for c in main.calls("snap") if c["argv"][:1] == ["set"]]
+    assert len(sets) == 1
+    again = bootstrap(repo, options(host_lab))
+    install = next(r for r in again if r.step == "snap-install")
+    assert install.state == OK and "refreshes only sat,02:00-04:00" in install.detail
+    assert [c for c in main.calls("snap") if c["argv"][:1] == ["set"]] == sets

@@ -264,6 +264,12 @@ def test_refresh_commands_settle() -> None:
         "snap refresh --unhold microk8s",
         "snap set system refresh.timer=sat,02:00-04:00",
     ]
+    # the window already set: nothing to do, so a rerun changes nothing
+    settled = microk8s.refresh_commands(window, free, "sat,02:00-04:00")
+    assert settled == []
+    assert microk8s.refresh_commands(window, free, "fri,23:00-01:00") == [
+        "snap set system refresh.timer=sat,02:00-04:00"
+    ]
 
 
 # --- status -----------------------------------------------------------------------------------
