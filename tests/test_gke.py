@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -516,6 +517,36 @@ def test_member_credentials_says_where_the_gke_file_goes(deploy_repo: MakeRepo) 
         f"member {MEMBER}: no GKE credentials at {SOURCE}; store the service-account key, "
         f"endpoint and CA encrypted there (invoke secrets.encrypt {SOURCE})"
     )
+
+
+def test_kubeconfig_merge_of_a_gke_member_writes_its_token_and_says_when_it_expires(
+    deploy_repo: MakeRepo, stub: GkeStub, data: dict[str, Any], tmp_path: Path
+) -> None:
+    repo = deploy_repo({MEMBER: GKE_RECORD})
+    sops.write_encrypted(repo, repo.member_gke_credentials(MEMBER), yaml.safe_dump(data))
+    target = tmp_path / "personal-kubeconfig"
+    proc = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "hubfleet"),
+            "kubeconfig.merge",
+            MEMBER,
+            "--into",
+            str(target),
+        ],
+        cwd=repo.root,
+        env={**os.environ},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert f"member {MEMBER}'s token expires at " in proc.stdout
+    (token,) = stub.tokens()
+    assert token not in proc.stdout + proc.stderr
+    written = yaml.safe_load(target.read_text())
+    assert [u["user"]["token"] for u in written["users"]] == [token]
+    assert target.stat().st_mode & 0o777 == 0o600
 
 
 # --- the kube adapter, with the token as the credential -----------------------------------------

@@ -113,6 +113,11 @@ def merge(c: Context, member: str, into: str | None = None, debug: bool = False)
         if backup is not None:
             print(f"backed up the previous file to {backup}")
         print(f"wrote {path} (mode 0600)")
+        if creds.expires_at is not None:
+            print(
+                f"member {record.name}'s token expires at {creds.expires_at:%Y-%m-%d %H:%M} UTC; "
+                "run this again for a fresh one"
+            )
         current = after.get("current-context")
         if before is not None and before.get("current-context"):
             print(f"current-context left at {current}")
