@@ -3,9 +3,10 @@
 Pure: no I/O. From the member record this decides the snap channel and refresh hold, the
 addons to enable on the main node (dependencies first; MetalLB apart, after the joins, always
 with its range), the join URL to use from an `add-node` ticket, the API server certificate's
-extra SANs and the ufw rules MicroK8s needs. It also reads `snap list`, `microk8s status
---format yaml`, `add-node --format json`, `join` output, `kubectl get nodes -o json` and
-`nvidia-smi`. The step runner applies all of this over SSH; WireGuard is in hubfleet.wireguard.
+extra SANs, the ufw rules MicroK8s needs and, with WireGuard, the kubelet's `--node-ip` and
+Calico's address autodetection. It also reads `snap list`, `microk8s status
+--format yaml`, `add-node --format json`, `join` output, `kubectl get nodes -o json`,
+calico-node's environment and `nvidia-smi`. The step runner applies all of this over SSH; WireGuard is in hubfleet.wireguard.
 
 A join ticket holds a secret (the token): its repr hides it, and the commands built from it
 must be logged through `redact`.
@@ -31,6 +32,10 @@ SNAP = "microk8s"
 API_PORT = 16443
 CLUSTER_AGENT_PORT = 25000
 CSR_TEMPLATE_PATH = "/var/snap/microk8s/current/certs/csr.conf.template"
+KUBELET_ARGS_PATH = "/var/snap/microk8s/current/args/kubelet"
+KUBELITE_RESTART_COMMAND = "snap restart microk8s.daemon-kubelite"
+CALICO_AUTODETECTION = "IP_AUTODETECTION_METHOD"
+CALICO_INTERNAL_IP = "kubernetes-internal-ip"
 GPU_QUERY_COMMAND = "nvidia-smi --query-gpu=index,name,driver_version --format=csv,noheader"
 
 MAIN, WORKER = "main", "worker"
@@ -579,6 +584,66 @@ def csr_template_with_sans(template_text: str, addresses: Iterable[str]) -> str:
             marker -= 1
     lines[marker:marker] = added
     return "\n".join(lines) + ("\n" if template_text.endswith("\n") else "")
+
+
+# --- the cluster over WireGuard: kubelet's node IP, Calico's autodetection ----------------
+
+_NODE_IP = re.compile(r"^\s*--node-ip(=|\s|$)")
+
+
+def kubelet_args_with_node_ip(text: str, address: str) -> str:
+    """The kubelet's args file (one flag a line) with exactly one `--node-ip=<address>`: it
+    takes the place of the first `--node-ip` line (`=` or a space), later ones are dropped, and
+    without one it goes at the end. Every other line stays as it was, in order."""
+    wanted = f"--node-ip={address}"
+    lines: list[str] = []
+    placed = False
+    for line in text.splitlines():
+        if _NODE_IP.match(line):
+            if not placed:
+                lines.append(wanted)
+                placed = True
+            continue
+        lines.append(line)
+    if not placed:
+        lines.append(wanted)
+    return "\n".join(lines) + "\n"
+
+
+def calico_env_command() -> str:
+    """calico-node's environment as JSON (its one container): `[{"name": ..., "value": ...}]`."""
+    return (
+        "microk8s kubectl -n kube-system get daemonset calico-node "
+        "-o jsonpath='{.spec.template.spec.containers[0].env}'"
+    )
+
+
+def calico_autodetection(env_json: str) -> str | None:
+    """IP_AUTODETECTION_METHOD in calico-node's environment (`calico_env_command` output);
+    None when it is not set (or set from a reference rather than a value)."""
+    text = env_json.strip()
+    if not text:
+        return None
+    try:
+        env = json.loads(text)
+    except ValueError:
+        first = text.splitlines()[0]
+        raise HubfleetError(f"cannot read calico-node's environment from: {first}") from None
+    if not isinstance(env, list):
+        raise HubfleetError("calico-node's environment is not a list")
+    for item in env:
+        if isinstance(item, dict) and item.get("name") == CALICO_AUTODETECTION:
+            value = item.get("value")
+            return str(value) if value is not None else None
+    return None
+
+
+def calico_set_env_command() -> str:
+    """Make Calico take each node's InternalIP (the kubelet's --node-ip) as its address."""
+    return (
+        "microk8s kubectl -n kube-system set env daemonset/calico-node "
+        f"{CALICO_AUTODETECTION}={CALICO_INTERNAL_IP}"
+    )
 
 
 # --- firewall -------------------------------------------------------------------------------

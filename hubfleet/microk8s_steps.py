@@ -1,8 +1,9 @@
 """The MicroK8s bootstrap's steps, in runbook order, run by `hubfleet.bootstrap.bootstrap_member`.
 
 Host steps (every host at once; a worker's join waits for the main node):
-preflight (+ GPUs), operators-key, firewall, wireguard, snap-install, ready, addons (main),
-join (workers). Member steps: metallb, verify, kubeconfig.
+preflight (+ GPUs), operators-key, firewall, wireguard, snap-install, ready, node-ip (with
+WireGuard), addons (main), join (workers). Member steps: metallb, calico-vpn (with WireGuard),
+verify, kubeconfig.
 
 What should be comes from `hubfleet.microk8s` and `hubfleet.wireguard` (pure); here it is
 checked against the host (from the run's one-round-trip snapshot where possible) and changed
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 WG_CONFIG = "/etc/wireguard/wg0.conf"
 WG_UNIT = "wg-quick@wg0"
 CSR_TEMPLATE = "/var/snap/microk8s/current/certs/csr.conf.template"
+KUBELET_ARGS = microk8s.KUBELET_ARGS_PATH
 READY_TIMEOUT_S = 300
 JOIN_ATTEMPTS = 2
 
@@ -157,17 +159,52 @@ def snap_install(context: HostContext, dry_run: bool) -> Outcome:
     return Outcome.changed("; ".join(commands), dry_run)
 
 
-def ready(context: HostContext, dry_run: bool) -> Outcome:
-    """`microk8s status --wait-ready`: a timeout is a failure."""
-    if dry_run and _decoded(context.snapshot.output, "snap") == "":
-        return Outcome.changed("would wait for microk8s to be ready", True)
+def _has_wireguard(context: Any) -> bool:
+    return bool(context.member.microk8s.get("wireguard"))
+
+
+def _wait_ready(context: HostContext) -> None:
     timeout = int(context.options.ready_timeout_s)
     done = context.session.run(
         f"microk8s status --wait-ready --timeout {timeout} >/dev/null", check=False
     )
     if not done.ok:
         raise HubfleetError(f"{context.session.label}: microk8s not ready after {timeout}s")
+
+
+def ready(context: HostContext, dry_run: bool) -> Outcome:
+    """`microk8s status --wait-ready`: a timeout is a failure."""
+    if dry_run and _decoded(context.snapshot.output, "snap") == "":
+        return Outcome.changed("would wait for microk8s to be ready", True)
+    _wait_ready(context)
     return Outcome.ok("microk8s is ready")
+
+
+def node_ip(context: HostContext, dry_run: bool) -> Outcome:
+    """With WireGuard: the kubelet advertises the host's VPN address (`--node-ip` in its args
+    file), so node InternalIPs and the traffic that follows them go through wg0. The file is
+    read as it is now: the start-of-run snapshot predates the snap's install."""
+    from hubfleet import wireguard as wg
+
+    address = wg.plan_addresses(context.member)[context.host.address]
+    found = context.session.read_files([KUBELET_ARGS])[KUBELET_ARGS]
+    if found is None:
+        if dry_run and _decoded(context.snapshot.output, "snap") == "":
+            return Outcome.changed(f"would set --node-ip={address} in {KUBELET_ARGS}", True)
+        raise HubfleetError(
+            f"{context.session.label}: {KUBELET_ARGS} is missing; is the microk8s snap installed?"
+        )
+    wanted = microk8s.kubelet_args_with_node_ip(found, address)
+    if found == wanted:
+        return Outcome.ok(f"kubelet advertises {address}")
+    if not dry_run:
+        context.session.write_file(
+            KUBELET_ARGS, wanted, 0o644, then=microk8s.KUBELITE_RESTART_COMMAND
+        )
+        _wait_ready(context)  # the steps after this one need the API server back
+    return Outcome.changed(
+        f"--node-ip={address} in {KUBELET_ARGS}; {microk8s.KUBELITE_RESTART_COMMAND}", dry_run
+    )
 
 
 def addons(context: HostContext, dry_run: bool) -> Outcome:
@@ -242,6 +279,24 @@ def metallb(run: MemberRun, dry_run: bool) -> Outcome:
     if not dry_run:
         main.run(microk8s.enable_command(argument), what="enabling metallb")
     return Outcome.changed(f"enable {argument}", dry_run)
+
+
+def calico_vpn(run: MemberRun, dry_run: bool) -> Outcome:
+    """With WireGuard: Calico takes each node's InternalIP (its VPN address, see node-ip) as
+    the node's address, instead of the first interface it finds."""
+    main = run.session_for(microk8s.main_host(run.member))
+    wanted = f"{microk8s.CALICO_AUTODETECTION}={microk8s.CALICO_INTERNAL_IP}"
+    found = main.run(
+        microk8s.calico_env_command(), check=not dry_run, what="reading calico-node's environment"
+    )
+    if not found.ok:  # a dry run before MicroK8s is installed
+        return Outcome.changed(f"would set {wanted} on calico-node", True)
+    current = microk8s.calico_autodetection(found.stdout)
+    if current == microk8s.CALICO_INTERNAL_IP:
+        return Outcome.ok(f"calico-node has {wanted}")
+    if not dry_run:
+        main.run(microk8s.calico_set_env_command(), what="setting calico-node's environment")
+    return Outcome.changed(f"calico-node: {wanted} (was {current or 'unset'})", dry_run)
 
 
 def verify(run: MemberRun, dry_run: bool) -> Outcome:
@@ -320,20 +375,26 @@ HOST_STEPS = (
     Step("preflight", preflight_with_gpus),
     Step("operators-key", operators_key),
     Step("firewall", firewall),
-    Step("wireguard", wireguard, applies=lambda c: bool(c.member.microk8s.get("wireguard"))),
+    Step("wireguard", wireguard, applies=_has_wireguard),
     Step("snap-install", snap_install),
     Step("ready", ready),
+    Step("node-ip", node_ip, applies=_has_wireguard),
     Step("addons", addons, applies=_is_main),
     Step("join", join, applies=lambda c: not _is_main(c)),
 )
-MEMBER_STEP_NAMES = ("metallb", "verify", "kubeconfig")
+MEMBER_STEP_NAMES = ("metallb", "calico-vpn", "verify", "kubeconfig")
 
 
 def member_steps(member: Member, options: Any, kube_api: Any) -> list[Step]:
     main = microk8s.main_host(member)
     if options.only_host and options.only_host not in (main.address, main.name):
         return [Step("verify", verify)]
-    return [Step("metallb", metallb), Step("verify", verify), Step("kubeconfig", kubeconfig)]
+    return [
+        Step("metallb", metallb),
+        Step("calico-vpn", calico_vpn, applies=_has_wireguard),
+        Step("verify", verify),
+        Step("kubeconfig", kubeconfig),
+    ]
 
 
 def flavour() -> Any:

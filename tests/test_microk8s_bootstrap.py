@@ -6,6 +6,7 @@ wireguard-go) where installed. Stand-ins: snapd's `snap`, `microk8s`, `nvidia-sm
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -15,10 +16,13 @@ import yaml
 from hubfleet import microk8s_steps, sops
 from hubfleet.bootstrap import BootstrapOptions, bootstrap_member
 from hubfleet.repo import DeployRepo
-from hubfleet.steps import CHANGED, OK, StepFailed
+from hubfleet.steps import CHANGED, OK, WOULD_CHANGE, StepFailed
 from tests.conftest_repo import MakeRepo
 from tests.harness import HostLab, TestHost, wireguard_skip_reason
 
+KUBELET_ARGS = "/var/snap/microk8s/current/args/kubelet"
+KUBELITE_RESTART = ["restart", "microk8s.daemon-kubelite"]
+CALICO_SET_ENV = ["kubectl", "-n", "kube-system", "set", "env", "daemonset/calico-node"]
 FACTS = {"mem_gb": 16, "cpus": 8, "disk_gb": 40, "os_release": "ubuntu-24.04", "snapd": True}
 METALLB = "192.0.2.200-192.0.2.210"
 
@@ -92,6 +96,8 @@ def test_a_three_host_gpu_member_bootstraps_to_verified_and_a_rerun_changes_noth
         )
     assert states(first)[(main.address, "addons")] == CHANGED
     assert states(first)[("member lab", "metallb")] == CHANGED
+    # no WireGuard: the kubelet and Calico pick their addresses themselves
+    assert not {"node-ip", "calico-vpn"} & {r.step for r in first}
     verify = next(r for r in first if r.step == "verify")
     assert verify.state == OK and verify.detail.startswith("3 node(s) Ready")
 
@@ -236,8 +242,60 @@ def test_nodes_across_sites_join_over_wireguard(
     keys = sops.decrypt_yaml(repo, keys_file)
     assert set(keys) == {h.address for h in (main, *workers)}
     assert all(k not in "\n".join(lines) for k in keys.values())  # private keys never shown
+
+    # the cluster talks over wg0: kubelets advertise their VPN addresses, Calico follows them
+    vpn = list(zip((main, *workers), ("10.77.0.1", "10.77.0.2", "10.77.0.3"), strict=True))
+    for host, address in vpn:
+        assert states(first)[(host.address, "node-ip")] == CHANGED
+        args = (host.read(KUBELET_ARGS) or "").splitlines()
+        assert [a for a in args if a.startswith("--node-ip")] == [f"--node-ip={address}"]
+        assert "--cert-dir=${SNAP_DATA}/certs" in args  # the other flags kept
+        assert [c["argv"] for c in host.calls("snap")].count(KUBELITE_RESTART) == 1
+    wide = main.run("microk8s kubectl get nodes -o wide", check=True).stdout.splitlines()
+    assert {row.split()[0]: row.split()[5] for row in wide[1:]} == {h.name: a for h, a in vpn}
+    assert states(first)[("member lab", "calico-vpn")] == CHANGED
+    steps = [r.step for r in first if r.host == "member lab"]
+    assert steps == ["metallb", "calico-vpn", "verify", "kubeconfig"]
+    env = main.run(
+        "microk8s kubectl -n kube-system get daemonset calico-node "
+        "-o jsonpath='{.spec.template.spec.containers[0].env}'",
+        check=True,
+    ).stdout
+    assert {"name": "IP_AUTODETECTION_METHOD", "value": "kubernetes-internal-ip"} in json.loads(env)
+
     again = bootstrap(repo, options(host_lab))
     assert {r.state for r in again} == {OK}, [r for r in again if r.state != OK]
+    for host, address in vpn:
+        node_ip = next(r for r in again if r.host == host.address and r.step == "node-ip")
+        assert node_ip.detail == f"kubelet advertises {address}"
+        assert [c["argv"] for c in host.calls("snap")].count(KUBELITE_RESTART) == 1
+    assert states(again)[("member lab", "calico-vpn")] == OK
+    set_envs = [c for c in main.calls("microk8s") if c["argv"][:6] == CALICO_SET_ENV]
+    assert len(set_envs) == 1
+
+    # undone by hand: a dry run says what it would do and changes nothing
+    stripped = "".join(
+        line + "\n"
+        for line in (workers[0].read(KUBELET_ARGS) or "").splitlines()
+        if not line.startswith("--node-ip")
+    )
+    workers[0].write(KUBELET_ARGS, stripped)
+    main.run(" ".join(["microk8s", *CALICO_SET_ENV, "IP_AUTODETECTION_METHOD=first-found"]))
+    dry = bootstrap(repo, options(host_lab, dry_run=True))
+    node_ip = next(r for r in dry if r.host == workers[0].address and r.step == "node-ip")
+    assert node_ip.state == WOULD_CHANGE and "--node-ip=10.77.0.2" in node_ip.detail
+    calico = next(r for r in dry if r.step == "calico-vpn")
+    assert calico.state == WOULD_CHANGE and "(was first-found)" in calico.detail
+    assert workers[0].read(KUBELET_ARGS) == stripped
+    assert [c["argv"] for c in workers[0].calls("snap")].count(KUBELITE_RESTART) == 1
+    assert len([c for c in main.calls("microk8s") if c["argv"][:6] == CALICO_SET_ENV]) == 2
+
+    # an args file gone (a broken install) is named; the other hosts are put right
+    workers[1].run(f"rm {KUBELET_ARGS}", check=True)
+    with pytest.raises(StepFailed, match=rf"host {workers[1].address}: {KUBELET_ARGS} is missing"):
+        bootstrap(repo, options(host_lab))
+    assert "--node-ip=10.77.0.2" in (workers[0].read(KUBELET_ARGS) or "")
+    assert [c["argv"] for c in workers[0].calls("snap")].count(KUBELITE_RESTART) == 2
 
 
 def test_join_one_worker_later_with_host(

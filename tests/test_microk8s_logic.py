@@ -522,3 +522,73 @@ def test_ufw() -> None:
     assert microk8s.ufw_missing(only_in) == ["ufw allow out on cni0"]
     plain = UFW_AFTER.replace("ALLOW IN ", "ALLOW    ")  # `ufw status`, not verbose
     assert "ufw allow in on cni0" not in microk8s.ufw_missing(plain)
+
+
+# --- the cluster over WireGuard -------------------------------------------------------------
+
+KUBELET_ARGS = """\
+--kubeconfig=${SNAP_DATA}/credentials/kubelet.config
+--cert-dir=${SNAP_DATA}/certs
+--client-ca-file=${SNAP_DATA}/certs/ca.crt
+--node-labels="microk8s.io/cluster=true"
+--container-runtime-endpoint=${SNAP_COMMON}/run/containerd.sock
+"""
+
+
+def test_node_ip_is_added_at_the_end() -> None:
+    out = microk8s.kubelet_args_with_node_ip(KUBELET_ARGS, "10.77.0.2")
+    assert out == KUBELET_ARGS + "--node-ip=10.77.0.2\n"
+    # a file without its last newline still ends in one, its last line kept whole
+    assert microk8s.kubelet_args_with_node_ip(KUBELET_ARGS.rstrip("\n"), "10.77.0.2") == out
+    assert microk8s.kubelet_args_with_node_ip("", "10.77.0.2") == "--node-ip=10.77.0.2\n"
+
+
+@pytest.mark.parametrize(
+    "old", ["--node-ip=192.168.1.11", "--node-ip 192.168.1.11", "  --node-ip=10.77.0.9"]
+)
+def test_node_ip_replaces_the_existing_line_in_place(old: str) -> None:
+    lines = KUBELET_ARGS.splitlines()
+    text = "\n".join([*lines[:2], old, *lines[2:]]) + "\n"
+    out = microk8s.kubelet_args_with_node_ip(text, "10.77.0.2")
+    assert out.splitlines() == [*lines[:2], "--node-ip=10.77.0.2", *lines[2:]]
+
+
+def test_node_ip_once_however_often_it_was_there() -> None:
+    text = "--node-ip=1.1.1.1\n# kept\n\n--cert-dir=/c\n--node-ip 2.2.2.2\n"
+    out = microk8s.kubelet_args_with_node_ip(text, "10.77.0.3")
+    assert out == "--node-ip=10.77.0.3\n# kept\n\n--cert-dir=/c\n"
+    # --node-ips (another flag, if there were one) and --node-labels are not --node-ip
+    other = "--node-ips=x\n--node-labels=a\n"
+    assert microk8s.kubelet_args_with_node_ip(other, "10.0.0.1") == other + "--node-ip=10.0.0.1\n"
+
+
+def test_node_ip_already_right_is_unchanged() -> None:
+    text = microk8s.kubelet_args_with_node_ip(KUBELET_ARGS, "10.77.0.2")
+    assert microk8s.kubelet_args_with_node_ip(text, "10.77.0.2") == text
+
+
+def test_calico_autodetection_from_the_env_json() -> None:
+    env = [
+        {"name": "DATASTORE_TYPE", "value": "kubernetes"},
+        {"name": "NODENAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+        {"name": "IP_AUTODETECTION_METHOD", "value": "first-found"},
+    ]
+    text = json.dumps(env, separators=(",", ":"))
+    assert microk8s.calico_autodetection(text) == "first-found"
+    env[2]["value"] = "kubernetes-internal-ip"
+    assert microk8s.calico_autodetection(json.dumps(env)) == microk8s.CALICO_INTERNAL_IP
+    assert microk8s.calico_autodetection(json.dumps(env[:2])) is None
+    assert microk8s.calico_autodetection("") is None  # a container without env
+    with pytest.raises(HubfleetError, match="cannot read calico-node's environment from: Error"):
+        microk8s.calico_autodetection('Error from server (NotFound): daemonsets.apps "x"\n')
+
+
+def test_calico_commands() -> None:
+    assert microk8s.calico_env_command() == (
+        "microk8s kubectl -n kube-system get daemonset calico-node "
+        "-o jsonpath='{.spec.template.spec.containers[0].env}'"
+    )
+    assert microk8s.calico_set_env_command() == (
+        "microk8s kubectl -n kube-system set env daemonset/calico-node "
+        "IP_AUTODETECTION_METHOD=kubernetes-internal-ip"
+    )

@@ -341,3 +341,70 @@ def test_wireguard_tunnel_between_two_hosts(hosts) -> None:
     assert second.run("ip link show wg0").returncode == 0
     sh(second, "systemctl disable --now wg-quick@wg0")
     assert second.run("ip link show wg0").returncode != 0
+
+
+def test_kubelet_node_ip_and_calico_autodetection(hosts) -> None:
+    main, worker = hosts(2, snapd=True)
+    args = "/var/snap/microk8s/current/args/kubelet"
+    for host in (main, worker):
+        sh(host, INSTALL)
+        lines = (host.read(args) or "").splitlines()
+        assert "--kubeconfig=${SNAP_DATA}/credentials/kubelet.config" in lines
+        assert "--container-runtime-endpoint=${SNAP_COMMON}/run/containerd.sock" in lines
+        assert not any(line.startswith("--node-ip") for line in lines)
+
+    def internal_ips() -> dict[str, str]:
+        rows = sh(main, "microk8s kubectl get nodes -o wide").splitlines()
+        assert rows[0].split()[5] == "INTERNAL-IP"
+        return {row.split()[0]: row.split()[5] for row in rows[1:]}
+
+    assert internal_ips() == {main.name: main.address}
+    # --node-ip counts once kubelite restarts (a written file alone changes nothing)
+    main.write(args, (main.read(args) or "") + "--node-ip 10.55.0.1\n")
+    assert internal_ips() == {main.name: main.address}
+    assert sh(main, "snap restart microk8s.daemon-kubelite") == "Restarted.\n"
+    assert internal_ips() == {main.name: "10.55.0.1"}
+    # a worker that joins with --node-ip set is listed at it
+    worker.write(args, (worker.read(args) or "") + "--node-ip=10.55.0.2\n")
+    sh(worker, "snap restart microk8s.daemon-kubelite")
+    sh(worker, f"microk8s join {add_node(main)['urls'][0]} --worker")
+    assert internal_ips() == {main.name: "10.55.0.1", worker.name: "10.55.0.2"}
+    items = json.loads(sh(main, "microk8s kubectl get nodes -o json"))["items"]
+    assert {i["status"]["addresses"][0]["address"] for i in items} == {"10.55.0.1", "10.55.0.2"}
+    assert main.address in sh(main, "microk8s status")  # dqlite keeps the host address
+
+    get_env = (
+        "microk8s kubectl -n kube-system get daemonset calico-node "
+        "-o jsonpath='{.spec.template.spec.containers[0].env}'"
+    )
+
+    def autodetection() -> list[str]:
+        env = json.loads(sh(main, get_env))
+        return [e.get("value") for e in env if e["name"] == "IP_AUTODETECTION_METHOD"]
+
+    assert autodetection() == ["first-found"]
+    set_env = (
+        "microk8s kubectl -n kube-system set env daemonset/calico-node "
+        "IP_AUTODETECTION_METHOD=kubernetes-internal-ip"
+    )
+    assert sh(main, set_env) == "daemonset.apps/calico-node env updated\n"
+    assert autodetection() == ["kubernetes-internal-ip"]
+    generation = "-o jsonpath='{.metadata.generation}'"
+    daemonset = "microk8s kubectl get ds calico-node -n kube-system"
+    assert sh(main, f"{daemonset} {generation}") == "2"
+    sh(main, set_env)  # the same value again: no new rollout
+    assert sh(main, f"{daemonset} {generation}") == "2"
+    whole = json.loads(sh(main, f"{daemonset} -o json"))
+    assert whole["status"]["desiredNumberScheduled"] == 2
+    table = sh(main, daemonset).splitlines()
+    assert table[0].split()[:3] == ["NAME", "DESIRED", "CURRENT"] and "calico-node" in table[1]
+    missing = main.run("microk8s kubectl get daemonset calico-node")  # not in default
+    assert missing.returncode == 1
+    assert (
+        missing.stderr == 'Error from server (NotFound): daemonsets.apps "calico-node" not found\n'
+    )
+    on_worker = worker.run(set_env)
+    assert on_worker.returncode == 0 and "acting as a node in a cluster" in on_worker.stdout
+    assert (
+        main.lab.microk8s_cluster(main)["daemonsets"]["kube-system/calico-node"]["generation"] == 2
+    )

@@ -45,8 +45,10 @@ def bootstrap(
     debug: bool = False,
 ) -> None:
     """Bring a MicroK8s member (main node + workers, optionally over WireGuard) to a verified
-    cluster: preflight, operators-key, firewall, wireguard, snap-install, ready, addons, join,
-    then metallb, verify, kubeconfig. Rerun to resume; a second run changes nothing."""
+    cluster: preflight, operators-key, firewall, wireguard, snap-install, ready, node-ip,
+    addons, join, then metallb, calico-vpn, verify, kubeconfig (wireguard, node-ip and
+    calico-vpn only with a wireguard block: nodes advertise their VPN addresses and Calico
+    uses them). Rerun to resume; a second run changes nothing."""
     run_front(
         lambda: _bootstrap(
             member,
