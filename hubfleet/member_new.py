@@ -1,33 +1,36 @@
-"""Adding a member to the federation and taking one out: the registry entry and its files.
+"""Adding a member to the federation: the registry entry and its files.
 
 `new_member` checks the name and domain, reaches the host over SSH (pinned host keys) for its
 facts, sizes the member from them (hubfleet.sizing) and writes, all or nothing: the member's
 block appended to config/federation.yaml (comments and the other members kept), config/NAME.yaml
 from config/templates/member.yaml and secrets/config/NAME.yaml, encrypted, from
-config/templates/member-secrets.yaml with fresh random secrets. The templates are plain YAML
-with placeholders in braces filled by `str.format_map`. `remove_member` takes the member's
-block out of the registry (the rest of the file byte for byte) and, when purging, deletes
-its files.
+config/templates/member-secrets.yaml with fresh random secrets (the templates are filled in by
+hubfleet.member_templates). Taking a member out is hubfleet.member_remove.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import ipaddress
-import os
 import re
-import tempfile
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from hubfleet import secretgen, sizing
+from hubfleet import sizing
+from hubfleet.all_or_nothing import all_or_nothing, write_atomically
 from hubfleet.errors import ConfigError, HubfleetError
 from hubfleet.hostkeys import HostKeyDecision, PinnedHostKeys
+from hubfleet.member_templates import (
+    SECRETS_TEMPLATE,
+    VALUES_TEMPLATE,
+    fill_template,
+    fresh_secrets,
+    values_placeholders,
+)
 from hubfleet.registry import (
     Host,
     check_registry,
@@ -43,8 +46,6 @@ if TYPE_CHECKING:
 
     from hubfleet.hostfacts import HostFacts
 
-VALUES_TEMPLATE = Path("config/templates/member.yaml")
-SECRETS_TEMPLATE = Path("config/templates/member-secrets.yaml")
 MICROK8S_CHANNEL = "1.32/stable"
 MASK = "********"
 
@@ -69,25 +70,6 @@ class NewMemberOptions:
     identity: Path | None = None  # a private key the host's root (or --user) accepts
     host_key: HostKeyDecision = field(default_factory=HostKeyDecision)
     connect_timeout_s: float = 10.0
-
-
-@dataclass(frozen=True)
-class Hostnames:
-    """Where a member serves, by mybinder.org's convention: BinderHub at the domain itself."""
-
-    binder: str
-    hub: str
-    registry: str
-    grafana: str
-
-
-def hostnames(domain: str) -> Hostnames:
-    return Hostnames(
-        binder=domain,
-        hub=f"hub.{domain}",
-        registry=f"registry.{domain}",
-        grafana=f"grafana.{domain}",
-    )
 
 
 # --- checks before anything is touched ----------------------------------------------------
@@ -202,84 +184,6 @@ def registry_with(text: str, doc: YamlDocument, block: str) -> str:
     if text and not text.endswith("\n"):
         text += "\n"
     return text + block
-
-
-# --- the values and secrets files ---------------------------------------------------------
-
-
-class _Placeholders(dict[str, str]):
-    def __missing__(self, key: str) -> str:
-        raise KeyError(key)
-
-
-def fill_template(repo: DeployRepo, template: Path, values: Mapping[str, object]) -> str:
-    """The template's text with its placeholders filled; a mistake names the template."""
-    path = repo.root / template
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(
-            f"{template}: template not found (a deploy repo keeps it there)"
-        ) from None
-    try:
-        filled = text.format_map(_Placeholders({k: str(v) for k, v in values.items()}))
-    except KeyError as err:
-        raise ConfigError(
-            f"{template}: unknown placeholder {{{err.args[0]}}} (known: {', '.join(values)})"
-        ) from None
-    except (ValueError, IndexError) as err:
-        raise ConfigError(f"{template}: malformed placeholder ({err})") from None
-    parsed = parse_with_lines(filled, path, str(template)).data
-    if not isinstance(parsed, dict):
-        raise ConfigError(f"{template}: does not fill in to a YAML mapping")
-    return filled
-
-
-def values_placeholders(
-    request: NewMember, facts: HostFacts, sized: sizing.MemberSizing
-) -> dict[str, object]:
-    names = hostnames(request.domain)
-    resources = sized.dind.as_values()
-    return {
-        "name": request.name,
-        "domain": request.domain,
-        "address": request.address,
-        "cpus": facts.cpus,
-        "ram_gb": facts.ram_gb,
-        "disk_gb": facts.disk_free_gb,
-        "binder_host": names.binder,
-        "hub_host": names.hub,
-        "registry_host": names.registry,
-        "grafana_host": names.grafana,
-        "ram_per_user_mb": sized.ram_per_user_mb,
-        "max_pods": sized.max_pods,
-        "launch_quota": sized.launch_quota,
-        "dind_cpu_request": resources["requests"]["cpu"],
-        "dind_memory_request": resources["requests"]["memory"],
-        "dind_cpu_limit": resources["limits"]["cpu"],
-        "dind_memory_limit": resources["limits"]["memory"],
-        "image_cleaner_high_gb": _number(sized.image_cleaner_high_gb),
-        "image_cleaner_low_gb": _number(sized.image_cleaner_low_gb),
-        "image_cleaner_high_bytes": round(sized.image_cleaner_high_gb * sizing.BYTES_PER_GB),
-        "image_cleaner_low_bytes": round(sized.image_cleaner_low_gb * sizing.BYTES_PER_GB),
-    }
-
-
-def _number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else str(value)
-
-
-def fresh_secrets() -> dict[str, str]:
-    """New random values for everything the chart needs that no one else makes."""
-    return {
-        "hub_cookie_secret": secretgen.token_hex(32),
-        "proxy_secret_token": secretgen.token_hex(32),
-        "binder_api_token": secretgen.token_hex(32),
-        "grafana_admin_password": secretgen.password(24),
-        "harbor_admin_password": secretgen.password(24),
-        "harbor_secret_key": secretgen.password(16),  # Harbor wants exactly 16 characters
-        "harbor_database_password": secretgen.password(24),
-    }
 
 
 # --- reaching the host --------------------------------------------------------------------
@@ -420,7 +324,7 @@ def new_member(
             say(f"--- config/known_hosts (appended)\n{line}")
         say(f"member {request.name}: dry run, nothing written")
         return plan
-    with _all_or_nothing() as keep:
+    with all_or_nothing() as keep:
         from hubfleet import sops
 
         for planned in plan.files:
@@ -428,9 +332,9 @@ def new_member(
             if planned.encrypted:
                 sops.write_encrypted(repo, planned.path, planned.content)
             else:
-                _write_atomically(planned.path, planned.content)
+                write_atomically(planned.path, planned.content)
         keep.replaced(repo.registry)
-        _write_atomically(repo.registry, plan.registry_text)
+        write_atomically(repo.registry, plan.registry_text)
         _, problems = check_registry(repo)
         if problems:
             raise ConfigError(f"not adding member {request.name}: {problems[0]}")
@@ -439,138 +343,3 @@ def new_member(
         say(f"wrote {repo.relative(path)}")
     say(f"member {request.name}: registered; next: invoke member.onboard {request.name}")
     return plan
-
-
-# --- removing ---------------------------------------------------------------------------------
-
-
-def member_files(repo: DeployRepo, name: str) -> list[Path]:
-    """Every file that belongs to member `name` alone (what --purge deletes), if present."""
-    secrets = repo.secrets_dir
-    candidates = [
-        repo.member_values(name),
-        repo.member_secret_values(name),
-        repo.member_kubeconfig(name),
-        secrets / f"{name}.key",
-        secrets / f"{name}.key.pub",
-        secrets / f"{name}-wireguard.yaml",
-    ]
-    return [path for path in candidates if path.exists()]
-
-
-def registry_without(text: str, doc: YamlDocument, name: str) -> str:
-    """The registry text without member `name`'s block (and the comments right above it)."""
-    lines = text.splitlines(keepends=True)
-    members = list(doc.data.get("members") or {})
-    starts = {key: (doc.line_of(("members", key)) or 1) - 1 for key in members}
-    indent = len(lines[starts[name]]) - len(lines[starts[name]].lstrip(" "))
-
-    def with_comments(start: int) -> int:
-        while start > 0:
-            above = lines[start - 1]
-            if above.lstrip().startswith("#") and len(above) - len(above.lstrip(" ")) >= indent:
-                start -= 1
-            else:
-                break
-        return start
-
-    start = with_comments(starts[name])
-    later = sorted(s for s in starts.values() if s > starts[name])
-    end = with_comments(later[0]) if later else len(lines)
-    kept = [*lines[:start], *lines[end:]]
-    if len(members) == 1:  # the last member: `members:` must stay a mapping
-        kept = [re.sub(r"^members:.*", "members: {}", ln) for ln in kept]
-    return "".join(kept)
-
-
-def remove_member(
-    repo: DeployRepo,
-    name: str,
-    purge: bool,
-    confirm: Callable[[str], bool],
-    say: Callable[[str], None] = print,
-) -> list[Path]:
-    """Deregister member `name` (and with `purge`, delete its files) once `confirm` agrees.
-
-    Returns the files deleted."""
-    from hubfleet.registry import load_registry
-
-    registry = load_registry(repo)
-    registry.member(name)  # unknown: an error suggesting close names
-    text = repo.registry.read_text(encoding="utf-8")
-    new_text = registry_without(text, registry.document, name)
-    shown = registry.shown
-    parsed = parse_with_lines(new_text, repo.registry, shown).data or {}
-    expected = {k: v for k, v in registry.document.data["members"].items() if k != name}
-    if parsed.get("members") != expected:
-        raise HubfleetError(
-            f"cannot take member {name} out of {shown} as text (is it written in flow style?); "
-            "remove its entry by hand"
-        )
-    doomed = member_files(repo, name) if purge else []
-    listed = "".join(f"\n  {repo.relative(p)}" for p in doomed)
-    question = f"Remove member {name} from {shown}" + (
-        f" and delete {len(doomed)} file(s):{listed}\n" if doomed else ""
-    )
-    if not confirm(question.rstrip() + "?"):
-        raise HubfleetError(f"member {name}: not removed (not confirmed)")
-    with _all_or_nothing() as keep:
-        keep.replaced(repo.registry)
-        _write_atomically(repo.registry, new_text)
-        _, problems = check_registry(repo)
-        if problems:
-            raise ConfigError(f"not removing member {name}: {problems[0]}")
-    say(f"member {name}: removed from {shown}")
-    for path in doomed:
-        path.unlink()
-        say(f"deleted {repo.relative(path)}")
-    if not purge:
-        left = member_files(repo, name)
-        if left:
-            say(f"kept {len(left)} file(s) of member {name}; --purge deletes them")
-    return doomed
-
-
-# --- writing all or nothing ---------------------------------------------------------------
-
-
-class _Rollback:
-    def __init__(self) -> None:
-        self.created_paths: list[Path] = []
-        self.originals: dict[Path, bytes] = {}
-
-    def created(self, path: Path) -> None:
-        self.created_paths.append(path)
-
-    def replaced(self, path: Path) -> None:
-        self.originals.setdefault(path, path.read_bytes())
-
-    def undo(self) -> None:
-        for path in reversed(self.created_paths):
-            path.unlink(missing_ok=True)
-        for path, content in self.originals.items():
-            _write_atomically(path, content)
-
-
-@contextmanager
-def _all_or_nothing() -> Iterator[_Rollback]:
-    """Files created or replaced in the block are put back as they were when it fails."""
-    rollback = _Rollback()
-    try:
-        yield rollback
-    except BaseException:
-        rollback.undo()
-        raise
-
-
-def _write_atomically(path: Path, content: str | bytes) -> None:
-    data = content.encode("utf-8") if isinstance(content, str) else content
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.chmod(name, 0o644)
-        os.replace(name, path)
-    except BaseException:
-        Path(name).unlink(missing_ok=True)
-        raise

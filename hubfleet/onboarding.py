@@ -328,17 +328,17 @@ def _dns_check(
 
 
 def _s3(repo: DeployRepo, name: str) -> str:
-    from hubfleet import s3
+    from hubfleet import s3, s3_check, s3_lifecycle
     from hubfleet.registry import load_registry
 
     member = load_registry(repo).member(name)
     if not member.record.get("s3"):
         return "no s3 block in the registry: nothing to do"
     settings, _keys, client = s3.connect(repo, member)
-    result = s3.apply_lifecycle(
-        client, settings.bucket, s3.lifecycle_rules(repo, member), member=name
+    result = s3_lifecycle.apply_lifecycle(
+        client, settings.bucket, s3_lifecycle.lifecycle_rules(repo, member), member=name
     )
-    report = s3.check_bucket(client, settings.bucket, member=name)
+    report = s3_check.check_bucket(client, settings.bucket, member=name)
     note = "".join(f"; warning: {w.detail}" for w in report.warnings)
     return f"{result.outcome().detail}; bucket checked{note}"
 

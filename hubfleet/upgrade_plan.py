@@ -8,8 +8,8 @@ for the server plan (`prepare`) and drains each node first. Both follow the memb
 window, by default Sunday (UTC) as the federation runbook has it ("k3s should self-update
 every Sunday; if there's a problem, we'll see it Monday").
 
-`apply_custom_objects` is a thin create-or-replace over the Kubernetes API (CustomObjectsApi);
-it belongs with the Kubernetes adapter (`hubfleet.kube`) and is kept here until it moves there.
+`apply_plans` writes them through `hubfleet.kube_apply.apply_custom_objects`, a thin
+create-or-replace over the Kubernetes API (CustomObjectsApi).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from hubfleet.registry import Member
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
 
-    from hubfleet.kube import ApplyOutcome
+    from hubfleet.kube_apply import ApplyOutcome
 
 GROUP = "upgrade.cattle.io"
 VERSION = "v1"
@@ -155,8 +155,8 @@ def plans_yaml(plans: Iterable[Mapping[str, Any]]) -> str:
 def apply_plans(
     api: ApiClient, plans: Iterable[Mapping[str, Any]], where: str = "cluster"
 ) -> list[ApplyOutcome]:
-    """Apply a member's Plans through the Kubernetes adapter (see `kube.apply_custom_objects`)."""
-    from hubfleet.kube import apply_custom_objects
+    """Apply a member's Plans through the Kubernetes adapter (see `kube_apply.apply_custom_objects`)."""
+    from hubfleet.kube_apply import apply_custom_objects
 
     hint = "install system-upgrade-controller (it creates the namespace) first"
     return apply_custom_objects(api, plans, where, missing_namespace_hint={NAMESPACE: hint})

@@ -75,7 +75,7 @@ def free_port() -> int:
 
 
 def test_importing_the_adapter_does_not_import_kubernetes() -> None:
-    code = "import sys, hubfleet.kube; print('kubernetes' in sys.modules)"
+    code = "import sys, hubfleet.kube, hubfleet.kube_apply; print('kubernetes' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

@@ -15,14 +15,8 @@ import yaml
 from hubfleet import sizing, sops
 from hubfleet.errors import ConfigError, HubfleetError
 from hubfleet.hostkeys import HostKeyDecision
-from hubfleet.member_new import (
-    MASK,
-    NewMember,
-    NewMemberOptions,
-    new_member,
-    registry_without,
-    remove_member,
-)
+from hubfleet.member_new import MASK, NewMember, NewMemberOptions, new_member
+from hubfleet.member_remove import registry_without, remove_member
 from hubfleet.registry import check_registry, load_registry
 from hubfleet.repo import DeployRepo
 from hubfleet.ssh import HostUnreachableError

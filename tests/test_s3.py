@@ -1,4 +1,4 @@
-"""hubfleet.s3 and the s3.lifecycle / s3.check tasks against a real S3 server (SeaweedFS).
+"""hubfleet.s3, s3_lifecycle, s3_check and the s3.* tasks against a real S3 server (SeaweedFS).
 
 Deploy repos come from `deploy_repo` (real sops/age): the member's S3 keys sit encrypted in
 secrets/config/<member>.yaml under the Harbor chart keys. Every task test also checks that
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pytest
 from invoke.context import Context
 
-from hubfleet import s3
+from hubfleet import s3, s3_check, s3_lifecycle
 from hubfleet.cli import Exit
 from hubfleet.errors import ConfigError, SecretsError
 from hubfleet.registry import load_registry
@@ -77,7 +77,9 @@ def s3_repo(
         values={"m": values or {"hub": {"replicas": 1}}},
     )
     (repo.root / "config" / "k3s").mkdir()
-    (repo.root / s3.LIFECYCLE_FILE).write_bytes((PROJECT / s3.LIFECYCLE_FILE).read_bytes())
+    (repo.root / s3_lifecycle.LIFECYCLE_FILE).write_bytes(
+        (PROJECT / s3_lifecycle.LIFECYCLE_FILE).read_bytes()
+    )
     monkeypatch.setenv("HUBFLEET_ROOT", str(repo.root))
     return repo
 
@@ -131,7 +133,9 @@ def closed_port() -> int:
 
 
 def test_the_repo_rules_file_is_the_reference_rule() -> None:
-    assert json.loads((PROJECT / s3.LIFECYCLE_FILE).read_text()) == {"Rules": [ABORT_RULE]}
+    assert json.loads((PROJECT / s3_lifecycle.LIFECYCLE_FILE).read_text()) == {
+        "Rules": [ABORT_RULE]
+    }
 
 
 def test_member_rules_are_added_after_the_repo_rules(
@@ -141,7 +145,7 @@ def test_member_rules_are_added_after_the_repo_rules(
         deploy_repo, monkeypatch, "https://s3.example.org", "harbor-m", None, [EXPIRE_RULE]
     )
     member = load_registry(repo).member("m")
-    assert s3.lifecycle_rules(repo, member) == {"Rules": [ABORT_RULE, EXPIRE_RULE]}
+    assert s3_lifecycle.lifecycle_rules(repo, member) == {"Rules": [ABORT_RULE, EXPIRE_RULE]}
 
 
 def test_a_rule_id_used_twice_is_an_error(
@@ -155,7 +159,7 @@ def test_a_rule_id_used_twice_is_an_error(
             "rule ID 'abort-multipart' is already used in config/k3s/s3-bucket-lifecycle.json"
         ),
     ):
-        s3.lifecycle_rules(repo, load_registry(repo).member("m"))
+        s3_lifecycle.lifecycle_rules(repo, load_registry(repo).member("m"))
 
 
 @pytest.mark.parametrize(
@@ -204,8 +208,8 @@ def test_normalise_ignores_server_extras_order_and_legacy_prefix() -> None:
             {k: v for k, v in EXPIRE_RULE.items() if k != "Filter"} | {"Prefix": "scratch/"},
         ],
     }
-    assert s3.normalise(sent) == s3.normalise(returned)
-    assert s3.normalise(sent) != s3.normalise({"Rules": [ABORT_RULE]})
+    assert s3_lifecycle.normalise(sent) == s3_lifecycle.normalise(returned)
+    assert s3_lifecycle.normalise(sent) != s3_lifecycle.normalise({"Rules": [ABORT_RULE]})
 
 
 # --- keys --------------------------------------------------------------------------------------
@@ -286,9 +290,9 @@ def test_an_equal_configuration_is_not_put_again(s3_server: S3Server) -> None:
     bucket = s3_server.new_bucket()
     client = s3_server.client()
     puts = count_puts(client)
-    first = s3.apply_lifecycle(client, bucket, {"Rules": [ABORT_RULE]})
+    first = s3_lifecycle.apply_lifecycle(client, bucket, {"Rules": [ABORT_RULE]})
     assert (first.state, first.put, len(puts)) == ("changed", True, 1)
-    second = s3.apply_lifecycle(client, bucket, {"Rules": [ABORT_RULE]})
+    second = s3_lifecycle.apply_lifecycle(client, bucket, {"Rules": [ABORT_RULE]})
     assert (second.state, second.put, len(puts)) == ("ok", False, 1)
     assert second.outcome().state == "ok"
 
@@ -353,7 +357,9 @@ def test_a_read_back_that_differs_fails(s3_server: S3Server) -> None:
             return answer
 
     with pytest.raises(s3.S3Error) as raised:
-        s3.apply_lifecycle(LosesRules(), bucket, {"Rules": [ABORT_RULE, EXPIRE_RULE]}, member="m")
+        s3_lifecycle.apply_lifecycle(
+            LosesRules(), bucket, {"Rules": [ABORT_RULE, EXPIRE_RULE]}, member="m"
+        )
     assert str(raised.value).startswith(
         f"member m: bucket {bucket} at {s3_server.endpoint}: the lifecycle configuration read "
         "back after the put differs from what was put (rules: expire-scratch)"
@@ -364,13 +370,13 @@ def test_a_read_back_that_differs_fails(s3_server: S3Server) -> None:
 
 
 def probes_left(server: S3Server, bucket: str) -> list[str]:
-    listed = server.client().list_objects_v2(Bucket=bucket, Prefix=s3.PROBE_PREFIX)
+    listed = server.client().list_objects_v2(Bucket=bucket, Prefix=s3_check.PROBE_PREFIX)
     return [o["Key"] for o in listed.get("Contents", [])]
 
 
 def probe_buckets(server: S3Server) -> list[str]:
     names = [b["Name"] for b in server.client().list_buckets()["Buckets"]]
-    return [n for n in names if n.startswith(s3.PROBE_BUCKET_PREFIX)]
+    return [n for n in names if n.startswith(s3_check.PROBE_BUCKET_PREFIX)]
 
 
 def test_check_with_keys_limited_to_the_bucket_is_ok_without_warning(
@@ -388,7 +394,7 @@ def test_check_with_keys_limited_to_the_bucket_is_ok_without_warning(
         f"member m: bucket {bucket} at {s3_server.endpoint} (S3 keys from secrets/config/m.yaml)"
     )
     assert lines[1] == "  ok       bucket: exists; the keys are accepted and may list it"
-    assert lines[2].startswith(f"  ok       write: probe object {s3.PROBE_PREFIX}")
+    assert lines[2].startswith(f"  ok       write: probe object {s3_check.PROBE_PREFIX}")
     assert lines[3:] == [
         "  ok       read: probe object read back intact",
         "  ok       delete: probe object deleted",
@@ -507,7 +513,7 @@ def test_an_endpoint_that_never_answers_times_out_in_seconds() -> None:
         client = s3.make_client(settings, s3.Keys("AKIDSILENT", "secret-silent", "test"), 1, 0.5)
         started = time.monotonic()
         with pytest.raises(s3.S3Error) as raised:
-            s3.check_bucket(client, "harbor-m", member="m")
+            s3_check.check_bucket(client, "harbor-m", member="m")
         assert time.monotonic() - started < 5
     assert str(raised.value) == (
         f"member m: S3 endpoint {endpoint} is unreachable (no answer within 0.5s, 2 attempts) "

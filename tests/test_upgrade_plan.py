@@ -11,7 +11,7 @@ import pytest
 import yaml
 from invoke.context import Context
 
-from hubfleet import kube
+from hubfleet import kube, kube_apply
 from hubfleet import upgrade_plan as up
 from hubfleet.cli import Exit
 from hubfleet.credentials import ClusterCredentials
@@ -256,7 +256,7 @@ def test_apply_a_kind_the_cluster_does_not_serve(
         kube.member_api(kube_credentials) as api,
         pytest.raises(ClusterError, match=r"does not serve example\.invalid/v1"),
     ):
-        kube.apply_custom_objects(api, [widget])
+        kube_apply.apply_custom_objects(api, [widget])
 
 
 # --- the task -------------------------------------------------------------------------------

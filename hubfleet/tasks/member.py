@@ -1,6 +1,7 @@
 """member.* tasks: add a member to the federation, take one out (more to come: onboard, status).
 
-Thin: each parses its flags and calls hubfleet.member_new. No task prints a secret value.
+Thin: each parses its flags and calls hubfleet.member_new or hubfleet.member_remove. No task
+prints a secret value.
 """
 
 from __future__ import annotations
@@ -108,7 +109,7 @@ def remove(
 
     def body() -> None:
         from hubfleet.errors import HubfleetError
-        from hubfleet.member_new import remove_member
+        from hubfleet.member_remove import remove_member
         from hubfleet.repo import find_repo
 
         def confirm(question: str) -> bool:

@@ -1,6 +1,7 @@
 """s3.lifecycle and s3.check: a member's Harbor bucket (registry `s3` block, keys from its secrets).
 
-Thin: flags in, hubfleet.s3 out. Keys are never printed.
+Thin: flags in, hubfleet.s3 (settings, keys, client) and hubfleet.s3_lifecycle or
+hubfleet.s3_check out. Keys are never printed.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def lifecycle(c: Context, member: str, dry_run: bool = False, debug: bool = Fals
     """
 
     def body() -> None:
-        from hubfleet import s3
+        from hubfleet import s3, s3_lifecycle
         from hubfleet.registry import load_registry
         from hubfleet.repo import find_repo
         from hubfleet.steps import OK, WOULD_CHANGE
@@ -46,10 +47,10 @@ def lifecycle(c: Context, member: str, dry_run: bool = False, debug: bool = Fals
         repo = find_repo()
         record = load_registry(repo).member(member)
         settings = s3.bucket_settings(record)
-        rules = s3.lifecycle_rules(repo, record)
+        rules = s3_lifecycle.lifecycle_rules(repo, record)
         keys = s3.member_keys(repo, record)
         client = s3.make_client(settings, keys)
-        result = s3.apply_lifecycle(
+        result = s3_lifecycle.apply_lifecycle(
             client, settings.bucket, rules, dry_run, member=record.name, keys_from=keys.source
         )
         print(f"{settings}: lifecycle rules")
@@ -75,7 +76,7 @@ def check(c: Context, member: str, debug: bool = False) -> None:
     """
 
     def body() -> None:
-        from hubfleet import s3
+        from hubfleet import s3, s3_check
         from hubfleet.registry import load_registry
         from hubfleet.repo import find_repo
 
@@ -86,7 +87,9 @@ def check(c: Context, member: str, debug: bool = False) -> None:
         keys = s3.member_keys(repo, record)
         client = s3.make_client(settings, keys)
         print(f"{settings} ({keys})")
-        report = s3.check_bucket(client, settings.bucket, member=record.name, keys_from=keys.source)
+        report = s3_check.check_bucket(
+            client, settings.bucket, member=record.name, keys_from=keys.source
+        )
         for item in report.checks:
             print(f"  {item}")
         warned = len(report.warnings)
