@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from hubfleet import microk8s_steps, sops
+from hubfleet import microk8s_runs, microk8s_steps, sops
 from hubfleet.bootstrap import BootstrapOptions, bootstrap_member
 from hubfleet.repo import DeployRepo
 from hubfleet.steps import CHANGED, OK, WOULD_CHANGE, StepFailed
@@ -207,7 +207,7 @@ def test_gpu_check_lists_each_node(
     worker.set_gpus(2)
     repo = mk8s_repo(deploy_repo, [main, worker])
     bootstrap(repo, options(host_lab))
-    rows = microk8s_steps.gpu_report(repo, "lab", options(host_lab))
+    rows = microk8s_runs.gpu_report(repo, "lab", options(host_lab))
     assert [(node, gpus) for node, _, gpus, _ in rows] == [(main.name, 0), (worker.name, 2)]
     assert rows[1][1] not in ("", "none")  # the driver version nvidia-smi reports
 
@@ -322,7 +322,7 @@ def test_wireguard_setup_alone(
     main, worker = gpu_cluster(workers=1)
     repo = mk8s_repo(deploy_repo, [main, worker], gpu=False, wireguard={"subnet": "10.78.0.0/24"})
     reports = bootstrap_member(
-        repo, "lab", options(host_lab), microk8s_steps.wireguard_flavour(), say=lambda line: None
+        repo, "lab", options(host_lab), microk8s_runs.wireguard_flavour(), say=lambda line: None
     )
     assert [r.step for r in reports if r.host == worker.address] == [
         "preflight",

@@ -1,5 +1,5 @@
 """microk8s.*, wireguard.* and gpu.* tasks: self-hosted MicroK8s members over SSH.
-Thin: flags in, hubfleet.bootstrap / hubfleet.microk8s_steps out."""
+Thin: flags in, hubfleet.bootstrap / hubfleet.microk8s_steps / hubfleet.microk8s_runs out."""
 
 from __future__ import annotations
 
@@ -103,13 +103,13 @@ def wireguard_setup(
     configs, wg-quick@wg0 enabled and up."""
 
     def go() -> None:
-        from hubfleet import microk8s_steps
+        from hubfleet import microk8s_runs
         from hubfleet.bootstrap import bootstrap_member
         from hubfleet.repo import find_repo
         from hubfleet.steps import summary_table
 
         options = _options(accept_host_key=accept_host_key, identity=identity)
-        reports = bootstrap_member(find_repo(), member, options, microk8s_steps.wireguard_flavour())  # type: ignore[arg-type]
+        reports = bootstrap_member(find_repo(), member, options, microk8s_runs.wireguard_flavour())  # type: ignore[arg-type]
         print(summary_table(reports))
 
     run_front(go, debug)
@@ -127,11 +127,11 @@ def gpu_check(
     allocatable nvidia.com/gpu Kubernetes sees (once the cluster is up)."""
 
     def go() -> None:
-        from hubfleet import microk8s_steps
+        from hubfleet import microk8s_runs
         from hubfleet.repo import find_repo
 
         options = _options(accept_host_key=accept_host_key, identity=identity)
-        rows = microk8s_steps.gpu_report(find_repo(), member, options)
+        rows = microk8s_runs.gpu_report(find_repo(), member, options)
         print(f"  {'node':<24} {'driver':<12} {'GPUs':>4}  allocatable nvidia.com/gpu")
         for node, driver, gpus, allocatable in rows:
             print(f"  {node:<24} {driver:<12} {gpus:>4}  {allocatable}")
