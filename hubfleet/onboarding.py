@@ -67,7 +67,7 @@ class OnboardOptions:
 @dataclass(frozen=True)
 class StepState:
     step: str
-    state: str  # done | failed | pending | skipped | would run
+    state: str  # done | failed | pending | skipped | would run | would fail
     detail: str = ""
     seconds: float = 0.0
 
@@ -115,7 +115,14 @@ def save_progress(repo: DeployRepo, progress: Progress) -> None:
 
 
 def checklist(states: list[StepState]) -> str:
-    marks = {"done": "[x]", "failed": "[!]", "would run": "[ ]", "pending": "[ ]", "skipped": "[-]"}
+    marks = {
+        "done": "[x]",
+        "failed": "[!]",
+        "would run": "[ ]",
+        "would fail": "[!]",
+        "pending": "[ ]",
+        "skipped": "[-]",
+    }
     lines = []
     for s in states:
         took = f" ({s.seconds:.1f}s)" if s.seconds else ""
@@ -130,12 +137,15 @@ def run_onboarding(
     options: OnboardOptions,
     actions: Mapping[str, Callable[[], str]],
     say: Say = print,
+    previews: Mapping[str, Callable[[], str]] | None = None,
 ) -> list[StepState]:
     """Run the onboarding `actions` (step name -> callable returning a one-line detail) in
     order from the first unfinished step (or --from-step), recording progress after each.
 
     A failure is recorded, the remaining steps are shown as pending, and the error is raised
-    (the checklist is on the error's `states`)."""
+    (the checklist is on the error's `states`). A dry run records nothing: it calls each step's
+    preview instead (what it would do; an error there means the step would fail), goes on to
+    the next steps, and raises at the end if any would fail."""
     if options.from_step is not None and options.from_step not in STEPS:
         raise HubfleetError(
             f"no onboarding step {options.from_step!r}; the steps are: {', '.join(STEPS)}"
@@ -154,7 +164,7 @@ def run_onboarding(
             states.append(StepState(step, "pending"))
             continue
         if options.dry_run:
-            states.append(StepState(step, "would run"))
+            states.append(_preview(step, (previews or {}).get(step), member, say))
             continue
         say(f"member {member}: {step} ...")
         mark = time.perf_counter()
@@ -164,8 +174,7 @@ def run_onboarding(
             failure = err
             progress.failed[step] = str(err)
             progress.done.pop(step, None)
-            if not options.dry_run:
-                save_progress(repo, progress)
+            save_progress(repo, progress)
             states.append(StepState(step, "failed", str(err), time.perf_counter() - mark))
             continue
         progress.done[step] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
@@ -176,7 +185,28 @@ def run_onboarding(
         raise OnboardingFailed(
             f"{failure}; fix it and rerun member.onboard {member} to resume", states
         )
+    failing = [s for s in states if s.state == "would fail"]
+    if failing:
+        more = f" (and {len(failing) - 1} more)" if len(failing) > 1 else ""
+        raise OnboardingFailed(
+            f"dry run: member {member}: {failing[0].step} would fail: {failing[0].detail}{more}; "
+            "nothing was changed",
+            states,
+        )
     return states
+
+
+def _preview(step: str, preview: Callable[[], str] | None, member: str, say: Say) -> StepState:
+    """A step's dry run: what it would do, or why it would fail."""
+    if preview is None:
+        return StepState(step, "would run")
+    say(f"member {member}: {step} (dry run) ...")
+    mark = time.perf_counter()
+    try:
+        detail = preview()
+    except HubfleetError as err:
+        return StepState(step, "would fail", str(err), time.perf_counter() - mark)
+    return StepState(step, "would run", detail, time.perf_counter() - mark)
 
 
 class OnboardingFailed(HubfleetError):
@@ -205,200 +235,6 @@ class OnboardHooks:
     kube_api: Any = None
 
 
-def _preflight(repo: DeployRepo, name: str, options: OnboardOptions) -> str:
-    """The host can become a node: facts judged before anything is registered or changed."""
-    from contextlib import ExitStack
-
-    from hubfleet.bootstrap import (
-        BootstrapOptions,
-        MemberRun,
-        gather_facts,
-        load_connect_keys,
-        open_sessions,
-    )
-    from hubfleet.hostfacts import preflight_problems
-    from hubfleet.hostkeys import HostKeyDecision
-    from hubfleet.registry import load_registry, member_from_record
-
-    registry = load_registry(repo)
-    if name in registry.members:
-        member = registry.member(name)
-        host = member.hosts[0] if member.hosts else None
-    else:
-        if not options.host or not options.domain:
-            raise HubfleetError(f"member {name} is not registered yet: pass --host and --domain")
-        role = "server" if options.provider == "k3s" else "main"
-        record = {
-            "stage": options.stage,
-            "provider": options.provider,
-            "domain": options.domain,
-            "hosts": [
-                {"address": options.host, "user": options.user, "port": options.port, "role": role}
-            ],
-        }
-        member = member_from_record(name, record)
-        host = member.hosts[0]
-    if host is None:
-        return f"member {name} has no hosts (provider {member.provider}): nothing to check"
-    decision = HostKeyDecision(accept=options.accept_host_key)
-    run = MemberRun(repo, member, BootstrapOptions(identity=options.identity, host_key=decision))
-    keys, _ = load_connect_keys(repo, member, options.identity)
-    with ExitStack() as stack:
-        open_sessions(run, [host], keys, stack)
-        gather_facts(run, [host])
-    facts = run.facts[host.address]
-    problems = preflight_problems(facts, k3s_running=bool(facts.kubernetes))
-    if problems:
-        raise HubfleetError(
-            f"member {name}: host {host.address}: preflight failed: {'; '.join(problems)}"
-        )
-    return (
-        f"{facts.os_name}, {facts.cpus} CPUs, {facts.ram_gb} GB RAM, {facts.disk_free_gb} GB free"
-    )
-
-
-def _member_new(repo: DeployRepo, name: str, options: OnboardOptions, say: Say) -> str:
-    from hubfleet.hostkeys import HostKeyDecision
-    from hubfleet.member_new import NewMember, NewMemberOptions, new_member
-    from hubfleet.registry import load_registry
-
-    if name in load_registry(repo).members:
-        return f"member {name} is registered already"
-    if not options.host or not options.domain:
-        raise HubfleetError(f"member {name} is not registered yet: pass --host and --domain")
-    request = NewMember(
-        name,
-        options.host,
-        options.domain,
-        options.provider,
-        options.stage,
-        options.user,
-        options.port,
-        options.chart,
-    )
-    new_member(
-        repo,
-        request,
-        NewMemberOptions(
-            identity=options.identity, host_key=HostKeyDecision(accept=options.accept_host_key)
-        ),
-        say=say,
-    )
-    return f"registered {name}, wrote config/{name}.yaml and secrets/config/{name}.yaml"
-
-
-def _bootstrap(
-    repo: DeployRepo, name: str, options: OnboardOptions, hooks: OnboardHooks, say: Say
-) -> str:
-    from hubfleet.bootstrap import BootstrapOptions, bootstrap_member
-    from hubfleet.hostkeys import HostKeyDecision
-    from hubfleet.registry import load_registry
-
-    member = load_registry(repo).member(name)
-    boot = BootstrapOptions(
-        identity=options.identity,
-        host_key=HostKeyDecision(accept=options.accept_host_key),
-        ready_timeout_s=float(options.timeout_s),
-    )
-    if member.provider == "k3s":
-        from hubfleet import k3s_bootstrap
-
-        reports = k3s_bootstrap.bootstrap(repo, name, boot, say=say, kube_api=hooks.kube_api)
-    elif member.provider == "microk8s":
-        from hubfleet import microk8s_steps
-
-        reports = bootstrap_member(repo, name, boot, microk8s_steps.flavour(), say=say)
-    else:
-        return f"provider {member.provider}: no hosts to bootstrap"
-    changed = sum(1 for r in reports if r.state == "changed")
-    return f"{len(reports)} steps, {changed} changed"
-
-
-def _dns_check(
-    repo: DeployRepo, name: str, options: OnboardOptions, environ: Mapping[str, str]
-) -> str:
-    from hubfleet import dns
-    from hubfleet.registry import load_registry
-
-    member = load_registry(repo).member(name)
-    resolver = dns.choose_resolver(options.resolver, environ)
-    checks = dns.check(member, resolver)
-    dns.require_ok(member, checks)
-    return f"{member.domain} and *.{member.domain} resolve to {checks[0].expected}"
-
-
-def _s3(repo: DeployRepo, name: str) -> str:
-    from hubfleet import s3, s3_check, s3_lifecycle
-    from hubfleet.registry import load_registry
-
-    member = load_registry(repo).member(name)
-    if not member.record.get("s3"):
-        return "no s3 block in the registry: nothing to do"
-    settings, _keys, client = s3.connect(repo, member)
-    result = s3_lifecycle.apply_lifecycle(
-        client, settings.bucket, s3_lifecycle.lifecycle_rules(repo, member), member=name
-    )
-    report = s3_check.check_bucket(client, settings.bucket, member=name)
-    note = "".join(f"; warning: {w.detail}" for w in report.warnings)
-    return f"{result.outcome().detail}; bucket checked{note}"
-
-
-def _deploy(
-    repo: DeployRepo,
-    name: str,
-    options: OnboardOptions,
-    hooks: OnboardHooks,
-    say: Say,
-    environ: Mapping[str, str],
-) -> str:
-    from hubfleet.deploy import DeployOptions, deploy_member
-    from hubfleet.helm import engine_from_env
-
-    result = deploy_member(
-        repo,
-        name,
-        engine_from_env(environ),
-        DeployOptions(yes=True, timeout_s=options.timeout_s),
-        say=say,
-        environ=environ,
-        credentials=hooks.credentials,
-    )
-    return f"{result.outcome}, revision {result.revision}"
-
-
-def _harbor(repo: DeployRepo, name: str, hooks: OnboardHooks, say: Say) -> str:
-    from hubfleet import harbor
-    from hubfleet.layers import member_values
-    from hubfleet.registry import load_registry
-    from hubfleet.yamlfile import load_mapping
-
-    member = load_registry(repo).member(name)
-    chart = repo.root / member.chart / "Chart.yaml"
-    dependencies = load_mapping(chart, repo.relative(chart)).data.get("dependencies") or []
-    if "harbor" not in {d.get("name") for d in dependencies if isinstance(d, Mapping)}:
-        return f"the member's chart ({member.chart}) deploys no Harbor: nothing to pin"
-    section = member_values(repo, member).effective.values.get("harbor")
-    if isinstance(section, Mapping) and section.get("enabled") is False:
-        return "Harbor is disabled in the member's values: nothing to pin"
-    result = harbor.stabilize_secrets(repo, name, say=say, credentials=hooks.credentials)
-    return str(result)
-
-
-def _health(repo: DeployRepo, name: str, say: Say) -> str:
-    from hubfleet.health import health_checks, run_health_checks
-    from hubfleet.layers import member_values
-    from hubfleet.registry import load_registry
-
-    member = load_registry(repo).member(name)
-    if not member.health_check:
-        return "health_check is off for this member in the registry: not checked over HTTP"
-    checks = health_checks(member_values(repo, member).effective.values)
-    if not checks:
-        return "no ingress hosts in the values: nothing to check over HTTP"
-    run_health_checks(name, checks, say=say)
-    return ", ".join(f"{c.name} ok" for c in checks)
-
-
 def onboard(
     repo: DeployRepo,
     name: str,
@@ -407,18 +243,13 @@ def onboard(
     hooks: OnboardHooks | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> list[StepState]:
-    """Bare VM to serving member, resumably (see the module docstring)."""
+    """Bare VM to serving member, resumably (see the module docstring). With --dry-run each
+    step says what it would do, from read-only checks and its own dry run
+    (hubfleet.onboarding_steps)."""
+    import hubfleet.onboarding_steps as onboarding_steps
+
     hooks = hooks or OnboardHooks()
     env = dict(os.environ) if environ is None else environ
-    actions: dict[str, Callable[[], str]] = {
-        "preflight": lambda: _preflight(repo, name, options),
-        "member-new": lambda: _member_new(repo, name, options, say),
-        "bootstrap": lambda: _bootstrap(repo, name, options, hooks, say),
-        "dns-check": lambda: _dns_check(repo, name, options, env),
-        "s3-lifecycle": lambda: _s3(repo, name),
-        "deploy": lambda: _deploy(repo, name, options, hooks, say, env),
-        "harbor-secrets": lambda: _harbor(repo, name, hooks, say),
-        "deploy-again": lambda: _deploy(repo, name, options, hooks, say, env),
-        "health": lambda: _health(repo, name, say),
-    }
-    return run_onboarding(repo, name, options, actions, say)
+    actions = onboarding_steps.actions(repo, name, options, hooks, say, env)
+    previews = onboarding_steps.previews(repo, name, options, hooks, say, env)
+    return run_onboarding(repo, name, options, actions, say, previews)

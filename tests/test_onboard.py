@@ -150,19 +150,19 @@ def test_interrupted_at_a_step_the_rerun_resumes_there_and_ends_as_a_clean_run(
     dns_server: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import hubfleet.onboarding as onboarding
+    import hubfleet.onboarding_steps as steps
     from hubfleet.errors import HubfleetError
 
     host, repo, options = _world(deploy_repo, host_lab, dns_server)
     hooks = OnboardHooks(credentials=credentials_for(kube_stub, "uni"))
     name = {
-        "member-new": "_member_new",
-        "bootstrap": "_bootstrap",
-        "s3-lifecycle": "_s3",
-        "deploy": "_deploy",
-        "deploy-again": "_deploy",
+        "member-new": "member_new",
+        "bootstrap": "bootstrap",
+        "s3-lifecycle": "s3_lifecycle",
+        "deploy": "deploy",
+        "deploy-again": "deploy",
     }[broken]
-    real = getattr(onboarding, name)
+    real = getattr(steps, name)
     calls = {"n": 0}
     fail_on = 2 if broken == "deploy-again" else 1
 
@@ -172,7 +172,7 @@ def test_interrupted_at_a_step_the_rerun_resumes_there_and_ends_as_a_clean_run(
             raise HubfleetError(f"member uni: connection lost during {broken}")
         return str(real(*args, **kwargs))
 
-    monkeypatch.setattr(onboarding, name, interrupted)
+    monkeypatch.setattr(steps, name, interrupted)
     with pytest.raises(OnboardingFailed, match=f"connection lost during {broken}"):
         onboard(repo, "uni", options, say=lambda line: None, hooks=hooks)
     assert load_progress(repo, "uni").failed.keys() == {broken}
@@ -193,3 +193,63 @@ def test_interrupted_at_a_step_the_rerun_resumes_there_and_ends_as_a_clean_run(
         "deployment": True,
         "done": sorted(STEPS),
     }
+
+
+def test_a_dry_run_asks_each_step_and_changes_nothing(
+    deploy_repo: MakeRepo,
+    host_lab: HostLab,
+    kube_stub: KubeStub,
+    dns_server: Any,
+) -> None:
+    from tests.conftest_repo import tree_snapshot
+
+    host, repo, options = _world(deploy_repo, host_lab, dns_server, dns_ready=False)
+    dry = OnboardOptions(**{**options.__dict__, "dry_run": True})
+    before = tree_snapshot(repo.root)
+    said: list[str] = []
+
+    # a bare host, not registered: preflight reads its facts, DNS is asked and would fail,
+    # the other steps say what they would do; nothing is written anywhere
+    with pytest.raises(
+        OnboardingFailed, match=r"dry run: member uni: dns-check would fail: .*nothing was changed"
+    ) as caught:
+        onboard(repo, "uni", dry, say=said.append)
+    by_step = {s.step: s for s in caught.value.states}
+    assert [by_step[s].state for s in STEPS] == [
+        "would run",
+        "would run",
+        "would run",
+        "would fail",
+        *["would run"] * 5,
+    ]
+    assert "8 CPUs" in by_step["preflight"].detail
+    assert by_step["member-new"].detail.startswith("would register uni")
+    assert "would bootstrap " + host.address + " with k3s" in by_step["bootstrap"].detail
+    assert "uni.example.org does not exist" in by_step["dns-check"].detail
+    assert any("secrets/config/uni.yaml" in line for line in said)  # member.new's own dry run
+    assert tree_snapshot(repo.root) == before
+    assert not host.exists("/usr/local/bin/k3s") and host.calls("install.sh") == []
+
+    # registered and bootstrapped for real (up to the DNS stop), the dry run asks the
+    # bootstrap, the lifecycle and the deploy their own dry runs
+    hooks = OnboardHooks(credentials=credentials_for(kube_stub, "uni"))
+    with pytest.raises(OnboardingFailed):
+        onboard(repo, "uni", options, say=lambda line: None, hooks=hooks)
+    dns_server.serve(*zone("uni.example.org", host.address))
+    installs = len(host.calls("install.sh"))
+    before = tree_snapshot(repo.root)
+    said.clear()
+    states = onboard(repo, "uni", dry, say=said.append, hooks=hooks)
+    by_step = {s.step: s for s in states}
+    assert [by_step[s].state for s in STEPS[:3]] == ["done"] * 3  # not asked again
+    assert by_step["dns-check"].detail.endswith(f"resolve to {host.address}")
+    assert by_step["s3-lifecycle"].detail == "no s3 block in the registry: nothing to do"
+    assert by_step["deploy"].detail == "would upgrade or install the release shown above"
+    assert any("dry run, nothing was changed" in line for line in said)
+    assert kube_stub.get("Deployment", "uni-hub", "uni") is None
+    from_bootstrap = OnboardOptions(**{**dry.__dict__, "from_step": "bootstrap"})
+    bootstrap = {s.step: s for s in onboard(repo, "uni", from_bootstrap, say=said.append)}
+    assert bootstrap["bootstrap"].detail.endswith(" 0 would change")
+    assert len(host.calls("install.sh")) == installs
+    assert tree_snapshot(repo.root) == before
+    assert set(load_progress(repo, "uni").done) == set(STEPS[:3])

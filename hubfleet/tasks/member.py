@@ -138,7 +138,10 @@ def remove(
         "identity": "a private key the host accepts, for the first contact",
         "accept_host_key": "trust the host's unknown SSH key if it has this fingerprint",
         "from_step": "start at this step instead of the first unfinished one",
-        "dry_run": "show the checklist of what would run; change nothing",
+        "dry_run": (
+            "ask each step what it would do (preflight and DNS are checked, bootstrap, the S3 "
+            "lifecycle and deploy run their own dry runs); change and record nothing"
+        ),
         "resolver": "DNS resolver IP[:PORT] for dns-check (default HUBFLEET_DNS_RESOLVER, then the system's)",
         "timeout": "seconds to wait for nodes and rollouts (default 300)",
         "debug": "show the traceback of a failure",
