@@ -14,7 +14,10 @@ The rules, for each changed path (relative to the deploy repo root, '/'-separate
   (records are compared with their defaults filled in, so comments, key order, quoting and
   spelling out a default change nothing); added members are deployed, removed members are
   reported under `removed` and never deployed;
-- docs, tests, workflows, bench, README, LICENSE, ... ("inert") -> nothing;
+- docs, tests, workflows, bench, README, LICENSE, ... ("inert") -> nothing; so is the
+  infrastructure (`terraform/`, the OpenTofu credentials `secrets/tofu.yaml` and
+  `secrets/<m>-tofu.yaml`, and a record's `tofu:` block), which `invoke tofu.apply` applies,
+  not a deploy;
 - any other path -> nothing, but it is listed under `ignored` so a reviewer sees that ci.plan
   did not recognise it (an orphan `config/x.yaml` of no member, `config/templates/`,
   `scripts/`, ...). Files of a removed member are neither: they belong to the removal.
@@ -56,11 +59,13 @@ EVERY_MEMBER_FILES = frozenset(
 EVERY_MEMBER_DIRS = ("chart/", "hubfleet/")
 
 # paths that deploy nothing (docs, tests, CI, benchmarks)
-INERT_DIRS = ("docs/", "tests/", ".github/", "bench/")
+INERT_DIRS = ("docs/", "tests/", ".github/", "bench/", "terraform/")
 INERT_FILES = frozenset(
     {"README", "LICENSE", "TESTING.md", "CHANGELOG.md", "noxfile.py", ".gitignore"}
 )
 INERT_SUFFIXES = (".md", ".rst", ".txt")
+# registry keys that change no deploy (the OpenTofu stacks' variables)
+NOT_DEPLOYED_KEYS = frozenset({"tofu"})
 
 _HOST_DEFAULTS = {"user": "root", "port": 22, "role": "server"}
 _MAX_FILES_SHOWN = 3
@@ -192,6 +197,8 @@ def normalized(name: str, record: Mapping[str, Any]) -> dict[str, Any]:
         "health_check": False,
         **record,
     }
+    for key in NOT_DEPLOYED_KEYS:
+        out.pop(key, None)
     hosts = out.get("hosts")
     if isinstance(hosts, list):
         out["hosts"] = [{**_HOST_DEFAULTS, **h} if isinstance(h, Mapping) else h for h in hosts]
@@ -222,8 +229,14 @@ def normalize_path(path: str) -> str:
 
 def _is_inert(path: str) -> bool:
     name = path.rsplit("/", 1)[-1]
+    tofu_credentials = (
+        path.count("/") == 1
+        and path.startswith("secrets/")
+        and (name == "tofu.yaml" or name.endswith("-tofu.yaml"))
+    )
     return (
-        path.startswith(INERT_DIRS)
+        tofu_credentials
+        or path.startswith(INERT_DIRS)
         or path in INERT_FILES
         or name.startswith(("README", "LICENSE"))
         or name.endswith(INERT_SUFFIXES)
@@ -311,16 +324,16 @@ def plan(
                 for name in by_chart[chart_dir]:
                     per_member.setdefault((name, chart_dir), []).append(path)
             continue
+        if _is_inert(path):
+            inert.append(path)
+            continue
         owner = _member_of_file(path, head)
         if owner is not None:
             per_member.setdefault((owner, path), []).append(path)
             continue
         if _member_of_file(path, removed) is not None:
             continue  # a removed member's files go with its removal
-        if _is_inert(path):
-            inert.append(path)
-        else:
-            ignored.append(path)
+        ignored.append(path)
 
     for label, files in every.items():
         for name in reasons:

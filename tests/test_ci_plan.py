@@ -64,6 +64,12 @@ WITHOUT_GAMMA = edited(REGISTRY.split("  gamma:")[0])
 WITH_DELTA = edited(
     REGISTRY + "  delta:\n    stage: prod\n    provider: kubeconfig\n    domain: d.example.org\n"
 )
+WITH_BETA_TOFU = edited(
+    REGISTRY.replace(
+        "    domain: beta.example.org\n",
+        "    domain: beta.example.org\n    tofu:\n      harbor:\n        builds_quota_gb: 900\n",
+    )
+)
 
 # (id, changed files, base registry, head registry, overrides, staging, prod, removed, ignored)
 CASES: list[
@@ -225,6 +231,23 @@ CASES: list[
         ],
         HEAD,
         HEAD,
+        Overrides(),
+        [],
+        [],
+        [],
+        [],
+    ),
+    (
+        "infrastructure only: stacks, tofu credentials, a record's tofu block",
+        [
+            "terraform/gke/main.tf",
+            "terraform/modules/s3-bucket-policy/main.tf",
+            "secrets/tofu.yaml",
+            "secrets/beta-tofu.yaml",
+            "config/federation.yaml",
+        ],
+        HEAD,
+        WITH_BETA_TOFU,
         Overrides(),
         [],
         [],
