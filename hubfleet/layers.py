@@ -1,7 +1,8 @@
 """A member's values layers, read from the deploy repo (secret layers decrypted in memory).
 
-Order, last wins: chart defaults < the member's registry facts (`hubfleet.*`) <
-config/common.yaml < secrets/config/common.yaml < config/<m>.yaml < secrets/config/<m>.yaml.
+Order, last wins: chart defaults < the member's registry facts (`hubfleet.*`, and Harbor's
+bucket from the member's `s3` block) < config/common.yaml < secrets/config/common.yaml <
+config/<m>.yaml < secrets/config/<m>.yaml.
 A layer file that does not exist is simply absent; a secrets file that is plaintext stops
 everything before anything is decrypted.
 """
@@ -17,6 +18,7 @@ from typing import Any
 from hubfleet.errors import ConfigError, SecretsError
 from hubfleet.registry import Member
 from hubfleet.repo import DeployRepo
+from hubfleet.s3 import harbor_storage_values
 from hubfleet.values import MergedValues, ValuesLayer, merge_layers
 from hubfleet.yamlfile import load_mapping
 
@@ -33,9 +35,20 @@ class MemberValues:
 
 
 def registry_layer(member: Member, registry_name: str) -> ValuesLayer:
-    """Facts from the registry the chart may use, so no member name is written in values."""
+    """Facts from the registry the chart may use, so no member name is written in values.
+
+    `hubfleet.member`, `.stage` and `.domain`; and, for a member with an `s3` block, where its
+    Harbor keeps images: harbor.persistence.imageChartStorage.s3.bucket, .region (default
+    us-east-1) and .regionendpoint (`hubfleet.s3.harbor_storage_values`), so the bucket is
+    written once, in the registry, for Harbor and for the s3.* tasks alike. The S3 keys are
+    not facts of the registry: they come from the member's secrets layer.
+
+    The layer sits just above the chart defaults, so, like `hubfleet.*`, any of it can be
+    overridden by config/common.yaml or the member's own files (the registry does not win);
+    `invoke values MEMBER --show-origin` names whichever file set each value.
+    """
     facts = {"member": member.name, "stage": member.stage, "domain": member.domain}
-    return ValuesLayer(registry_name, {"hubfleet": facts})
+    return ValuesLayer(registry_name, {"hubfleet": facts, **harbor_storage_values(member)})
 
 
 def chart_defaults(repo: DeployRepo, member: Member) -> ValuesLayer:

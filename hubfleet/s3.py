@@ -5,7 +5,8 @@ the check of what the keys may do in `hubfleet.s3_check`; both send their reques
 `request` here.
 
 Where things come from:
-- endpoint, region and bucket, and rules for this member only: the registry's `s3` block;
+- endpoint, region and bucket, and rules for this member only: the registry's `s3` block
+  (Harbor gets the same three through the registry values layer: `harbor_storage_values`);
 - the keys: the member's merged values at harbor.persistence.imageChartStorage.s3.accesskey
   and .secretkey, decrypted in memory. These are the keys Harbor itself stores images with, so
   `s3_check.check_bucket` proves exactly what Harbor will be able to do, and there is no
@@ -117,6 +118,24 @@ def bucket_settings(member: Member) -> BucketSettings:
         bucket=str(block["bucket"]),
         lifecycle_rules=tuple(dict(rule) for rule in rules),
     )
+
+
+def harbor_storage_values(member: Member) -> dict[str, Any]:
+    """Where the member's Harbor keeps images, as umbrella chart values from its registry `s3`
+    block: bucket, region and regionendpoint under harbor.persistence.imageChartStorage.s3, so
+    the bucket is written once, in the registry. {} for a member without an s3 block. The keys
+    are never here: they stay in the member's secrets, at ACCESS_KEY_PATH and SECRET_KEY_PATH."""
+    if not member.s3:
+        return {}
+    settings = bucket_settings(member)
+    node: dict[str, Any] = {
+        "bucket": settings.bucket,
+        "region": settings.region,
+        "regionendpoint": settings.endpoint,
+    }
+    for key in reversed(HARBOR_S3):
+        node = {key: node}
+    return node
 
 
 def member_keys(repo: DeployRepo, member: Member, values: MergedValues | None = None) -> Keys:
