@@ -77,6 +77,15 @@ def _chart_meta(chart_dir: Path, shown: str) -> tuple[str, str]:
     return str(meta.get("name", "?")), str(meta.get("version", "?"))
 
 
+def _check_harbor_storage(member: Member, values: MemberValues) -> None:
+    from hubfleet.errors import ConfigError
+    from hubfleet.s3 import harbor_storage_problem
+
+    problem = harbor_storage_problem(member, values.effective.values)
+    if problem:
+        raise ConfigError(problem)
+
+
 def render_member(repo: DeployRepo, member: Member, engine: HelmEngine) -> Rendered:
     """Values, validation, dependencies and render: all a deploy needs before the cluster."""
     timings: dict[str, float] = {}
@@ -84,6 +93,7 @@ def render_member(repo: DeployRepo, member: Member, engine: HelmEngine) -> Rende
     chart_dir = repo.root / member.chart
     shown_chart = repo.relative(chart_dir)
     values = member_values(repo, member)
+    _check_harbor_storage(member, values)
     timings["decrypt"] = values.decrypt_s
     timings["read+merge"] = time.perf_counter() - start - values.decrypt_s
 

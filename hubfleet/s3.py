@@ -138,6 +138,32 @@ def harbor_storage_values(member: Member) -> dict[str, Any]:
     return node
 
 
+def harbor_storage_problem(member: Member, effective: Mapping[str, Any]) -> str | None:
+    """Why the member's Harbor would not have its S3 storage (None when it would, or when
+    Harbor is off or keeps images elsewhere): a bucket and both keys must be in the values."""
+    harbor = effective.get("harbor")
+    if not isinstance(harbor, Mapping) or harbor.get("enabled") is not True:
+        return None
+    storage = harbor.get("persistence", {}).get("imageChartStorage", {})
+    if not isinstance(storage, Mapping) or storage.get("type") != "s3":
+        return None
+    found = storage.get("s3")
+    s3: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
+    if not s3.get("bucket"):
+        return (
+            f"member {member.name}: Harbor is enabled but has no S3 bucket; add an s3 block "
+            "(endpoint, bucket, vendor) to its registry record, or set harbor.enabled: false"
+        )
+    missing = [key for key in ("accesskey", "secretkey") if not s3.get(key)]
+    if missing:
+        return (
+            f"member {member.name}: Harbor's bucket {s3['bucket']} has no {'/'.join(missing)} "
+            f"in the values; store them at {KEYS_SHOWN} in secrets/config/{member.name}.yaml "
+            f"(invoke tofu.apply {member.name} s3 --save-outputs writes them)"
+        )
+    return None
+
+
 def member_keys(repo: DeployRepo, member: Member, values: MergedValues | None = None) -> Keys:
     """The member's S3 keys from its merged values (secret layers decrypted in memory).
 

@@ -16,6 +16,7 @@ from hubfleet.helm import HelmEngine
 from hubfleet.layers import ensure_secrets_encrypted, member_values, secret_layer_files
 from hubfleet.registry import Member, check_registry, member_from_record
 from hubfleet.repo import DeployRepo
+from hubfleet.s3 import harbor_storage_problem
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,9 @@ def _check_member_values(
     chart_dir = repo.root / member.chart
     try:
         merged = member_values(repo, member, decrypted=decrypted)
+        problem = harbor_storage_problem(member, merged.effective.values)
+        if problem:
+            return [problem]
         engine.validate_values_schema(chart_dir, merged.effective.values)
         findings = engine.lint(chart_dir, merged.user.values)
     except HubfleetError as err:

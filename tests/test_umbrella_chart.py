@@ -374,3 +374,43 @@ def test_a_missing_harbor_chart_names_its_repository(deploy_repo: MakeRepo, tmp_
     message = str(err.value)
     assert f"dependency harbor {version} from https://helm.goharbor.io is not in" in message
     assert f"helm pull harbor --repo https://helm.goharbor.io --version '{version}'" in message
+
+
+def test_harbor_enabled_without_its_bucket_or_keys_stops_deploy_and_validate(
+    deploy_repo: MakeRepo, chart_cache: Path
+) -> None:
+    from hubfleet.errors import ConfigError
+    from hubfleet.validate import validate_federation
+
+    repo = umbrella_repo(
+        deploy_repo,
+        members={
+            "nobucket": {"domain": "nobucket.example.org"},
+            "nokeys": {"domain": "nokeys.example.org", "s3": ALPHA_S3},
+            "off": {"domain": "off.example.org"},
+        },
+        values={
+            "nobucket": {"harbor": ALPHA_HARBOR},
+            "nokeys": {"harbor": ALPHA_HARBOR},
+            "off": {"harbor": {"enabled": False}},
+        },
+        secrets={
+            name: {"hub": {"cookieSecret": "c" * 64}} for name in ("nobucket", "nokeys", "off")
+        },
+    )
+    engine = engine_from_env({"HUBFLEET_CHART_CACHE": str(chart_cache)})
+    with pytest.raises(
+        ConfigError, match=r"member nobucket: Harbor is enabled but has no S3 bucket"
+    ):
+        deploy_member(repo, "nobucket", engine, DeployOptions(dry_run=True), say=lambda _: None)
+    with pytest.raises(
+        ConfigError,
+        match=r"member nokeys: Harbor's bucket alpha-harbor has no accesskey/secretkey .*"
+        r"invoke tofu.apply nokeys s3 --save-outputs",
+    ):
+        deploy_member(repo, "nokeys", engine, DeployOptions(dry_run=True), say=lambda _: None)
+    planned = deploy_member(repo, "off", engine, DeployOptions(dry_run=True), say=lambda _: None)
+    assert planned.outcome == "planned"
+    report = validate_federation(repo, engine)
+    harbor_lines = [p for p in report.problems if "Harbor" in p]
+    assert [line.split(":")[0] for line in harbor_lines] == ["member nobucket", "member nokeys"]
