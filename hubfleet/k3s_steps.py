@@ -4,11 +4,12 @@ Host steps (server first, then agents in parallel): preflight, operators-key, sy
 kubelet-config, k3s-config, dind-disk, k3s-install (server) or join (agents).
 Member steps (once, through the server): ready, kubeconfig, upgrade-plan.
 
-What each file should hold comes from `hubfleet.k3s` (pure); here it is compared with the host
-and changed only where it differs. k3s is installed, upgraded or restarted only when its
-version or its configuration changed: a marker file on the host holds the checksum of the
-configuration k3s last started with, so a run that failed between writing the config and
-restarting k3s still restarts it when resumed.
+What each file should hold comes from `hubfleet.k3s`, the install command from
+`hubfleet.k3s_install` (both pure); here they are compared with the host and changed only where
+they differ. k3s is installed, upgraded or restarted only when its version or its configuration
+changed: a marker file on the host holds the checksum of the configuration k3s last started
+with, so a run that failed between writing the config and restarting k3s still restarts it when
+resumed.
 """
 
 from __future__ import annotations
@@ -24,6 +25,14 @@ from hubfleet import k3s
 from hubfleet.errors import HubfleetError
 from hubfleet.host_steps import dind_disk, operators_key, preflight
 from hubfleet.k3s import HostFile
+from hubfleet.k3s_install import (
+    InstallDecision,
+    check_token,
+    install_command,
+    needs_install,
+    parse_version,
+    wanted_version,
+)
 from hubfleet.steps import Outcome, Step
 
 if TYPE_CHECKING:
@@ -119,7 +128,7 @@ def _installed(context: HostContext) -> tuple[str | None, str | None, bool]:
     active = False
     for line in probe.output.splitlines():
         if line.startswith("k3s version"):
-            version = k3s.parse_version(line)
+            version = parse_version(line)
         elif line.startswith("active="):
             active = line.split("=", 1)[1].strip() == "active"
     marker = probe.files[CONFIG_MARKER]
@@ -130,19 +139,19 @@ def _install(context: HostContext, dry_run: bool, token: str | None) -> Outcome:
     member, host, session = context.member, context.host, context.session
     version, started_with, active = _installed(context)
     checksum = config_checksum(member, host, context.facts.ram_gb)
-    decision = k3s.needs_install(version, k3s.wanted_version(member), started_with != checksum)
+    decision = needs_install(version, wanted_version(member), started_with != checksum)
     service = k3s.service_name(host)
     if decision is None and active:
         return Outcome.ok(f"k3s {version} running ({service})")
     if decision is None:
-        decision = k3s.InstallDecision("restart", f"{service} is not running")
+        decision = InstallDecision("restart", f"{service} is not running")
     if dry_run:
         return Outcome.changed(f"would {decision.action}: {decision.reason}", True)
     marker = f"printf '%s\\n' {checksum} > {CONFIG_MARKER}"
     if decision.action == "restart":
         session.run(f"systemctl restart {service} && {marker}", what=f"restarting {service}")
         return Outcome.changed(decision.reason + f"; restarted {service}", False)
-    command = k3s.install_command(member, host, token)
+    command = install_command(member, host, token)
     for upload in command.uploads:
         session.upload(context.repo.root / upload.source, upload.destination, upload.mode)
     output = session.run(
@@ -152,7 +161,7 @@ def _install(context: HostContext, dry_run: bool, token: str | None) -> Outcome:
         stdin=command.stdin,
         what=f"installing k3s ({decision.action})",
     ).stdout
-    installed = k3s.parse_version(output.strip().splitlines()[-1] if output.strip() else "")
+    installed = parse_version(output.strip().splitlines()[-1] if output.strip() else "")
     return Outcome.changed(f"{decision.reason}; now k3s {installed}", False)
 
 
@@ -185,7 +194,7 @@ def join(context: HostContext, dry_run: bool) -> Outcome:
                     server.run(f"cat {k3s.TOKEN_PATH}", what="reading the join token").stdout,
                     0,
                 )
-            run.shared["join-token"] = k3s.check_token(found[0])
+            run.shared["join-token"] = check_token(found[0])
     return _install(context, dry_run, token=run.shared["join-token"])
 
 

@@ -11,7 +11,8 @@ import pytest
 import yaml
 from invoke.context import Context
 
-from hubfleet.ci_plan import Overrides, plan
+from hubfleet.ci_matrix import Overrides
+from hubfleet.ci_plan import plan
 from hubfleet.cli import Exit
 from hubfleet.errors import ConfigError, UnknownMemberError
 from hubfleet.git import GitError, changed_files, file_at

@@ -1,5 +1,6 @@
-"""What a k3s host should look like (hubfleet.k3s): config, kubelet drop-in, sysctls, install
-command, install decisions and readings of k3s output. Pure: no host is touched."""
+"""What a k3s host should look like (hubfleet.k3s, hubfleet.k3s_install): config, kubelet
+drop-in, sysctls, install command, install decisions and readings of k3s output. Pure: no host
+is touched."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from hubfleet import k3s
+from hubfleet import k3s, k3s_install
 from hubfleet.errors import ConfigError, HubfleetError
 from hubfleet.registry import Member, member_from_record
 
@@ -210,7 +211,7 @@ def test_host_files_by_role() -> None:
 
 def test_install_server_from_the_stable_channel_by_default() -> None:
     m = member()
-    cmd = k3s.install_command(m, m.hosts[0])
+    cmd = k3s_install.install_command(m, m.hosts[0])
     assert dict(cmd.env) == {"INSTALL_K3S_EXEC": "server", "INSTALL_K3S_CHANNEL": "stable"}
     assert cmd.secret_env == {}
     assert cmd.uploads == ()
@@ -224,18 +225,20 @@ def test_install_server_from_the_stable_channel_by_default() -> None:
 
 def test_install_pinned_version_and_named_channel() -> None:
     pinned = member({"version": "v1.32.5+k3s1"})
-    cmd = k3s.install_command(pinned, pinned.hosts[0])
+    cmd = k3s_install.install_command(pinned, pinned.hosts[0])
     assert dict(cmd.env) == {"INSTALL_K3S_EXEC": "server", "INSTALL_K3S_VERSION": "v1.32.5+k3s1"}
     assert "INSTALL_K3S_VERSION=v1.32.5+k3s1 bash -o pipefail -c" in cmd.script
-    assert k3s.wanted_version(pinned) == "v1.32.5+k3s1"
+    assert k3s_install.wanted_version(pinned) == "v1.32.5+k3s1"
     channel = member({"channel": "v1.31"})
-    assert k3s.install_command(channel, channel.hosts[0]).env["INSTALL_K3S_CHANNEL"] == "v1.31"
-    assert k3s.wanted_version(channel) is None
+    assert (
+        k3s_install.install_command(channel, channel.hosts[0]).env["INSTALL_K3S_CHANNEL"] == "v1.31"
+    )
+    assert k3s_install.wanted_version(channel) is None
 
 
 def test_install_agent_joins_with_the_token_off_the_command_line() -> None:
     m = member({"version": "v1.32.5+k3s1"})
-    cmd = k3s.install_command(m, m.hosts[1], token=f"{TOKEN}\n")
+    cmd = k3s_install.install_command(m, m.hosts[1], token=f"{TOKEN}\n")
     assert dict(cmd.env) == {
         "INSTALL_K3S_EXEC": "agent",
         "K3S_URL": "https://10.0.0.1:6443",
@@ -254,14 +257,14 @@ def test_install_agent_joins_with_the_token_off_the_command_line() -> None:
 def test_agent_without_token_or_with_a_bad_one() -> None:
     m = member()
     with pytest.raises(HubfleetError, match="needs the server's token"):
-        k3s.install_command(m, m.hosts[1])
+        k3s_install.install_command(m, m.hosts[1])
     with pytest.raises(HubfleetError, match="join token"):
-        k3s.install_command(m, m.hosts[1], token="not-a-token")
+        k3s_install.install_command(m, m.hosts[1], token="not-a-token")
 
 
 def test_second_server_joins_the_first() -> None:
     m = member(hosts=[{"address": "fd00::1"}, {"address": "fd00::2"}])
-    cmd = k3s.install_command(m, m.hosts[1], token=TOKEN)
+    cmd = k3s_install.install_command(m, m.hosts[1], token=TOKEN)
     assert cmd.env["INSTALL_K3S_EXEC"] == "server"
     assert cmd.env["K3S_URL"] == "https://[fd00::1]:6443"
 
@@ -277,29 +280,31 @@ def test_install_air_gapped() -> None:
             },
         }
     )
-    server = k3s.install_command(m, m.hosts[0])
+    server = k3s_install.install_command(m, m.hosts[0])
     assert dict(server.env) == {"INSTALL_K3S_EXEC": "server", "INSTALL_K3S_SKIP_DOWNLOAD": "true"}
     assert server.uploads == (
-        k3s.Upload("airgap/k3s", "/usr/local/bin/k3s", 0o755),
-        k3s.Upload(
+        k3s_install.Upload("airgap/k3s", "/usr/local/bin/k3s", 0o755),
+        k3s_install.Upload(
             "airgap/k3s-airgap-images-amd64.tar.zst",
             "/var/lib/rancher/k3s/agent/images/k3s-airgap-images-amd64.tar.zst",
             0o644,
         ),
-        k3s.Upload("airgap/install.sh", k3s.AIRGAP_INSTALL_SCRIPT_PATH, 0o755),
+        k3s_install.Upload("airgap/install.sh", k3s_install.AIRGAP_INSTALL_SCRIPT_PATH, 0o755),
     )
     assert server.script == (
-        f"INSTALL_K3S_EXEC=server INSTALL_K3S_SKIP_DOWNLOAD=true sh {k3s.AIRGAP_INSTALL_SCRIPT_PATH}"
+        f"INSTALL_K3S_EXEC=server INSTALL_K3S_SKIP_DOWNLOAD=true sh {k3s_install.AIRGAP_INSTALL_SCRIPT_PATH}"
     )
     assert "curl" not in server.script
-    agent = k3s.install_command(m, m.hosts[2], token=TOKEN)
+    agent = k3s_install.install_command(m, m.hosts[2], token=TOKEN)
     assert agent.env["K3S_URL"] == "https://10.0.0.1:6443"
     assert agent.env["INSTALL_K3S_SKIP_DOWNLOAD"] == "true"
     assert TOKEN not in agent.command
     no_images = member({"airgap": {"binary": "k3s", "install_script": "install.sh"}})
-    assert [u.destination for u in k3s.install_command(no_images, no_images.hosts[0]).uploads] == [
+    assert [
+        u.destination for u in k3s_install.install_command(no_images, no_images.hosts[0]).uploads
+    ] == [
         "/usr/local/bin/k3s",
-        k3s.AIRGAP_INSTALL_SCRIPT_PATH,
+        k3s_install.AIRGAP_INSTALL_SCRIPT_PATH,
     ]
 
 
@@ -308,36 +313,36 @@ def test_install_air_gapped() -> None:
 
 def test_needs_install_decisions() -> None:
     v = "v1.32.5+k3s1"
-    assert k3s.needs_install(None, v, False) == k3s.InstallDecision(
+    assert k3s_install.needs_install(None, v, False) == k3s_install.InstallDecision(
         "install", f"k3s is not installed; installing {v}"
     )
-    assert k3s.needs_install(None, None, True) == k3s.InstallDecision(
+    assert k3s_install.needs_install(None, None, True) == k3s_install.InstallDecision(
         "install", "k3s is not installed; installing the channel's current release"
     )
-    assert k3s.needs_install(v, v, False) is None
-    assert k3s.needs_install(v, v, True) == k3s.InstallDecision(
+    assert k3s_install.needs_install(v, v, False) is None
+    assert k3s_install.needs_install(v, v, True) == k3s_install.InstallDecision(
         "restart", "k3s configuration changed"
     )
-    upgrade = k3s.needs_install("v1.31.9+k3s1", v, True)
+    upgrade = k3s_install.needs_install("v1.31.9+k3s1", v, True)
     assert upgrade is not None and upgrade.action == "upgrade"  # an install restarts anyway
-    assert k3s.needs_install("v1.32.5-rc1+k3s1", v, False).action == "upgrade"  # type: ignore[union-attr]
+    assert k3s_install.needs_install("v1.32.5-rc1+k3s1", v, False).action == "upgrade"  # type: ignore[union-attr]
     # following a channel: a present k3s is kept (the upgrade controller keeps it current)
-    assert k3s.needs_install("v1.30.1+k3s1", None, False) is None
-    assert k3s.needs_install("v1.30.1+k3s1", None, True).action == "restart"  # type: ignore[union-attr]
+    assert k3s_install.needs_install("v1.30.1+k3s1", None, False) is None
+    assert k3s_install.needs_install("v1.30.1+k3s1", None, True).action == "restart"  # type: ignore[union-attr]
 
 
 def test_needs_install_refuses_a_downgrade() -> None:
     with pytest.raises(ConfigError, match=r"cannot be downgraded: pin v1\.33\.1\+k3s1 or later"):
-        k3s.needs_install("v1.33.1+k3s1", "v1.32.5+k3s1", False)
+        k3s_install.needs_install("v1.33.1+k3s1", "v1.32.5+k3s1", False)
     with pytest.raises(ConfigError, match="downgraded"):
-        k3s.needs_install("v1.32.5+k3s2", "v1.32.5+k3s1", False)
+        k3s_install.needs_install("v1.32.5+k3s2", "v1.32.5+k3s1", False)
 
 
 def test_version_key_orders_releases() -> None:
     ordered = ["v1.31.9+k3s1", "v1.32.5-rc1+k3s1", "v1.32.5+k3s1", "v1.32.5+k3s2", "v1.32.10+k3s1"]
-    assert sorted(ordered, key=k3s.version_key) == ordered
+    assert sorted(ordered, key=k3s_install.version_key) == ordered
     with pytest.raises(HubfleetError, match="not a k3s version"):
-        k3s.version_key("1.32")
+        k3s_install.version_key("1.32")
 
 
 # --- readings ---------------------------------------------------------------------------------
@@ -345,12 +350,12 @@ def test_version_key_orders_releases() -> None:
 
 def test_parse_version() -> None:
     output = "k3s version v1.32.5+k3s1 (8e8f2a47)\ngo version go1.23.8\n"
-    assert k3s.parse_version(output) == "v1.32.5+k3s1"
-    assert k3s.parse_version("k3s version v1.33.0-rc2+k3s1 (abc)\n") == "v1.33.0-rc2+k3s1"
+    assert k3s_install.parse_version(output) == "v1.32.5+k3s1"
+    assert k3s_install.parse_version("k3s version v1.33.0-rc2+k3s1 (abc)\n") == "v1.33.0-rc2+k3s1"
     with pytest.raises(
         HubfleetError, match="cannot read the k3s version from: sh: 1: k3s: not found"
     ):
-        k3s.parse_version("sh: 1: k3s: not found\n")
+        k3s_install.parse_version("sh: 1: k3s: not found\n")
 
 
 def _node(
@@ -433,4 +438,4 @@ def test_service_names_and_urls() -> None:
     assert [k3s.service_name(h) for h in m.hosts] == ["k3s", "k3s-agent", "k3s-agent"]
     assert k3s.server_url("203.0.113.7") == "https://203.0.113.7:6443"
     assert k3s.server_url("2001:db8::7") == "https://[2001:db8::7]:6443"
-    assert k3s.check_token(f"  {TOKEN}\n") == TOKEN
+    assert k3s_install.check_token(f"  {TOKEN}\n") == TOKEN

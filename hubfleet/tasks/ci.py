@@ -50,7 +50,8 @@ def plan(
     def body() -> None:
         import json
 
-        from hubfleet.ci_plan import Overrides, plan_for_repo
+        from hubfleet.ci_matrix import Overrides
+        from hubfleet.ci_plan import plan_for_repo
         from hubfleet.errors import ConfigError
         from hubfleet.repo import find_repo
 
