@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hubfleet import microk8s
+from hubfleet import microk8s, microk8s_cluster
 from hubfleet.microk8s_steps import HOST_STEPS, snapshot, wireguard
 from hubfleet.steps import Step
 
@@ -38,15 +38,15 @@ def gpu_report(repo: Any, member_name: str, options: Any) -> list[tuple[str, str
     with stack:
         main = run.session_for(microk8s.main_host(member))
         listed = main.run("microk8s kubectl get nodes -o json", check=False)
-        allocatable = microk8s.gpu_allocatable(listed.stdout) if listed.ok else {}
+        allocatable = microk8s_cluster.gpu_allocatable(listed.stdout) if listed.ok else {}
         for host in member.hosts:
             session = run.session_for(host)
             found = session.run(
-                f"hostname; {microk8s.GPU_QUERY_COMMAND} 2>/dev/null || true",
+                f"hostname; {microk8s_cluster.GPU_QUERY_COMMAND} 2>/dev/null || true",
                 what="asking nvidia-smi",
             ).stdout.splitlines()
             node = host.name or (found[0].strip() if found else host.address)
-            gpus = microk8s.parse_gpus("\n".join(found[1:]))
+            gpus = microk8s_cluster.parse_gpus("\n".join(found[1:]))
             driver = gpus[0].driver if gpus else "none"
             shown = str(allocatable[node]) if node in allocatable else "-"
             rows.append((node, driver, len(gpus), shown))

@@ -5,9 +5,10 @@ preflight (+ GPUs), operators-key, firewall, wireguard, snap-install, ready, nod
 WireGuard), addons (main), join (workers). Member steps: metallb, calico-vpn (with WireGuard),
 verify, kubeconfig.
 
-What should be comes from `hubfleet.microk8s` and `hubfleet.wireguard` (pure); here it is
-checked against the host (from the run's one-round-trip snapshot where possible) and changed
-only where it differs. Join tokens are single-use: a failed join gets a fresh one for its retry.
+What should be comes from `hubfleet.microk8s`, `hubfleet.microk8s_cluster`,
+`hubfleet.microk8s_network` and `hubfleet.wireguard` (pure); here it is checked against the
+host (from the run's one-round-trip snapshot where possible) and changed only where it differs.
+Join tokens are single-use: a failed join gets a fresh one for its retry.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from hubfleet import microk8s
+from hubfleet import microk8s, microk8s_cluster, microk8s_network
 from hubfleet.errors import HubfleetError
 from hubfleet.host_steps import ROOT_AUTHORIZED_KEYS, operators_key, preflight
 from hubfleet.steps import Outcome, Step
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 WG_CONFIG = "/etc/wireguard/wg0.conf"
 WG_UNIT = "wg-quick@wg0"
 CSR_TEMPLATE = "/var/snap/microk8s/current/certs/csr.conf.template"
-KUBELET_ARGS = microk8s.KUBELET_ARGS_PATH
+KUBELET_ARGS = microk8s_network.KUBELET_ARGS_PATH
 READY_TIMEOUT_S = 300
 JOIN_ATTEMPTS = 2
 
@@ -108,7 +109,7 @@ def firewall(context: HostContext, dry_run: bool) -> Outcome:
     status = _decoded(context.snapshot.output, "ufw")
     if "Status: active" not in status:
         return Outcome.ok("ufw not active")
-    missing = microk8s.ufw_missing(status)
+    missing = microk8s_network.ufw_missing(status)
     if not missing:
         return Outcome.ok("cni0 and routed traffic allowed")
     if not dry_run:
@@ -194,16 +195,17 @@ def node_ip(context: HostContext, dry_run: bool) -> Outcome:
         raise HubfleetError(
             f"{context.session.label}: {KUBELET_ARGS} is missing; is the microk8s snap installed?"
         )
-    wanted = microk8s.kubelet_args_with_node_ip(found, address)
+    wanted = microk8s_network.kubelet_args_with_node_ip(found, address)
     if found == wanted:
         return Outcome.ok(f"kubelet advertises {address}")
     if not dry_run:
         context.session.write_file(
-            KUBELET_ARGS, wanted, 0o644, then=microk8s.KUBELITE_RESTART_COMMAND
+            KUBELET_ARGS, wanted, 0o644, then=microk8s_network.KUBELITE_RESTART_COMMAND
         )
         _wait_ready(context)  # the steps after this one need the API server back
     return Outcome.changed(
-        f"--node-ip={address} in {KUBELET_ARGS}; {microk8s.KUBELITE_RESTART_COMMAND}", dry_run
+        f"--node-ip={address} in {KUBELET_ARGS}; {microk8s_network.KUBELITE_RESTART_COMMAND}",
+        dry_run,
     )
 
 
@@ -214,7 +216,7 @@ def addons(context: HostContext, dry_run: bool) -> Outcome:
         status_text = context.session.run(
             "microk8s status --format yaml", check=not dry_run, what="reading addons"
         ).stdout
-    _, enabled = microk8s.parse_status(status_text)
+    _, enabled = microk8s_cluster.parse_status(status_text)
     missing = microk8s.missing_addons(context.member, enabled)
     if not missing:
         return Outcome.ok(f"enabled: {', '.join(microk8s.wanted_addons(context.member))}")
@@ -225,7 +227,7 @@ def addons(context: HostContext, dry_run: bool) -> Outcome:
 
 
 def _node_names(text: str) -> set[str]:
-    return {n.name for n in microk8s.parse_nodes(text)} if text else set()
+    return {n.name for n in microk8s_cluster.parse_nodes(text)} if text else set()
 
 
 def join(context: HostContext, dry_run: bool) -> Outcome:
@@ -243,17 +245,17 @@ def join(context: HostContext, dry_run: bool) -> Outcome:
     if dry_run:
         return Outcome.changed(f"would join {main_host.address} as a worker", True)
     main = run.session_for(main_host)
-    address = microk8s.join_address(context.member, main_host)
+    address = microk8s_cluster.join_address(context.member, main_host)
     ttl = int(context.member.microk8s.get("token_ttl", 120))
     last = ""
     for attempt in range(1, JOIN_ATTEMPTS + 1):
         with run.lock:  # one token at a time from the main node
-            ticket = microk8s.parse_add_node(
-                main.run(microk8s.add_node_command(ttl), what="making a join token").stdout
+            ticket = microk8s_cluster.parse_add_node(
+                main.run(microk8s_cluster.add_node_command(ttl), what="making a join token").stdout
             )
-        url = microk8s.join_url(ticket, address)
+        url = microk8s_cluster.join_url(ticket, address)
         joined = context.session.run(
-            "IFS= read -r url; " + microk8s.join_command('"$url"', worker=True),
+            "IFS= read -r url; " + microk8s_cluster.join_command('"$url"', worker=True),
             stdin=url + "\n",
             check=False,
         )
@@ -273,7 +275,7 @@ def metallb(run: MemberRun, dry_run: bool) -> Outcome:
     main = run.session_for(microk8s.main_host(run.member))
     argument = microk8s.metallb_argument(run.member)
     status = main.run("microk8s status --format yaml", check=not dry_run, what="reading addons")
-    _, enabled = microk8s.parse_status(status.stdout)
+    _, enabled = microk8s_cluster.parse_status(status.stdout)
     if "metallb" in enabled:
         return Outcome.ok(f"metallb enabled ({argument.split(':', 1)[1]})")
     if not dry_run:
@@ -285,17 +287,21 @@ def calico_vpn(run: MemberRun, dry_run: bool) -> Outcome:
     """With WireGuard: Calico takes each node's InternalIP (its VPN address, see node-ip) as
     the node's address, instead of the first interface it finds."""
     main = run.session_for(microk8s.main_host(run.member))
-    wanted = f"{microk8s.CALICO_AUTODETECTION}={microk8s.CALICO_INTERNAL_IP}"
+    wanted = f"{microk8s_network.CALICO_AUTODETECTION}={microk8s_network.CALICO_INTERNAL_IP}"
     found = main.run(
-        microk8s.calico_env_command(), check=not dry_run, what="reading calico-node's environment"
+        microk8s_network.calico_env_command(),
+        check=not dry_run,
+        what="reading calico-node's environment",
     )
     if not found.ok:  # a dry run before MicroK8s is installed
         return Outcome.changed(f"would set {wanted} on calico-node", True)
-    current = microk8s.calico_autodetection(found.stdout)
-    if current == microk8s.CALICO_INTERNAL_IP:
+    current = microk8s_network.calico_autodetection(found.stdout)
+    if current == microk8s_network.CALICO_INTERNAL_IP:
         return Outcome.ok(f"calico-node has {wanted}")
     if not dry_run:
-        main.run(microk8s.calico_set_env_command(), what="setting calico-node's environment")
+        main.run(
+            microk8s_network.calico_set_env_command(), what="setting calico-node's environment"
+        )
     return Outcome.changed(f"calico-node: {wanted} (was {current or 'unset'})", dry_run)
 
 
@@ -308,7 +314,7 @@ def verify(run: MemberRun, dry_run: bool) -> Outcome:
     pause = 0.25
     while True:
         found = main.run("microk8s kubectl get nodes -o json", check=False, what="listing nodes")
-        nodes = microk8s.parse_nodes(found.stdout) if found.ok else []
+        nodes = microk8s_cluster.parse_nodes(found.stdout) if found.ok else []
         ready = [n.name for n in nodes if n.ready]
         if len(ready) == wanted == len(nodes) or (
             wanted < len(run.member.hosts) and len(ready) >= wanted
@@ -338,27 +344,27 @@ def kubeconfig(run: MemberRun, dry_run: bool) -> Outcome:
 
     main_host = microk8s.main_host(run.member)
     main = run.session_for(main_host)
-    address = microk8s.api_address(run.member, main_host)
+    address = microk8s_network.api_address(run.member, main_host)
     snapshot = run.snapshots.get(main_host.address)
     local = set((_line(snapshot.output, "addresses") or "").split()) if snapshot else set()
     notes = []
     if address not in local:
         template = main.read_files([CSR_TEMPLATE])[CSR_TEMPLATE] or ""
-        if microk8s.needs_san(template, address):
+        if microk8s_network.needs_san(template, address):
             notes.append(f"added {address} to the API certificate")
             if not dry_run:
                 main.write_file(
                     CSR_TEMPLATE,
-                    microk8s.csr_template_with_sans(template, [address]),
+                    microk8s_network.csr_template_with_sans(template, [address]),
                     0o644,
-                    then=microk8s.refresh_certs_command(),
+                    then=microk8s_network.refresh_certs_command(),
                 )
     path = run.repo.member_kubeconfig(run.member.name)
     if dry_run and not notes and not path.is_file():
         return Outcome.changed(f"would store {run.repo.relative(path)}", True)
     fetched = yaml.safe_load(main.run("microk8s config", what="reading the kubeconfig").stdout)
     rewritten = kc.rewrite(
-        fetched, run.member.name, microk8s.api_url(address), run.member.namespace
+        fetched, run.member.name, microk8s_network.api_url(address), run.member.namespace
     )
     current = sops.decrypt_yaml(run.repo, path) if path.is_file() else None
     if current == rewritten and not notes:

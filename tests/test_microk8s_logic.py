@@ -1,5 +1,6 @@
-"""What a MicroK8s member should look like (hubfleet.microk8s): settings, addons, snap, status,
-joins, nodes, the API certificate's SANs and ufw. Pure: no host is touched."""
+"""What a MicroK8s member should look like (hubfleet.microk8s, microk8s_cluster,
+microk8s_network): settings, addons, snap, status, joins, nodes, the API certificate's SANs
+and ufw. Pure: no host is touched."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from hubfleet import microk8s
+from hubfleet import microk8s, microk8s_cluster, microk8s_network
 from hubfleet.errors import ConfigError, HubfleetError
 from hubfleet.k3s import NodeStatus
 from hubfleet.registry import Member, member_from_record
@@ -276,7 +277,7 @@ def test_refresh_commands_settle() -> None:
 
 
 def test_parse_status() -> None:
-    running, enabled = microk8s.parse_status(STATUS)
+    running, enabled = microk8s_cluster.parse_status(STATUS)
     assert running is True
     assert enabled == {"dns", "helm3"}
 
@@ -286,21 +287,21 @@ def test_parse_status_not_running() -> None:
         "microk8s:\n  running: False\nhigh-availability:\n  enabled: False\n"
         "  message: microk8s is not running. Use microk8s inspect for a deeper inspection.\n"
     )
-    assert microk8s.parse_status(stopped) == (False, frozenset())
+    assert microk8s_cluster.parse_status(stopped) == (False, frozenset())
     plain = "microk8s is not running. Use microk8s inspect for a deeper inspection.\n"
-    assert microk8s.parse_status(plain) == microk8s.Status(False, frozenset())
+    assert microk8s_cluster.parse_status(plain) == microk8s_cluster.Status(False, frozenset())
 
 
 def test_parse_status_on_a_worker_and_garbage() -> None:
     worker = (
         "This MicroK8s deployment is acting as a node in a cluster.\nPlease use the master node.\n"
     )
-    assert microk8s.joined_as_worker(worker)
-    assert not microk8s.joined_as_worker(STATUS)
+    assert microk8s_cluster.joined_as_worker(worker)
+    assert not microk8s_cluster.joined_as_worker(STATUS)
     with pytest.raises(HubfleetError, match="joined worker"):
-        microk8s.parse_status(worker)
+        microk8s_cluster.parse_status(worker)
     with pytest.raises(HubfleetError, match="cannot read microk8s status from: Traceback"):
-        microk8s.parse_status("Traceback (most recent call last):\n  boom\n")
+        microk8s_cluster.parse_status("Traceback (most recent call last):\n  boom\n")
 
 
 # --- joins ------------------------------------------------------------------------------------
@@ -318,11 +319,11 @@ ADD_NODE = json.dumps(
 
 
 def test_add_node_command() -> None:
-    assert microk8s.add_node_command(90) == "microk8s add-node --format json --token-ttl 90"
+    assert microk8s_cluster.add_node_command(90) == "microk8s add-node --format json --token-ttl 90"
 
 
 def test_parse_add_node_and_its_repr_hides_the_token() -> None:
-    ticket = microk8s.parse_add_node(ADD_NODE)
+    ticket = microk8s_cluster.parse_add_node(ADD_NODE)
     assert ticket.token == TOKEN
     assert ticket.addresses == ("192.168.1.10", "10.8.0.1", "172.17.0.1")
     assert TOKEN not in repr(ticket) and "fd2bcf0d" not in repr(ticket)
@@ -340,48 +341,53 @@ def test_parse_add_node_and_its_repr_hides_the_token() -> None:
 )
 def test_bad_add_node_output_never_quotes_the_token(text: str, message: str) -> None:
     with pytest.raises(HubfleetError, match=message) as raised:
-        microk8s.parse_add_node(text)
+        microk8s_cluster.parse_add_node(text)
     assert TOKEN not in str(raised.value)
 
 
 def test_join_url_prefers_the_given_address() -> None:
-    ticket = microk8s.parse_add_node(ADD_NODE)
-    assert microk8s.join_url(ticket, "10.8.0.1") == f"10.8.0.1:25000/{TOKEN}"
-    assert microk8s.join_url(ticket, "192.168.1.10") == f"192.168.1.10:25000/{TOKEN}"
+    ticket = microk8s_cluster.parse_add_node(ADD_NODE)
+    assert microk8s_cluster.join_url(ticket, "10.8.0.1") == f"10.8.0.1:25000/{TOKEN}"
+    assert microk8s_cluster.join_url(ticket, "192.168.1.10") == f"192.168.1.10:25000/{TOKEN}"
     # an address the main node does not list (a DNS name, a forwarded port): same token and port
     assert (
-        microk8s.join_url(ticket, "main.lab.example.org") == f"main.lab.example.org:25000/{TOKEN}"
+        microk8s_cluster.join_url(ticket, "main.lab.example.org")
+        == f"main.lab.example.org:25000/{TOKEN}"
     )
-    assert microk8s.join_url(ticket, "2001:db8::1") == f"[2001:db8::1]:25000/{TOKEN}"
+    assert microk8s_cluster.join_url(ticket, "2001:db8::1") == f"[2001:db8::1]:25000/{TOKEN}"
 
 
 def test_join_address_is_the_vpn_address_with_wireguard() -> None:
-    assert microk8s.join_address(member()) == "192.168.1.10"
+    assert microk8s_cluster.join_address(member()) == "192.168.1.10"
     vpn = member({"wireguard": {"subnet": "10.8.0.0/24"}})
-    assert microk8s.join_address(vpn) == "10.8.0.1"
+    assert microk8s_cluster.join_address(vpn) == "10.8.0.1"
 
 
 def test_join_command_and_redaction() -> None:
-    ticket = microk8s.parse_add_node(ADD_NODE)
-    url = microk8s.join_url(ticket, "10.8.0.1")
-    command = microk8s.join_command(url)
+    ticket = microk8s_cluster.parse_add_node(ADD_NODE)
+    url = microk8s_cluster.join_url(ticket, "10.8.0.1")
+    command = microk8s_cluster.join_command(url)
     assert command == f"microk8s join 10.8.0.1:25000/{TOKEN} --worker"
-    assert microk8s.join_command(url, worker=False) == f"microk8s join 10.8.0.1:25000/{TOKEN}"
-    assert microk8s.join_command('"$url"') == 'microk8s join "$url" --worker'
-    assert microk8s.redact(command, ticket) == "microk8s join 10.8.0.1:25000/<token> --worker"
+    assert (
+        microk8s_cluster.join_command(url, worker=False) == f"microk8s join 10.8.0.1:25000/{TOKEN}"
+    )
+    assert microk8s_cluster.join_command('"$url"') == 'microk8s join "$url" --worker'
+    assert (
+        microk8s_cluster.redact(command, ticket) == "microk8s join 10.8.0.1:25000/<token> --worker"
+    )
 
 
 def test_parse_join_output() -> None:
     ok = "Contacting cluster at 10.8.0.1\n\nSuccessfully joined the cluster.\n"
-    assert microk8s.parse_join_output(ok) == microk8s.JoinResult(
+    assert microk8s_cluster.parse_join_output(ok) == microk8s_cluster.JoinResult(
         True, False, "Successfully joined the cluster."
     )
     refused = "Contacting cluster at 10.8.0.1\nConnection failed. Invalid token (500).\n"
-    assert microk8s.parse_join_output(refused) == microk8s.JoinResult(
+    assert microk8s_cluster.parse_join_output(refused) == microk8s_cluster.JoinResult(
         False, True, "Connection failed. Invalid token (500)."
     )
     unreachable = "Please ensure the master node is reachable. [Errno 113] No route to host\n"
-    result = microk8s.parse_join_output(unreachable)
+    result = microk8s_cluster.parse_join_output(unreachable)
     assert (result.joined, result.token_rejected) == (False, False)
     assert result.message.startswith("Please ensure the master node is reachable")
 
@@ -405,75 +411,80 @@ def node(name: str, ready: bool, gpus: str | None = None) -> dict[str, Any]:
 def test_parse_nodes_gpus_and_verify() -> None:
     m = member()
     text = json.dumps({"items": [node("main-node", True, "1"), node("gpu-worker1", False, "2")]})
-    nodes = microk8s.parse_nodes(text)
+    nodes = microk8s_cluster.parse_nodes(text)
     assert nodes == [
         NodeStatus("main-node", True, "v1.32.13"),
         NodeStatus("gpu-worker1", False, "v1.32.13"),
     ]
-    assert microk8s.gpu_allocatable(text) == {"main-node": 1, "gpu-worker1": 2}
-    assert microk8s.verify_problems(m, nodes) == [
+    assert microk8s_cluster.gpu_allocatable(text) == {"main-node": 1, "gpu-worker1": 2}
+    assert microk8s_cluster.verify_problems(m, nodes) == [
         "node gpu-worker1 is not Ready",
         "2 nodes in the cluster, 3 hosts in the record",
     ]
     three = [NodeStatus(n, True, "v1.32.13") for n in ("a", "b", "c")]
-    assert microk8s.verify_problems(m, three) == []
+    assert microk8s_cluster.verify_problems(m, three) == []
     with pytest.raises(HubfleetError, match="microk8s kubectl get nodes did not print JSON"):
-        microk8s.parse_nodes("The connection to the server 127.0.0.1:16443 was refused")
+        microk8s_cluster.parse_nodes("The connection to the server 127.0.0.1:16443 was refused")
 
 
 def test_parse_gpus() -> None:
     out = "0, NVIDIA GeForce RTX 3090, 550.54.14\n1, NVIDIA RTX A6000, 550.54.14\n"
-    assert microk8s.parse_gpus(out) == [
-        microk8s.Gpu(0, "NVIDIA GeForce RTX 3090", "550.54.14"),
-        microk8s.Gpu(1, "NVIDIA RTX A6000", "550.54.14"),
+    assert microk8s_cluster.parse_gpus(out) == [
+        microk8s_cluster.Gpu(0, "NVIDIA GeForce RTX 3090", "550.54.14"),
+        microk8s_cluster.Gpu(1, "NVIDIA RTX A6000", "550.54.14"),
     ]
     failed = "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver.\n"
-    assert microk8s.parse_gpus(failed) == []
+    assert microk8s_cluster.parse_gpus(failed) == []
 
 
 # --- API server -------------------------------------------------------------------------------
 
 
 def test_api_address_and_url() -> None:
-    assert microk8s.api_url("203.0.113.10") == "https://203.0.113.10:16443"
-    assert microk8s.api_url("2001:db8::5") == "https://[2001:db8::5]:16443"
-    assert microk8s.api_address(member()) == "192.168.1.10"
-    assert microk8s.api_address(member({"wireguard": {"subnet": "10.8.0.0/24"}})) == "10.8.0.1"
+    assert microk8s_network.api_url("203.0.113.10") == "https://203.0.113.10:16443"
+    assert microk8s_network.api_url("2001:db8::5") == "https://[2001:db8::5]:16443"
+    assert microk8s_network.api_address(member()) == "192.168.1.10"
+    assert (
+        microk8s_network.api_address(member({"wireguard": {"subnet": "10.8.0.0/24"}})) == "10.8.0.1"
+    )
     public = member(
         {"wireguard": {"subnet": "10.8.0.0/24"}},
         hosts=[{"address": "192.168.1.10", "role": "main", "public_address": "203.0.113.10"}],
     )
-    assert microk8s.api_address(public) == "203.0.113.10"
-    assert microk8s.refresh_certs_command() == "microk8s refresh-certs --cert server.crt"
+    assert microk8s_network.api_address(public) == "203.0.113.10"
+    assert microk8s_network.refresh_certs_command() == "microk8s refresh-certs --cert server.crt"
 
 
 def test_needs_san() -> None:
-    assert not microk8s.needs_san(CSR_TEMPLATE, "127.0.0.1")
-    assert not microk8s.needs_san(CSR_TEMPLATE, "kubernetes.default")
-    assert microk8s.needs_san(CSR_TEMPLATE, "203.0.113.10")
-    assert microk8s.needs_san(CSR_TEMPLATE, "k8s.lab.example.org")
+    assert not microk8s_network.needs_san(CSR_TEMPLATE, "127.0.0.1")
+    assert not microk8s_network.needs_san(CSR_TEMPLATE, "kubernetes.default")
+    assert microk8s_network.needs_san(CSR_TEMPLATE, "203.0.113.10")
+    assert microk8s_network.needs_san(CSR_TEMPLATE, "k8s.lab.example.org")
     # 127.0.0.1 under [ dn ] (CN) is not a SAN; only [ alt_names ] counts
-    assert microk8s.needs_san(CSR_TEMPLATE.replace("IP.1 = 127.0.0.1\n", ""), "127.0.0.1")
+    assert microk8s_network.needs_san(CSR_TEMPLATE.replace("IP.1 = 127.0.0.1\n", ""), "127.0.0.1")
 
 
 def test_csr_template_with_sans_adds_before_the_marker_once() -> None:
-    added = microk8s.csr_template_with_sans(
+    added = microk8s_network.csr_template_with_sans(
         CSR_TEMPLATE, ["203.0.113.10", "k8s.lab.example.org", "10.152.183.1", "203.0.113.10"]
     )
     assert added == CSR_TEMPLATE.replace(
         "IP.2 = 10.152.183.1\n#MOREIPS\n",
         "IP.2 = 10.152.183.1\nIP.3 = 203.0.113.10\nDNS.6 = k8s.lab.example.org\n#MOREIPS\n",
     )
-    assert microk8s.csr_template_with_sans(added, ["203.0.113.10", "k8s.lab.example.org"]) == added
-    assert not microk8s.needs_san(added, "203.0.113.10")
+    assert (
+        microk8s_network.csr_template_with_sans(added, ["203.0.113.10", "k8s.lab.example.org"])
+        == added
+    )
+    assert not microk8s_network.needs_san(added, "203.0.113.10")
 
 
 def test_csr_template_without_marker_appends_to_the_section() -> None:
     no_marker = CSR_TEMPLATE.replace("#MOREIPS\n", "")
-    added = microk8s.csr_template_with_sans(no_marker, ["10.8.0.1"])
+    added = microk8s_network.csr_template_with_sans(no_marker, ["10.8.0.1"])
     assert "IP.2 = 10.152.183.1\nIP.3 = 10.8.0.1\n\n[ v3_ext ]" in added
     with pytest.raises(HubfleetError, match=r"no \[ alt_names \] section"):
-        microk8s.csr_template_with_sans("[ req ]\n", ["10.8.0.1"])
+        microk8s_network.csr_template_with_sans("[ req ]\n", ["10.8.0.1"])
 
 
 # --- ufw --------------------------------------------------------------------------------------
@@ -509,19 +520,19 @@ Anywhere (v6)              ALLOW OUT   Anywhere (v6) on cni0
 
 
 def test_ufw() -> None:
-    assert microk8s.ufw_commands() == [
+    assert microk8s_network.ufw_commands() == [
         "ufw allow in on cni0",
         "ufw allow out on cni0",
         "ufw default allow routed",
     ]
-    assert microk8s.ufw_active(UFW_BEFORE)
-    assert microk8s.ufw_missing(UFW_BEFORE) == microk8s.ufw_commands()
-    assert microk8s.ufw_missing(UFW_AFTER) == []
-    assert microk8s.ufw_missing("Status: inactive\n") == []
+    assert microk8s_network.ufw_active(UFW_BEFORE)
+    assert microk8s_network.ufw_missing(UFW_BEFORE) == microk8s_network.ufw_commands()
+    assert microk8s_network.ufw_missing(UFW_AFTER) == []
+    assert microk8s_network.ufw_missing("Status: inactive\n") == []
     only_in = UFW_AFTER.split("\nAnywhere                   ALLOW OUT")[0]
-    assert microk8s.ufw_missing(only_in) == ["ufw allow out on cni0"]
+    assert microk8s_network.ufw_missing(only_in) == ["ufw allow out on cni0"]
     plain = UFW_AFTER.replace("ALLOW IN ", "ALLOW    ")  # `ufw status`, not verbose
-    assert "ufw allow in on cni0" not in microk8s.ufw_missing(plain)
+    assert "ufw allow in on cni0" not in microk8s_network.ufw_missing(plain)
 
 
 # --- the cluster over WireGuard -------------------------------------------------------------
@@ -536,11 +547,11 @@ KUBELET_ARGS = """\
 
 
 def test_node_ip_is_added_at_the_end() -> None:
-    out = microk8s.kubelet_args_with_node_ip(KUBELET_ARGS, "10.77.0.2")
+    out = microk8s_network.kubelet_args_with_node_ip(KUBELET_ARGS, "10.77.0.2")
     assert out == KUBELET_ARGS + "--node-ip=10.77.0.2\n"
     # a file without its last newline still ends in one, its last line kept whole
-    assert microk8s.kubelet_args_with_node_ip(KUBELET_ARGS.rstrip("\n"), "10.77.0.2") == out
-    assert microk8s.kubelet_args_with_node_ip("", "10.77.0.2") == "--node-ip=10.77.0.2\n"
+    assert microk8s_network.kubelet_args_with_node_ip(KUBELET_ARGS.rstrip("\n"), "10.77.0.2") == out
+    assert microk8s_network.kubelet_args_with_node_ip("", "10.77.0.2") == "--node-ip=10.77.0.2\n"
 
 
 @pytest.mark.parametrize(
@@ -549,22 +560,25 @@ def test_node_ip_is_added_at_the_end() -> None:
 def test_node_ip_replaces_the_existing_line_in_place(old: str) -> None:
     lines = KUBELET_ARGS.splitlines()
     text = "\n".join([*lines[:2], old, *lines[2:]]) + "\n"
-    out = microk8s.kubelet_args_with_node_ip(text, "10.77.0.2")
+    out = microk8s_network.kubelet_args_with_node_ip(text, "10.77.0.2")
     assert out.splitlines() == [*lines[:2], "--node-ip=10.77.0.2", *lines[2:]]
 
 
 def test_node_ip_once_however_often_it_was_there() -> None:
     text = "--node-ip=1.1.1.1\n# kept\n\n--cert-dir=/c\n--node-ip 2.2.2.2\n"
-    out = microk8s.kubelet_args_with_node_ip(text, "10.77.0.3")
+    out = microk8s_network.kubelet_args_with_node_ip(text, "10.77.0.3")
     assert out == "--node-ip=10.77.0.3\n# kept\n\n--cert-dir=/c\n"
     # --node-ips (another flag, if there were one) and --node-labels are not --node-ip
     other = "--node-ips=x\n--node-labels=a\n"
-    assert microk8s.kubelet_args_with_node_ip(other, "10.0.0.1") == other + "--node-ip=10.0.0.1\n"
+    assert (
+        microk8s_network.kubelet_args_with_node_ip(other, "10.0.0.1")
+        == other + "--node-ip=10.0.0.1\n"
+    )
 
 
 def test_node_ip_already_right_is_unchanged() -> None:
-    text = microk8s.kubelet_args_with_node_ip(KUBELET_ARGS, "10.77.0.2")
-    assert microk8s.kubelet_args_with_node_ip(text, "10.77.0.2") == text
+    text = microk8s_network.kubelet_args_with_node_ip(KUBELET_ARGS, "10.77.0.2")
+    assert microk8s_network.kubelet_args_with_node_ip(text, "10.77.0.2") == text
 
 
 def test_calico_autodetection_from_the_env_json() -> None:
@@ -574,21 +588,24 @@ def test_calico_autodetection_from_the_env_json() -> None:
         {"name": "IP_AUTODETECTION_METHOD", "value": "first-found"},
     ]
     text = json.dumps(env, separators=(",", ":"))
-    assert microk8s.calico_autodetection(text) == "first-found"
+    assert microk8s_network.calico_autodetection(text) == "first-found"
     env[2]["value"] = "kubernetes-internal-ip"
-    assert microk8s.calico_autodetection(json.dumps(env)) == microk8s.CALICO_INTERNAL_IP
-    assert microk8s.calico_autodetection(json.dumps(env[:2])) is None
-    assert microk8s.calico_autodetection("") is None  # a container without env
+    assert (
+        microk8s_network.calico_autodetection(json.dumps(env))
+        == microk8s_network.CALICO_INTERNAL_IP
+    )
+    assert microk8s_network.calico_autodetection(json.dumps(env[:2])) is None
+    assert microk8s_network.calico_autodetection("") is None  # a container without env
     with pytest.raises(HubfleetError, match="cannot read calico-node's environment from: Error"):
-        microk8s.calico_autodetection('Error from server (NotFound): daemonsets.apps "x"\n')
+        microk8s_network.calico_autodetection('Error from server (NotFound): daemonsets.apps "x"\n')
 
 
 def test_calico_commands() -> None:
-    assert microk8s.calico_env_command() == (
+    assert microk8s_network.calico_env_command() == (
         "microk8s kubectl -n kube-system get daemonset calico-node "
         "-o jsonpath='{.spec.template.spec.containers[0].env}'"
     )
-    assert microk8s.calico_set_env_command() == (
+    assert microk8s_network.calico_set_env_command() == (
         "microk8s kubectl -n kube-system set env daemonset/calico-node "
         "IP_AUTODETECTION_METHOD=kubernetes-internal-ip"
     )
