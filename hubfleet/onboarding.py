@@ -40,8 +40,10 @@ STEPS = (
 MANUAL = (
     "DNS: an A record for the domain and one for *.domain to the public address "
     "(hubfleet has no DNS provider API configured)",
-    "Harbor: the replication partner registry, if this member replicates",
-    "Harbor projects, quotas and robot accounts (terraform/ harbor stack)",
+    "Harbor's bucket and its keys, before the deploy: set s3 (endpoint, bucket, vendor) in the "
+    "registry, then invoke tofu.apply NAME s3 --save-outputs (Hetzner: keys from its console)",
+    "Harbor's projects, quotas, robot accounts, retention and GC once it serves: "
+    "invoke tofu.apply NAME harbor --save-outputs (replication: tofu.harbor.replication_url)",
 )
 
 Say = Callable[[str], None]

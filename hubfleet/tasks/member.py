@@ -197,7 +197,7 @@ def onboard(
         print(checklist(states))
         print("left by hand:")
         for item in MANUAL:
-            print(f"  - {item}")
+            print(f"  - {item.replace('NAME', name)}")
 
     run_front(go, debug)
 
