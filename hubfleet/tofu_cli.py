@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,7 +52,6 @@ class Tofu:
     env: Mapping[str, str] = field(repr=False)  # holds credentials: never shown
     label: str = ""  # "member demo, stack s3", for messages
     color: bool = False
-    run: Callable[..., subprocess.CompletedProcess[bytes]] = subprocess.run
 
     def _argv(self, command: str, args: Sequence[str]) -> list[str]:
         color = [] if self.color else ["-no-color"]
@@ -70,7 +69,7 @@ class Tofu:
 
     def _call(self, command: str, args: Sequence[str], capture: bool) -> tuple[int, bytes, bytes]:
         pipe = subprocess.PIPE if capture else None
-        proc = self.run(
+        proc = subprocess.run(
             self._argv(command, args),
             env=self._env(),
             stdout=pipe,
