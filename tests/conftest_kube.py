@@ -1,4 +1,4 @@
-"""pytest plugin: the stub Kubernetes API server (tests/kube_stub.py) as fixtures.
+"""pytest plugin: the stub Kubernetes API server (tests/kube_stub/) as fixtures.
 
 Registered from tests/conftest.py with `pytest_plugins = ["tests.conftest_kube"]`.
 

@@ -1,5 +1,5 @@
 """hubfleet.gke: GKE credentials from a service-account key, against the stub token endpoint
-and GKE API (tests/gke_stub.py), the stub Kubernetes API (tests/kube_stub.py) and real sops.
+and GKE API (tests/gke_stub.py), the stub Kubernetes API (tests/kube_stub/) and real sops.
 
 Everything here talks to 127.0.0.1 only: every key's token_uri is the stub's.
 """

@@ -1,4 +1,4 @@
-"""hubfleet.kube against the stub API server (tests/kube_stub.py), over https with a token."""
+"""hubfleet.kube against the stub API server (tests/kube_stub/), over https with a token."""
 
 from __future__ import annotations
 

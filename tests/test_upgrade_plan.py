@@ -1,5 +1,5 @@
 """k3s automatic-upgrade Plans (hubfleet.upgrade_plan): rendered from the member record, applied
-idempotently through the Kubernetes API (the stub, tests/kube_stub.py), and the
+idempotently through the Kubernetes API (the stub, tests/kube_stub/), and the
 k3s upgrade-plan task."""
 
 from __future__ import annotations
