@@ -180,9 +180,8 @@ def _fake_meminfo(mem_gb: float) -> str:
 # The host's setup, run by the system python as the process that holds the host's namespaces
 # (nsenter into its netns, unshare mount+UTS), which then stays as the host's init, reaping
 # orphans. One process doing mount(2) itself: a shell script forking `mount` ~100 times took
-# 4x as long. Paths under
-# /run/hubfleet-host are the host's own dir of the lab (sshd files, faked facts); it is bound
-# there before /tmp, where the lab's dir is, gets covered.
+# 4x as long. Paths under /run/hubfleet-host are the host's own dir of the lab (sshd files,
+# faked facts); it is bound there before /tmp, where the lab's dir is, gets covered.
 SETUP_PROGRAM = r"""
 import ctypes, os, shutil, signal, socket, stat, subprocess, sys
 
