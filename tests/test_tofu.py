@@ -453,3 +453,24 @@ def test_validate_checks_the_registrys_stack_variables(deploy_repo: MakeRepo) ->
         in (stack_lines[0])
     )
     assert "member ovhm: tofu.s3.ovh_project_id: expected a string" in stack_lines[1]
+
+
+def test_a_failing_plan_and_a_stack_without_the_output_are_one_line(
+    tofu_repo: dict[str, Any],
+) -> None:
+    from hubfleet.tofu_cli import TofuError
+
+    repo, env, binary = tofu_repo["repo"], tofu_repo["env"], tofu_repo["tofu"]
+    stack = repo.root / "terraform" / "selftest" / "main.tf"
+    good = stack.read_text()
+    stack.write_text(good + '\noutput "broken" {\n  value = var.not_declared\n}\n')
+    with pytest.raises(TofuError) as err:
+        plan(repo, "alpha", "selftest", binary, env, say=lambda _: None)
+    message = str(err.value)
+    assert message.startswith("member alpha, stack selftest: tofu ")
+    assert "failed (exit 1)" in message and "\n" not in message
+
+    stack.write_text(good.split('output "hubfleet_secrets"')[0])
+    with pytest.raises(ConfigError, match=r"the stack has no output hubfleet_secrets"):
+        apply(repo, "alpha", "selftest", binary, env, yes=True, save_outputs=True, say=print)
+    assert not repo.member_gke_credentials("alpha").exists()
