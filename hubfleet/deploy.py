@@ -77,6 +77,23 @@ def _chart_meta(chart_dir: Path, shown: str) -> tuple[str, str]:
     return str(meta.get("name", "?")), str(meta.get("version", "?"))
 
 
+TOKEN_MARGIN_S = 120  # render, diff and upgrade before the rollout wait starts
+
+
+def _check_token_lifetime(member: Member, creds: ClusterCredentials, timeout_s: int) -> None:
+    """A short-lived cluster token (GKE) must outlive the deploy, rollout wait included."""
+    import datetime as dt
+
+    if creds.expires_at is None:
+        return
+    left = (creds.expires_at - dt.datetime.now(dt.UTC)).total_seconds()
+    if left < timeout_s + TOKEN_MARGIN_S:
+        raise HubfleetError(
+            f"member {member.name}: the cluster token expires in {max(left, 0) / 60:.0f} min, "
+            f"before this deploy's {timeout_s} s timeout ends; use a shorter --timeout"
+        )
+
+
 def _check_harbor_storage(member: Member, values: MemberValues) -> None:
     from hubfleet.errors import ConfigError
     from hubfleet.s3 import harbor_storage_problem
@@ -166,6 +183,7 @@ def deploy_member(
     from hubfleet.rollout import workloads_in_manifest
 
     creds = credentials or member_credentials(repo, member)
+    _check_token_lifetime(member, creds, options.timeout_s)
     with kube.member_api(creds) as api:
         kube.check_reachable(api, creds)
         live = engine.status(creds, member.release, member.namespace)

@@ -586,3 +586,39 @@ def test_a_cluster_still_being_created_has_no_endpoint_yet(
         f"member {MEMBER}: GKE reports no endpoint and CA for cluster hub (project proj-one, "
         "location europe-west1); is it still being created?"
     )
+
+
+def test_a_gke_member_deploys_with_its_token_and_a_token_shorter_than_the_wait_stops_first(
+    stub: GkeStub,
+    sa_key: rsa.RSAPrivateKey,
+    kube_stub_factory: Callable[..., KubeStub],
+    deploy_repo: MakeRepo,
+) -> None:
+    import dataclasses
+
+    from hubfleet.deploy import DeployOptions, deploy_member
+    from hubfleet.helm import engine_from_env
+
+    repo = deploy_repo({MEMBER: GKE_RECORD})
+    cluster_api = kube_stub_factory(token="no-token-issued-yet")
+    assert cluster_api.tls_material is not None
+    ca = base64.b64encode(cluster_api.tls_material.ca_pem).decode()
+    data = gke_secrets(service_account(stub.token_uri, sa_key), f"127.0.0.1:{cluster_api.port}", ca)
+    creds = gke.gke_credentials(MEMBER, CLUSTER, data, SOURCE)
+    cluster_api.token = user_token(creds)  # the cluster accepts exactly this token
+    engine = engine_from_env({"HOME": os.environ["HOME"]})
+    options = DeployOptions(yes=True, timeout_s=60)
+
+    soon = dataclasses.replace(creds, expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=2))
+    requests_before = len(cluster_api.requests)
+    with pytest.raises(HubfleetError) as err:
+        deploy_member(repo, MEMBER, engine, options, say=lambda _: None, credentials=soon)
+    assert str(err.value) == (
+        f"member {MEMBER}: the cluster token expires in 2 min, before this deploy's 60 s "
+        "timeout ends; use a shorter --timeout"
+    )
+    assert len(cluster_api.requests) == requests_before  # stopped before contacting the cluster
+
+    result = deploy_member(repo, MEMBER, engine, options, say=lambda _: None, credentials=creds)
+    assert result.outcome == "deployed" and result.revision == 1
+    assert cluster_api.get("Deployment", f"{MEMBER}-hub", MEMBER) is not None
