@@ -8,6 +8,7 @@ files that belong to the member alone (`member_files`). Nothing in the cluster i
 from __future__ import annotations
 
 import re
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,6 +29,9 @@ def member_files(repo: DeployRepo, name: str) -> list[Path]:
         secrets / f"{name}.key",
         secrets / f"{name}.key.pub",
         secrets / f"{name}-wireguard.yaml",
+        repo.member_gke_credentials(name),
+        secrets / f"{name}-tofu.yaml",
+        repo.root / ".hubfleet" / "onboarding" / f"{name}.json",
     ]
     return [path for path in candidates if path.exists()]
 
@@ -98,6 +102,17 @@ def remove_member(
     for path in doomed:
         path.unlink()
         say(f"deleted {repo.relative(path)}")
+    worked = repo.root / ".hubfleet" / "tofu" / name
+    if worked.is_dir():
+        stacks = ", ".join(sorted(p.name for p in worked.iterdir() if p.is_dir())) or "none"
+        say(
+            f"member {name} ran OpenTofu stacks ({stacks}): their resources and state "
+            f"(hubfleet/{name}/<stack>.tfstate) are untouched; destroy them with tofu first "
+            "if they should go"
+        )
+        if purge:
+            shutil.rmtree(worked)
+            say(f"deleted {repo.relative(worked)}/ (tofu's local working files)")
     if not purge:
         left = member_files(repo, name)
         if left:

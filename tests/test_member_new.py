@@ -287,8 +287,20 @@ def test_remove_the_last_member_of_several(repo: DeployRepo) -> None:
 
 
 def test_remove_with_purge_deletes_the_members_files_only(repo: DeployRepo) -> None:
-    for name in ("alpha.key", "alpha.key.pub", "alpha-wireguard.yaml", "alpha-kubeconfig.yaml"):
+    for name in (
+        "alpha.key",
+        "alpha.key.pub",
+        "alpha-wireguard.yaml",
+        "alpha-kubeconfig.yaml",
+        "alpha-gke.yaml",
+        "alpha-tofu.yaml",
+    ):
         (repo.secrets_dir / name).write_text("x")
+    progress = repo.root / ".hubfleet" / "onboarding" / "alpha.json"
+    progress.parent.mkdir(parents=True)
+    progress.write_text("{}")
+    tofu_work = repo.root / ".hubfleet" / "tofu" / "alpha" / "s3"
+    tofu_work.mkdir(parents=True)
     (repo.secrets_dir / "alphabet.key").write_text("not alpha's")
     questions: list[str] = []
     lines: list[str] = []
@@ -302,11 +314,16 @@ def test_remove_with_purge_deletes_the_members_files_only(repo: DeployRepo) -> N
         "secrets/alpha.key",
         "secrets/alpha.key.pub",
         "secrets/alpha-wireguard.yaml",
+        "secrets/alpha-gke.yaml",
+        "secrets/alpha-tofu.yaml",
+        ".hubfleet/onboarding/alpha.json",
     ]
     assert all(not p.exists() for p in deleted)
+    assert not tofu_work.parent.exists()
+    assert any("ran OpenTofu stacks (s3)" in line for line in lines)
     assert (repo.secrets_dir / "alphabet.key").exists()
     assert repo.member_values("gamma").exists() and repo.member_secret_values("gamma").exists()
-    assert questions[0].startswith("Remove member alpha from config/federation.yaml and delete 6")
+    assert questions[0].startswith("Remove member alpha from config/federation.yaml and delete 9")
     assert "deleted secrets/alpha.key" in lines
 
 
