@@ -474,3 +474,13 @@ def test_a_failing_plan_and_a_stack_without_the_output_are_one_line(
     with pytest.raises(ConfigError, match=r"the stack has no output hubfleet_secrets"):
         apply(repo, "alpha", "selftest", binary, env, yes=True, save_outputs=True, say=print)
     assert not repo.member_gke_credentials("alpha").exists()
+
+
+def test_front_apply_dry_run_only_plans(tofu_repo: dict[str, Any]) -> None:
+    repo, env = tofu_repo["repo"], tofu_repo["env"]
+    proc = hubfleet_command(repo, env, "tofu.apply", "beta", "selftest", "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    assert "member beta, stack selftest: changes planned (nothing applied)" in proc.stdout
+    assert "terraform_data.robot will be created" in proc.stdout
+    state = _state(tofu_repo["s3"], tofu_repo["bucket"], "hubfleet/beta/selftest.tfstate")
+    assert state is None or not state.get("resources")

@@ -89,6 +89,7 @@ def plan(c: Context, member: str, stack: str, debug: bool = False) -> None:
         "member": MEMBER_HELP,
         "stack": STACK_HELP,
         "yes": "apply without asking (also when CI is set)",
+        "dry_run": "plan only (the same as tofu.plan): nothing is applied or saved",
         "save_outputs": (
             "merge the stack's hubfleet_secrets output into the member's encrypted secrets "
             "(bucket keys, robot accounts, GKE endpoint and CA); key names are shown, values never"
@@ -102,6 +103,7 @@ def apply(
     stack: str,
     yes: bool = False,
     save_outputs: bool = False,
+    dry_run: bool = False,
     debug: bool = False,
 ) -> None:
     """Apply a member's stack with tofu: plan to a file, ask, apply exactly that plan.
@@ -117,8 +119,14 @@ def apply(
         from hubfleet.cli import _ask
         from hubfleet.repo import find_repo
         from hubfleet.tofu_runs import apply as apply_stack
+        from hubfleet.tofu_runs import plan as plan_stack
 
         _check_args(member, stack, "tofu.apply")
+        if dry_run:
+            plan_stack(
+                find_repo(), member, stack, _binary(), dict(os.environ), color=sys.stdout.isatty()
+            )
+            return
         apply_stack(
             find_repo(),
             member,
