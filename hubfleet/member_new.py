@@ -27,6 +27,7 @@ from hubfleet.hostkeys import HostKeyDecision, PinnedHostKeys
 from hubfleet.member_templates import (
     SECRETS_TEMPLATE,
     VALUES_TEMPLATE,
+    NodeShape,
     fill_template,
     fresh_secrets,
     values_placeholders,
@@ -44,9 +45,12 @@ from hubfleet.yamlfile import YamlDocument, load_mapping, parse_with_lines
 if TYPE_CHECKING:
     import paramiko
 
+    from hubfleet.gke import GkeCluster
     from hubfleet.hostfacts import HostFacts
 
 MICROK8S_CHANNEL = "1.32/stable"
+# the gke stack's default user nodes (terraform/gke: n1-standard-8, 100 GB disk)
+GKE_USER_NODES = NodeShape(8, 30.0, 100.0, "GKE user nodes (n1-standard-8)")
 MASK = "********"
 
 
@@ -62,6 +66,8 @@ class NewMember:
     user: str = "root"
     port: int = 22
     chart: str | None = None  # default: the umbrella chart, chart/
+    gke: GkeCluster | None = None  # provider gke: where the cluster is (no hosts)
+    nodes: NodeShape | None = None  # provider gke: the user pool's node type, for sizing
 
 
 @dataclass(frozen=True)
@@ -120,6 +126,8 @@ def check_new(repo: DeployRepo, request: NewMember) -> YamlDocument:
 
 
 def member_record(request: NewMember) -> dict[str, Any]:
+    if request.provider == "gke":
+        return _gke_record(request)
     host: dict[str, Any] = {"address": request.address}
     if request.user != "root":
         host["user"] = request.user
@@ -136,6 +144,25 @@ def member_record(request: NewMember) -> dict[str, Any]:
         host["role"] = "main"
         record["microk8s"] = {"channel": MICROK8S_CHANNEL, "metallb": _metallb_pool(request)}
     record["hosts"] = [host]
+    return record
+
+
+def _gke_record(request: NewMember) -> dict[str, Any]:
+    """A GKE member: where its cluster is, no hosts (credentials: secrets/NAME-gke.yaml)."""
+    if request.gke is None:
+        raise ConfigError(f"member {request.name}: a gke member needs its project and location")
+    record: dict[str, Any] = {
+        "stage": request.stage,
+        "provider": "gke",
+        "domain": request.domain,
+    }
+    if request.chart:
+        record["chart"] = request.chart
+    record["gke"] = {
+        "project": request.gke.project,
+        "location": request.gke.location,
+        "cluster": request.gke.name,
+    }
     return record
 
 
@@ -260,12 +287,12 @@ class NewMemberPlan:
 
 
 def plan_new_member(
-    repo: DeployRepo, request: NewMember, facts: HostFacts, doc: YamlDocument
+    repo: DeployRepo, request: NewMember, shape: NodeShape, doc: YamlDocument
 ) -> NewMemberPlan:
     """Everything `new_member` writes, in memory; the registry result is schema-checked."""
     text = repo.registry.read_text(encoding="utf-8")
     record = member_record(request)
-    sized = sizing.member_sizing(facts.cpus, facts.ram_gb, facts.disk_free_gb)
+    sized = sizing.member_sizing(shape.cpus, shape.ram_gb, shape.disk_gb)
     note = "added by invoke member.new"
     block = registry_block(request.name, record, _member_indent(text, doc), note)
     new_text = registry_with(text, doc, block)
@@ -276,7 +303,7 @@ def plan_new_member(
         raise ConfigError(
             f"the new entry does not fit in {shown}: {problems[0] if problems else 'parsed differently'}"
         )
-    values = fill_template(repo, VALUES_TEMPLATE, values_placeholders(request, facts, sized))
+    values = fill_template(repo, VALUES_TEMPLATE, values_placeholders(request, shape, sized))
     secrets = fresh_secrets()
     base = {"name": request.name, "domain": request.domain}
     plaintext = fill_template(repo, SECRETS_TEMPLATE, {**base, **secrets})
@@ -304,14 +331,18 @@ def new_member(
     """Register a new member and scaffold its values and secrets; all or nothing."""
     doc = check_new(repo, request)
     pins = DeferredPins(repo.root / "config" / "known_hosts")
-    say(f"member {request.name}: gathering facts from {request.user}@{request.address}")
-    facts = gather_facts(repo, request, options, pins)
-    plan = plan_new_member(repo, request, facts, doc)
+    if request.provider == "gke":
+        shape = request.nodes or GKE_USER_NODES
+    else:
+        say(f"member {request.name}: gathering facts from {request.user}@{request.address}")
+        facts = gather_facts(repo, request, options, pins)
+        shape = NodeShape(facts.cpus, facts.ram_gb, facts.disk_free_gb, f"host {request.address}")
+    plan = plan_new_member(repo, request, shape, doc)
     plan = dataclasses.replace(plan, known_hosts=tuple(pins.lines()))
     sized = plan.sized
     say(
-        f"host {request.address}: {facts.cpus} CPUs, {facts.ram_gb} GB RAM, "
-        f"{facts.disk_free_gb} GB disk -> launch quota {sized.launch_quota}, "
+        f"{shape.source}: {shape.cpus} CPUs, {shape.ram_gb} GB RAM, "
+        f"{shape.disk_gb} GB disk -> launch quota {sized.launch_quota}, "
         f"maxPods {sized.max_pods}"
     )
     shown_registry = repo.relative(repo.registry)
@@ -341,5 +372,12 @@ def new_member(
         pins.commit()
     for path in (repo.registry, *(f.path for f in plan.files)):
         say(f"wrote {repo.relative(path)}")
-    say(f"member {request.name}: registered; next: invoke member.onboard {request.name}")
+    if request.provider == "gke":
+        say(
+            f"member {request.name}: registered; next: invoke tofu.apply {request.name} gke "
+            f"--save-outputs, the service-account key into secrets/{request.name}-gke.yaml, "
+            f"then invoke deploy {request.name}"
+        )
+    else:
+        say(f"member {request.name}: registered; next: invoke member.onboard {request.name}")
     return plan

@@ -19,7 +19,6 @@ from hubfleet.repo import DeployRepo
 from hubfleet.yamlfile import parse_with_lines
 
 if TYPE_CHECKING:
-    from hubfleet.hostfacts import HostFacts
     from hubfleet.member_new import NewMember
 
 VALUES_TEMPLATE = Path("config/templates/member.yaml")
@@ -43,6 +42,16 @@ def hostnames(domain: str) -> Hostnames:
         registry=f"registry.{domain}",
         grafana=f"grafana.{domain}",
     )
+
+
+@dataclass(frozen=True)
+class NodeShape:
+    """What a member is sized from: a host's facts, or the node type of a cloud pool."""
+
+    cpus: int
+    ram_gb: float
+    disk_gb: float
+    source: str  # for the file's comment: "host 192.0.2.10", "GKE user nodes"
 
 
 class _Placeholders(dict[str, str]):
@@ -74,7 +83,7 @@ def fill_template(repo: DeployRepo, template: Path, values: Mapping[str, object]
 
 
 def values_placeholders(
-    request: NewMember, facts: HostFacts, sized: sizing.MemberSizing
+    request: NewMember, shape: NodeShape, sized: sizing.MemberSizing
 ) -> dict[str, object]:
     names = hostnames(request.domain)
     resources = sized.dind.as_values()
@@ -82,9 +91,10 @@ def values_placeholders(
         "name": request.name,
         "domain": request.domain,
         "address": request.address,
-        "cpus": facts.cpus,
-        "ram_gb": facts.ram_gb,
-        "disk_gb": facts.disk_free_gb,
+        "sized_from": shape.source,
+        "cpus": shape.cpus,
+        "ram_gb": shape.ram_gb,
+        "disk_gb": shape.disk_gb,
         "binder_host": names.binder,
         "hub_host": names.hub,
         "registry_host": names.registry,

@@ -364,3 +364,56 @@ def test_registry_without_keeps_flow_style_out() -> None:
     text = "members:\n  a: {stage: prod, provider: gke, domain: a.example.org}\n  b: {}\n"
     doc = parse_with_lines(text, Path("f.yaml"))
     assert yaml.safe_load(registry_without(text, doc, "a")) == {"members": {"b": {}}}
+
+
+def test_a_gke_member_is_added_without_a_host_sized_from_its_user_nodes(
+    repo: DeployRepo, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from invoke.context import Context
+
+    from hubfleet.cli import Exit
+    from hubfleet.tasks import member as member_tasks
+    from hubfleet.tofu_runs import prepare
+
+    monkeypatch.setenv("HUBFLEET_ROOT", str(repo.root))
+    before = tree_snapshot(repo.root)
+    with pytest.raises(Exit):
+        member_tasks.new(Context(), "gpu", "gpu.example.org", provider="gke", gke_project="p-1234")
+    assert "a gke member needs --gke-project and --gke-location" in capsys.readouterr().err
+    with pytest.raises(Exit):
+        member_tasks.new(Context(), "vm", "vm.example.org")
+    assert "a k3s member needs --host" in capsys.readouterr().err
+    assert tree_snapshot(repo.root) == before
+
+    member_tasks.new(
+        Context(),
+        "gpu",
+        "gpu.example.org",
+        provider="gke",
+        gke_project="gpu-lab-1234",
+        gke_location="us-central1-a",
+        node_cpus=16,
+        node_ram_gb=60,
+    )
+    said = capsys.readouterr().out
+    assert "GKE user nodes: 16 CPUs, 60.0 GB RAM, 100.0 GB disk -> launch quota" in said
+    assert "next: invoke tofu.apply gpu gke --save-outputs" in said
+    member = load_registry(repo).member("gpu")
+    assert (member.provider, member.hosts) == ("gke", ())
+    assert dict(member.gke) == {
+        "project": "gpu-lab-1234",
+        "location": "us-central1-a",
+        "cluster": "gpu",
+    }
+    values = repo.member_values("gpu").read_text()
+    assert "from GKE user nodes: 16 CPUs, 60.0 GB RAM" in values
+    assert sops.is_encrypted(repo.member_secret_values("gpu"))
+    assert not (repo.root / "config" / "known_hosts").exists()  # nothing was contacted
+    # the registry entry is what the gke stack reads
+    shutil.copytree(PROJECT / "terraform", repo.root / "terraform")
+    tfvars = prepare(repo, "gpu", "gke").tfvars
+    assert (tfvars["gke_project"], tfvars["gke_location"], tfvars["gke_cluster"]) == (
+        "gpu-lab-1234",
+        "us-central1-a",
+        "gpu",
+    )

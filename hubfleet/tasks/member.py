@@ -1,4 +1,4 @@
-"""member.* tasks: add a member to the federation, take one out (more to come: onboard, status).
+"""member.* tasks: add a member to the federation, onboard it, show the federation, take one out.
 
 Thin: each parses its flags and calls hubfleet.member_new or hubfleet.member_remove. No task
 prints a secret value.
@@ -9,11 +9,15 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from invoke.context import Context
 from invoke.tasks import task
 
 from hubfleet.cli import run_front
+
+if TYPE_CHECKING:
+    from hubfleet.member_new import NewMember
 
 DEBUG_HELP = "show the traceback of a failure"
 
@@ -29,12 +33,49 @@ def _host_key_prompt() -> Callable[[str], bool] | None:
     return _prompt if sys.stdin.isatty() else None
 
 
+def _gke_request(
+    name: str,
+    domain: str,
+    stage: str,
+    where: tuple[str | None, str | None, str | None],
+    shape: tuple[int, float, float],
+) -> NewMember:
+    """member.new for a GKE member: the cluster's place, and its user nodes for sizing."""
+    from hubfleet.errors import HubfleetError
+    from hubfleet.gke import GkeCluster
+    from hubfleet.member_new import NewMember
+    from hubfleet.member_templates import NodeShape
+
+    project, location, cluster = where
+    cpus, ram_gb, disk_gb = int(shape[0]), float(shape[1]), float(shape[2])
+    if not project or not location:
+        raise HubfleetError("a gke member needs --gke-project and --gke-location")
+    if cpus < 1 or ram_gb <= 0 or disk_gb <= 0:
+        raise HubfleetError("--node-cpus, --node-ram-gb and --node-disk-gb must be positive")
+    nodes = NodeShape(cpus, ram_gb, disk_gb, "GKE user nodes")
+    return NewMember(
+        name,
+        "",
+        domain,
+        "gke",
+        stage,
+        gke=GkeCluster(project, location, cluster or name),
+        nodes=nodes,
+    )
+
+
 @task(
     help={
         "name": "the new member's name (a DNS label; also its namespace and release)",
-        "host": "the host's address (its public IP or DNS name), reached over SSH",
+        "host": "the host's address (its public IP or DNS name), reached over SSH (k3s, microk8s)",
         "domain": "the member's domain: BinderHub there, hub/registry/grafana below it",
-        "provider": "k3s (default) or microk8s",
+        "provider": "k3s (default), microk8s, or gke (no host: --gke-project, --gke-location)",
+        "gke_project": "gke: the Google Cloud project ID",
+        "gke_location": "gke: the cluster's zone (us-central1-a) or region (us-central1)",
+        "gke_cluster": "gke: the cluster's name (default: the member's name)",
+        "node_cpus": "gke: CPUs of a user node, for sizing (default 8, n1-standard-8)",
+        "node_ram_gb": "gke: RAM of a user node in GB, for sizing (default 30)",
+        "node_disk_gb": "gke: disk of a user node in GB, for sizing (default 100)",
         "stage": "staging (default) or prod",
         "user": "SSH login on the host (default root; others use sudo -n)",
         "port": "SSH port (default 22)",
@@ -48,8 +89,8 @@ def _host_key_prompt() -> Callable[[str], bool] | None:
 def new(
     c: Context,
     name: str,
-    host: str,
     domain: str,
+    host: str | None = None,
     provider: str = "k3s",
     stage: str = "staging",
     user: str = "root",
@@ -58,12 +99,20 @@ def new(
     identity: str | None = None,
     dry_run: bool = False,
     timeout: int = 10,
+    gke_project: str | None = None,
+    gke_location: str | None = None,
+    gke_cluster: str | None = None,
+    node_cpus: int = 8,
+    node_ram_gb: float = 30.0,
+    node_disk_gb: float = 100.0,
     debug: bool = False,
 ) -> None:
     """Add a member: registry entry, config/NAME.yaml and encrypted secrets/config/NAME.yaml.
 
-    Connects to the host for its CPUs, RAM and disk and sizes the member from them (launch
-    quota, dind resources, image cleaner, maxPods; see hubfleet.sizing). Writes everything or
+    k3s and MicroK8s: connects to the host for its CPUs, RAM and disk and sizes the member from
+    them (launch quota, dind resources, image cleaner, maxPods; see hubfleet.sizing). GKE: no
+    host; the registry gets the cluster's project, location and name, and sizing comes from
+    the user nodes' shape (--node-cpus, --node-ram-gb, --node-disk-gb). Writes everything or
     nothing; refuses a name that exists.
     """
 
@@ -73,11 +122,22 @@ def new(
         from hubfleet.member_new import NewMember, NewMemberOptions, new_member
         from hubfleet.repo import find_repo
 
-        if provider not in ("k3s", "microk8s"):
-            raise HubfleetError(f"--provider {provider!r}: use k3s or microk8s")
+        if provider not in ("k3s", "microk8s", "gke"):
+            raise HubfleetError(f"--provider {provider!r}: use k3s, microk8s or gke")
         if stage not in ("staging", "prod"):
             raise HubfleetError(f"--stage {stage!r}: use staging or prod")
-        request = NewMember(name, host, domain, provider, stage, user, int(port))
+        if provider == "gke":
+            request = _gke_request(
+                name,
+                domain,
+                stage,
+                (gke_project, gke_location, gke_cluster),
+                (node_cpus, node_ram_gb, node_disk_gb),
+            )
+        else:
+            if not host:
+                raise HubfleetError(f"a {provider} member needs --host (the address to SSH to)")
+            request = NewMember(name, host, domain, provider, stage, user, int(port))
         options = NewMemberOptions(
             dry_run=dry_run,
             identity=Path(identity) if identity else None,
