@@ -252,6 +252,6 @@ def onboard(
 
     hooks = hooks or OnboardHooks()
     env = dict(os.environ) if environ is None else environ
-    actions = onboarding_steps.actions(repo, name, options, hooks, say, env)
-    previews = onboarding_steps.previews(repo, name, options, hooks, say, env)
+    actions = onboarding_steps.steps(repo, name, options, hooks, say, env, dry_run=False)
+    previews = onboarding_steps.steps(repo, name, options, hooks, say, env, dry_run=True)
     return run_onboarding(repo, name, options, actions, say, previews)

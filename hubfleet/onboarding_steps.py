@@ -265,7 +265,7 @@ def _registered_or_provisional(repo: DeployRepo, name: str, options: OnboardOpti
     return member_from_record(name, record)
 
 
-def _steps(
+def steps(
     repo: DeployRepo,
     name: str,
     options: OnboardOptions,
@@ -274,6 +274,7 @@ def _steps(
     env: Mapping[str, str],
     dry_run: bool,
 ) -> Actions:
+    """Each step by name: for real, or its dry run (what it would do; an error: it would fail)."""
     return {
         "preflight": lambda: preflight(repo, name, options),
         "member-new": lambda: member_new(repo, name, options, say, dry_run),
@@ -289,27 +290,3 @@ def _steps(
         ),
         "health": lambda: health(repo, name, say, dry_run),
     }
-
-
-def actions(
-    repo: DeployRepo,
-    name: str,
-    options: OnboardOptions,
-    hooks: OnboardHooks,
-    say: Say,
-    env: Mapping[str, str],
-) -> Actions:
-    """Each step, for real."""
-    return _steps(repo, name, options, hooks, say, env, dry_run=False)
-
-
-def previews(
-    repo: DeployRepo,
-    name: str,
-    options: OnboardOptions,
-    hooks: OnboardHooks,
-    say: Say,
-    env: Mapping[str, str],
-) -> Actions:
-    """Each step's dry run: what it would do (an error: it would fail)."""
-    return _steps(repo, name, options, hooks, say, env, dry_run=True)

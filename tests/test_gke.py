@@ -552,17 +552,26 @@ def test_kubeconfig_merge_of_a_gke_member_writes_its_token_and_says_when_it_expi
 # --- the kube adapter, with the token as the credential -----------------------------------------
 
 
-def test_the_kube_adapter_reaches_the_cluster_with_the_access_token(
-    stub: GkeStub,
-    sa_key: rsa.RSAPrivateKey,
-    kube_stub_factory: Callable[..., KubeStub],
-) -> None:
+def cluster_with_token(
+    stub: GkeStub, sa_key: rsa.RSAPrivateKey, kube_stub_factory: Callable[..., KubeStub]
+) -> tuple[KubeStub, dict[str, Any], ClusterCredentials]:
+    """A stub cluster API that accepts exactly the token the stub token endpoint issued for
+    the member's credentials: (the API, the member's decrypted gke secrets, the credentials)."""
     cluster_api = kube_stub_factory(token="no-token-issued-yet")
     assert cluster_api.tls_material is not None
     ca = base64.b64encode(cluster_api.tls_material.ca_pem).decode()
     data = gke_secrets(service_account(stub.token_uri, sa_key), f"127.0.0.1:{cluster_api.port}", ca)
     creds = gke.gke_credentials(MEMBER, CLUSTER, data, SOURCE)
-    cluster_api.token = user_token(creds)  # the cluster accepts exactly this token
+    cluster_api.token = user_token(creds)
+    return cluster_api, data, creds
+
+
+def test_the_kube_adapter_reaches_the_cluster_with_the_access_token(
+    stub: GkeStub,
+    sa_key: rsa.RSAPrivateKey,
+    kube_stub_factory: Callable[..., KubeStub],
+) -> None:
+    _, data, creds = cluster_with_token(stub, sa_key, kube_stub_factory)
     with kube.member_api(creds) as api:
         assert kube.check_reachable(api, creds) == "v1.33.1"
 
@@ -600,12 +609,7 @@ def test_a_gke_member_deploys_with_its_token_and_a_token_shorter_than_the_wait_s
     from hubfleet.helm import engine_from_env
 
     repo = deploy_repo({MEMBER: GKE_RECORD})
-    cluster_api = kube_stub_factory(token="no-token-issued-yet")
-    assert cluster_api.tls_material is not None
-    ca = base64.b64encode(cluster_api.tls_material.ca_pem).decode()
-    data = gke_secrets(service_account(stub.token_uri, sa_key), f"127.0.0.1:{cluster_api.port}", ca)
-    creds = gke.gke_credentials(MEMBER, CLUSTER, data, SOURCE)
-    cluster_api.token = user_token(creds)  # the cluster accepts exactly this token
+    cluster_api, _, creds = cluster_with_token(stub, sa_key, kube_stub_factory)
     engine = engine_from_env({"HOME": os.environ["HOME"]})
     options = DeployOptions(yes=True, timeout_s=60)
 
