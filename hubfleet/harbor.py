@@ -11,15 +11,15 @@ Only key names are ever reported.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from hubfleet.errors import ClusterError, SecretsError
+from hubfleet.errors import ClusterError
 from hubfleet.repo import DeployRepo
+from hubfleet.values import merge_leaves
 
 if TYPE_CHECKING:
     from hubfleet.credentials import ClusterCredentials
@@ -105,38 +105,19 @@ def generated_values(
     return values
 
 
-def _get(data: Any, path: list[str]) -> Any:
-    for key in path:
-        if not isinstance(data, dict) or key not in data:
-            return None
-        data = data[key]
-    return data
-
-
-def _set(data: dict[str, Any], path: list[str], value: str, shown: str) -> None:
-    here = data
-    for key in path[:-1]:
-        child = here.setdefault(key, {})
-        if not isinstance(child, dict):
-            raise SecretsError(f"{shown}: {key} is not a mapping; cannot set {'.'.join(path)}")
-        here = child
-    here[path[-1]] = value
-
-
 def merge_values(
     current: Mapping[str, Any], generated: Mapping[str, str], shown: str
 ) -> tuple[dict[str, Any], list[str], list[str]]:
-    """`current` with every generated value set: (merged, changed paths, unchanged paths)."""
-    merged = copy.deepcopy(dict(current))
-    changed, unchanged = [], []
+    """`current` with every generated value (by dotted chart path) set: (merged, changed
+    paths, unchanged paths)."""
+    nested: dict[str, Any] = {}
     for path, value in generated.items():
-        keys = path.split(".")
-        if _get(merged, keys) == value:
-            unchanged.append(path)
-        else:
-            _set(merged, keys, value, shown)
-            changed.append(path)
-    return merged, changed, unchanged
+        *parents, leaf = path.split(".")
+        here = nested
+        for key in parents:
+            here = here.setdefault(key, {})
+        here[leaf] = value
+    return merge_leaves(current, nested, shown)
 
 
 def stabilize_secrets(

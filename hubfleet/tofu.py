@@ -16,14 +16,13 @@ The contract with the stacks (terraform/README.md):
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hubfleet.errors import ConfigError, SecretsError
+from hubfleet.errors import ConfigError
 from hubfleet.registry import Member
 from hubfleet.repo import DeployRepo
 
@@ -279,36 +278,6 @@ def secret_targets(repo: DeployRepo, member: str) -> dict[str, Path]:
         "values": repo.member_secret_values(member),
         "gke": repo.member_gke_credentials(member),
     }
-
-
-def merge_nested(
-    current: Mapping[str, Any], incoming: Mapping[str, Any], shown: str
-) -> tuple[dict[str, Any], list[str], list[str]]:
-    """`current` with every leaf of `incoming` set: (merged, changed paths, unchanged paths).
-
-    Maps merge; any other value replaces. A leaf that would land under a non-mapping is an
-    error rather than a silent overwrite of something an operator wrote.
-    """
-    merged = copy.deepcopy(dict(current))
-    changed: list[str] = []
-    unchanged: list[str] = []
-
-    def walk(here: dict[str, Any], new: Mapping[str, Any], prefix: str) -> None:
-        for key, value in new.items():
-            path = f"{prefix}{key}"
-            if isinstance(value, Mapping):
-                child = here.setdefault(key, {})
-                if not isinstance(child, dict):
-                    raise SecretsError(f"{shown}: {path} is not a mapping; cannot merge into it")
-                walk(child, value, f"{path}.")
-            elif here.get(key) == value and key in here:
-                unchanged.append(path)
-            else:
-                here[key] = value
-                changed.append(path)
-
-    walk(merged, incoming, "")
-    return merged, changed, unchanged
 
 
 def split_secrets_output(

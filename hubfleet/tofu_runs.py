@@ -25,8 +25,9 @@ import yaml
 
 from hubfleet import tofu
 from hubfleet.errors import ConfigError, HubfleetError, SecretsError
-from hubfleet.registry import Member, Registry, load_registry
+from hubfleet.registry import Member, load_registry
 from hubfleet.repo import DeployRepo
+from hubfleet.values import merge_leaves
 
 if TYPE_CHECKING:
     from hubfleet.tofu_cli import Tofu
@@ -59,7 +60,7 @@ def prepare(repo: DeployRepo, member_name: str, stack_name: str) -> Prepared:
     registry = load_registry(repo)
     member = registry.member(member_name)
     stack = tofu.find_stack(repo, member, stack_name)
-    tfvars = tofu.member_tfvars(member, stack, registry.shown, _line_of(registry))
+    tfvars = tofu.member_tfvars(member, stack, registry.shown, registry.document.line_of)
     work = tofu.work_dir(repo, member.name, stack.name)
     work.mkdir(parents=True, exist_ok=True, mode=0o700)
     var_file = work / "hubfleet.tfvars.json"
@@ -67,10 +68,6 @@ def prepare(repo: DeployRepo, member_name: str, stack_name: str) -> Prepared:
     if not var_file.is_file() or var_file.read_text(encoding="utf-8") != text:
         var_file.write_text(text, encoding="utf-8")
     return Prepared(member, stack, tfvars, var_file, work)
-
-
-def _line_of(registry: Registry) -> Callable[[tuple[str, ...]], int | None]:
-    return lambda path: registry.document.line_of(path)
 
 
 def credentials_env(repo: DeployRepo, member: str) -> tuple[dict[str, str], list[str]]:
@@ -213,7 +210,7 @@ def save_secrets(
         path = targets[target]
         shown = repo.relative(path)
         current = sops.decrypt_mapping(repo, path)
-        merged, changed, unchanged = tofu.merge_nested(current, incoming, shown)
+        merged, changed, unchanged = merge_leaves(current, incoming, shown)
         if changed:
             sops.write_encrypted(repo, path, yaml.safe_dump(merged, sort_keys=False))
         for key_path in changed:

@@ -20,6 +20,8 @@ from typing import Any
 
 import yaml
 
+from hubfleet.errors import SecretsError
+
 MASK = "********"
 
 ValuesPath = tuple[str, ...]
@@ -169,3 +171,34 @@ def values_as_yaml(merged: MergedValues, show_origin: bool = False) -> str:
 
     walk(shown, (), 0)
     return "\n".join(lines) + "\n" if lines else "{}\n"
+
+
+def merge_leaves(
+    current: Mapping[str, Any], incoming: Mapping[str, Any], shown: str
+) -> tuple[dict[str, Any], list[str], list[str]]:
+    """`current` with every leaf of `incoming` set: (merged, changed paths, unchanged paths),
+    paths dotted. For values written into a member's secrets (Harbor's pinned secrets, a
+    stack's outputs). Maps merge; any other value replaces. A leaf that would land under a
+    non-mapping is a SecretsError naming `shown` rather than a silent overwrite of something
+    an operator wrote. `current` is not modified.
+    """
+    merged = copy.deepcopy(dict(current))
+    changed: list[str] = []
+    unchanged: list[str] = []
+
+    def walk(here: dict[str, Any], new: Mapping[str, Any], prefix: str) -> None:
+        for key, value in new.items():
+            path = f"{prefix}{key}"
+            if isinstance(value, Mapping):
+                child = here.setdefault(key, {})
+                if not isinstance(child, dict):
+                    raise SecretsError(f"{shown}: {path} is not a mapping; cannot merge into it")
+                walk(child, value, f"{path}.")
+            elif here.get(key) == value and key in here:
+                unchanged.append(path)
+            else:
+                here[key] = value
+                changed.append(path)
+
+    walk(merged, incoming, "")
+    return merged, changed, unchanged

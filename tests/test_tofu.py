@@ -27,6 +27,7 @@ from hubfleet.registry import load_registry
 from hubfleet.repo import DeployRepo
 from hubfleet.tofu_cli import TofuError, find_tofu
 from hubfleet.tofu_runs import apply, plan, prepare
+from hubfleet.values import merge_leaves
 from tests.conftest_repo import MakeRepo
 from tests.conftest_s3 import S3Server
 
@@ -204,10 +205,10 @@ def test_missing_required_variable_and_missing_vendor_say_what_to_set(
         prepare(repo, "ovhm", "nope")
 
 
-def test_merge_nested_reports_paths_and_keeps_other_keys() -> None:
+def test_merge_leaves_reports_paths_and_keeps_other_keys() -> None:
     current = {"hub": {"cookieSecret": "c"}, "binderhub": {"registry": {"username": "old"}}}
     incoming = {"binderhub": {"registry": {"username": "old", "password": "p"}}}
-    merged, changed, unchanged = tofu.merge_nested(current, incoming, "f.yaml")
+    merged, changed, unchanged = merge_leaves(current, incoming, "f.yaml")
     assert merged == {
         "hub": {"cookieSecret": "c"},
         "binderhub": {"registry": {"username": "old", "password": "p"}},
@@ -218,7 +219,7 @@ def test_merge_nested_reports_paths_and_keeps_other_keys() -> None:
     )
     assert current["binderhub"]["registry"] == {"username": "old"}  # not modified in place
     with pytest.raises(HubfleetError, match=r"f.yaml: hub.cookieSecret is not a mapping"):
-        tofu.merge_nested(current, {"hub": {"cookieSecret": {"x": 1}}}, "f.yaml")
+        merge_leaves(current, {"hub": {"cookieSecret": {"x": 1}}}, "f.yaml")
 
 
 def test_without_tofu_the_error_says_how_to_install(tmp_path: Path) -> None:
