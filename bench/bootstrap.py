@@ -27,9 +27,9 @@ sys.path.insert(0, str(ROOT))
 
 import yaml  # noqa: E402
 
-from hubfleet import k3s_bootstrap  # noqa: E402
-from hubfleet.bootstrap import BootstrapOptions  # noqa: E402
-from hubfleet.repo import DeployRepo  # noqa: E402
+from hubfleet.files.repo import DeployRepo  # noqa: E402
+from hubfleet.hosts.bootstrap import BootstrapOptions  # noqa: E402
+from hubfleet.k3s import bootstrap as k3s_bootstrap  # noqa: E402
 from tests.harness import HostLab, skip_reason  # noqa: E402
 
 FACTS = {"mem_gb": 16, "cpus": 8, "disk_gb": 100, "os_release": "ubuntu-24.04"}

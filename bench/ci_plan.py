@@ -82,8 +82,8 @@ def make_repo(root: Path, members: int) -> dict[str, tuple[str, str]]:
 
 
 def in_process(root: Path, base: str, head: str, runs: int) -> tuple[float, int]:
-    from hubfleet.ci_plan import plan_for_repo
-    from hubfleet.repo import DeployRepo
+    from hubfleet.ci.plan import plan_for_repo
+    from hubfleet.files.repo import DeployRepo
 
     repo = DeployRepo(root)
     times = []
@@ -97,8 +97,8 @@ def in_process(root: Path, base: str, head: str, runs: int) -> tuple[float, int]
 
 def fresh_process(root: Path, base: str, head: str, runs: int) -> float:
     code = (
-        "import sys; from pathlib import Path; from hubfleet.ci_plan import plan_for_repo; "
-        "from hubfleet.repo import DeployRepo; "
+        "import sys; from pathlib import Path; from hubfleet.ci.plan import plan_for_repo; "
+        "from hubfleet.files.repo import DeployRepo; "
         "print(plan_for_repo(DeployRepo(Path(sys.argv[1])), sys.argv[2], sys.argv[3]).matrix())"
     )
     times = []

@@ -70,9 +70,9 @@ def run_deploy(
 ) -> None:
     import os
 
-    from hubfleet.deploy import DeployOptions, deploy_member
-    from hubfleet.helm import engine_from_env
-    from hubfleet.repo import find_repo
+    from hubfleet.deploy.member import DeployOptions, deploy_member
+    from hubfleet.files.repo import find_repo
+    from hubfleet.helm.engine import engine_from_env
 
     options = DeployOptions(dry_run=dry_run, diff=diff, yes=yes, timeout_s=timeout, force=force)
     deploy_member(
@@ -87,10 +87,10 @@ def run_deploy(
 
 
 def show_values(member: str, show_origin: bool = False) -> None:
-    from hubfleet.layers import member_values
-    from hubfleet.registry import load_registry
-    from hubfleet.repo import find_repo
-    from hubfleet.values import values_as_yaml
+    from hubfleet.files.repo import find_repo
+    from hubfleet.registry.members import load_registry
+    from hubfleet.values.layers import member_values
+    from hubfleet.values.merge import values_as_yaml
 
     repo = find_repo()
     record = load_registry(repo).member(member)
@@ -100,9 +100,9 @@ def show_values(member: str, show_origin: bool = False) -> None:
 def run_validate(member: str | None = None) -> None:
     import os
 
-    from hubfleet.helm import engine_from_env
-    from hubfleet.repo import find_repo
-    from hubfleet.validate import validate_federation
+    from hubfleet.deploy.validate import validate_federation
+    from hubfleet.files.repo import find_repo
+    from hubfleet.helm.engine import engine_from_env
 
     report = validate_federation(find_repo(), engine_from_env(os.environ), member)
     for problem in report.problems:

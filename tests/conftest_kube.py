@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from hubfleet.credentials import ClusterCredentials, credentials_from_kubeconfig
+from hubfleet.kube.credentials import ClusterCredentials, credentials_from_kubeconfig
 from tests.kube_stub import KubeStub
 
 

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 import yaml
 
-from hubfleet import sops
-from hubfleet.repo import DeployRepo
+from hubfleet.files.repo import DeployRepo
+from hubfleet.secrets import sops
 
 PROJECT = Path(__file__).resolve().parent.parent
 

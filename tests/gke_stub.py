@@ -1,6 +1,6 @@
 """A STUB of Google's OAuth2 token endpoint and of the GKE API's "get cluster", on 127.0.0.1.
 
-This is not Google and talks to nothing else: it is a test double for hubfleet.gke, an
+This is not Google and talks to nothing else: it is a test double for hubfleet.cloud.gke, an
 http.server in a thread on an ephemeral loopback port. What it does, it does for real:
 
 - `POST /token` implements the JWT-bearer grant (RFC 7523) as Google's token endpoint answers

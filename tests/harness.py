@@ -45,7 +45,7 @@ Core modules: no pytest here, so scripts under bench/ can use them too (see conf
 
 from __future__ import annotations
 
-from hubfleet.ssh import new_ed25519_key
+from hubfleet.hosts.ssh import new_ed25519_key
 from tests.harness_host import TestHost, fingerprint_of
 from tests.harness_lab import HostLab, host_lab
 from tests.harness_net import LabError, skip_reason, wireguard_skip_reason

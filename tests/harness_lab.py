@@ -24,7 +24,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hubfleet.ssh import new_ed25519_key
+from hubfleet.hosts.ssh import new_ed25519_key
 from tests.harness_host import TestHost
 from tests.harness_net import (
     LOCK_FILE,

@@ -11,11 +11,11 @@ import pytest
 import yaml
 from invoke.context import Context
 
-from hubfleet.ci_matrix import Overrides
-from hubfleet.ci_plan import plan
+from hubfleet.ci.git import GitError, changed_files, file_at
+from hubfleet.ci.matrix import Overrides
+from hubfleet.ci.plan import plan
 from hubfleet.cli import Exit
 from hubfleet.errors import ConfigError, UnknownMemberError
-from hubfleet.git import GitError, changed_files, file_at
 from hubfleet.tasks import ci
 
 REGISTRY = """\
@@ -157,7 +157,7 @@ CASES: list[
     ),
     (
         "hubfleet code",
-        ["hubfleet/deploy.py"],
+        ["hubfleet/deploy/member.py"],
         HEAD,
         HEAD,
         Overrides(),

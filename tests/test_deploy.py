@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from hubfleet.deploy import DeployOptions, deploy_member
+from hubfleet.deploy.member import DeployOptions, deploy_member
 from hubfleet.errors import ClusterError, HubfleetError, RolloutError
-from hubfleet.helm import engine_from_env
-from hubfleet.values import MASK
+from hubfleet.helm.engine import engine_from_env
+from hubfleet.values.merge import MASK
 from tests.conftest_repo import MakeRepo, secret_values, tree_snapshot
 from tests.kube_stub import KubeStub
 
@@ -26,7 +26,7 @@ def kubeconfig_for(stub: KubeStub, member: str) -> dict[str, object]:
 
 
 def run(repo_root: Path, member: str, options: DeployOptions, **kw: object) -> tuple[object, str]:
-    from hubfleet.repo import DeployRepo
+    from hubfleet.files.repo import DeployRepo
 
     lines: list[str] = []
     result = deploy_member(DeployRepo(repo_root), member, ENGINE, options, say=lines.append, **kw)  # type: ignore[arg-type]
@@ -99,7 +99,7 @@ def test_diff_shows_the_change_and_stops(deploy_repo: MakeRepo, kube_stub: KubeS
 def test_a_changed_secret_shows_as_a_fingerprint_never_the_value(
     deploy_repo: MakeRepo, kube_stub: KubeStub
 ) -> None:
-    from hubfleet import sops
+    from hubfleet.secrets import sops
 
     repo = deploy_repo(
         {"alpha": {"domain": "alpha.example.org"}}, {"alpha": kubeconfig_for(kube_stub, "alpha")}
@@ -147,7 +147,7 @@ def test_a_failed_rollout_rolls_back_and_shows_the_failing_pods(
     kube_stub.broken_images.add("example.org/broken:1")
     (repo.root / "config" / "alpha.yaml").write_text("hub:\n  image: example.org/broken:1\n")
     lines: list[str] = []
-    from hubfleet.repo import DeployRepo
+    from hubfleet.files.repo import DeployRepo
 
     with pytest.raises(RolloutError) as caught:
         deploy_member(

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from invoke.context import Context
 
-from hubfleet import dns
+from hubfleet.cloud import dns
 from hubfleet.errors import ConfigError
-from hubfleet.registry import Member, member_from_record
+from hubfleet.registry.members import Member, member_from_record
 from hubfleet.tasks import dns as dns_tasks
 from tests.conftest_dns import DnsServer, apex_only, nxdomain, wildcard_only, zone
 from tests.conftest_repo import MakeRepo

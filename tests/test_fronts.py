@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hubfleet import sops
-from hubfleet.repo import DeployRepo
+from hubfleet.files.repo import DeployRepo
+from hubfleet.secrets import sops
 from tests.conftest_repo import MakeRepo, age_key
 
 PROJECT = Path(__file__).resolve().parent.parent

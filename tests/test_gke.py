@@ -1,4 +1,4 @@
-"""hubfleet.gke: GKE credentials from a service-account key, against the stub token endpoint
+"""hubfleet.cloud.gke: GKE credentials from a service-account key, against the stub token endpoint
 and GKE API (tests/gke_stub.py), the stub Kubernetes API (tests/kube_stub/) and real sops.
 
 Everything here talks to 127.0.0.1 only: every key's token_uri is the stub's.
@@ -25,10 +25,12 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from hubfleet import gke, kube, sops
-from hubfleet.credentials import ClusterCredentials, member_credentials, member_secrets_file
+from hubfleet.cloud import gke
 from hubfleet.errors import ClusterError, ConfigError, HubfleetError, SecretsError
-from hubfleet.registry import load_registry, member_from_record
+from hubfleet.kube import client as kube
+from hubfleet.kube.credentials import ClusterCredentials, member_credentials, member_secrets_file
+from hubfleet.registry.members import load_registry, member_from_record
+from hubfleet.secrets import sops
 from tests.conftest_repo import MakeRepo
 from tests.gke_stub import GkeStub
 from tests.kube_stub import KubeStub, make_tls_material
@@ -473,7 +475,7 @@ def test_reprs_show_no_token_and_no_key(stub: GkeStub, data: dict[str, Any]) -> 
 
 def test_importing_credentials_and_gke_loads_no_google_auth() -> None:
     code = (
-        "import sys, hubfleet.credentials, hubfleet.gke; "
+        "import sys, hubfleet.kube.credentials, hubfleet.cloud.gke; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('google', 'requests')))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -605,8 +607,8 @@ def test_a_gke_member_deploys_with_its_token_and_a_token_shorter_than_the_wait_s
 ) -> None:
     import dataclasses
 
-    from hubfleet.deploy import DeployOptions, deploy_member
-    from hubfleet.helm import engine_from_env
+    from hubfleet.deploy.member import DeployOptions, deploy_member
+    from hubfleet.helm.engine import engine_from_env
 
     repo = deploy_repo({MEMBER: GKE_RECORD})
     cluster_api, _, creds = cluster_with_token(stub, sa_key, kube_stub_factory)

@@ -6,9 +6,10 @@ import base64
 
 import pytest
 
-from hubfleet import harbor, sops
+from hubfleet.cloud import harbor
 from hubfleet.errors import ClusterError
-from hubfleet.repo import DeployRepo
+from hubfleet.files.repo import DeployRepo
+from hubfleet.secrets import sops
 from tests.conftest_repo import MakeRepo, secret_values, tree_snapshot
 from tests.kube_stub import KubeStub
 

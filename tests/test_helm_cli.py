@@ -19,10 +19,8 @@ from typing import Any
 import pytest
 import yaml
 
-from hubfleet.credentials import ClusterCredentials, credentials_from_kubeconfig, kubeconfig_file
 from hubfleet.errors import ClusterError, ConfigError, HubfleetError, RenderError, RolloutError
-from hubfleet.helm import DependencyState, LintFinding, ReleaseInfo, engine_from_env
-from hubfleet.helm_cli import (
+from hubfleet.helm.cli import (
     MISSING_HELM,
     CliEngine,
     dependency_list_argv,
@@ -36,7 +34,7 @@ from hubfleet.helm_cli import (
     status_argv,
     upgrade_argv,
 )
-from hubfleet.helm_cli_output import (
+from hubfleet.helm.cli_output import (
     error_text,
     helm_major_from_version,
     history_from_json,
@@ -46,7 +44,13 @@ from hubfleet.helm_cli_output import (
     release_from_json,
     values_yaml,
 )
-from hubfleet.helm_sdk import SdkEngine
+from hubfleet.helm.engine import DependencyState, LintFinding, ReleaseInfo, engine_from_env
+from hubfleet.helm.sdk import SdkEngine
+from hubfleet.kube.credentials import (
+    ClusterCredentials,
+    credentials_from_kubeconfig,
+    kubeconfig_file,
+)
 
 CHARTS = Path(__file__).parent / "charts"
 KC = Path("/tmp/hubfleet-helm-x/kubeconfig")

@@ -26,11 +26,11 @@ from urllib.parse import parse_qs, urlparse
 import helm_python
 import pytest
 
-from hubfleet.credentials import ClusterCredentials, credentials_from_kubeconfig
 from hubfleet.errors import ClusterError, ConfigError, RenderError
-from hubfleet.helm import ReleaseInfo
-from hubfleet.helm_errors import shown_path
-from hubfleet.helm_sdk import SdkEngine
+from hubfleet.helm.engine import ReleaseInfo
+from hubfleet.helm.errors import shown_path
+from hubfleet.helm.sdk import SdkEngine
+from hubfleet.kube.credentials import ClusterCredentials, credentials_from_kubeconfig
 
 CHARTS = Path(__file__).parent / "charts"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from hubfleet.hostfacts import parse_facts, preflight_problems
+from hubfleet.hosts.facts import parse_facts, preflight_problems
 
 UBUNTU = """\
 os_id=ubuntu

@@ -17,12 +17,13 @@ from typing import Any
 import pytest
 import yaml
 
-from hubfleet import k3s_bootstrap, sops
-from hubfleet.bootstrap import BootstrapOptions
 from hubfleet.errors import HubfleetError
-from hubfleet.hostkeys import HostKeyDecision
-from hubfleet.repo import DeployRepo
-from hubfleet.steps import CHANGED, OK, WOULD_CHANGE, StepFailed
+from hubfleet.files.repo import DeployRepo
+from hubfleet.hosts.bootstrap import BootstrapOptions
+from hubfleet.hosts.hostkeys import HostKeyDecision
+from hubfleet.hosts.steps import CHANGED, OK, WOULD_CHANGE, StepFailed
+from hubfleet.k3s import bootstrap as k3s_bootstrap
+from hubfleet.secrets import sops
 from tests.conftest_repo import MakeRepo
 from tests.harness import HostLab, TestHost
 
@@ -411,7 +412,7 @@ def test_upgrade_plans_are_applied_through_the_kubernetes_api(
     lab_hosts: Callable[..., list[TestHost]],
     kube_stub: Any,
 ) -> None:
-    from hubfleet import kube
+    from hubfleet.kube import client as kube
     from tests.conftest_kube import credentials_for
 
     (server,) = lab_hosts(1)

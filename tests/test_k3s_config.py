@@ -1,4 +1,4 @@
-"""What a k3s host should look like (hubfleet.k3s, hubfleet.k3s_install): config, kubelet
+"""What a k3s host should look like (hubfleet.k3s.config, hubfleet.k3s.install): config, kubelet
 drop-in, sysctls, install command, install decisions and readings of k3s output. Pure: no host
 is touched."""
 
@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 import yaml
 
-from hubfleet import k3s, k3s_install
 from hubfleet.errors import ConfigError, HubfleetError
-from hubfleet.registry import Member, member_from_record
+from hubfleet.k3s import config as k3s
+from hubfleet.k3s import install as k3s_install
+from hubfleet.registry.members import Member, member_from_record
 
 TOKEN = "K10c4a8ab4e2e0c06d5e2e8a6a0f9d1e0f3a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5::server:5f1e9d3c7b2a"
 

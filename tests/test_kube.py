@@ -1,4 +1,4 @@
-"""hubfleet.kube against the stub API server (tests/kube_stub/), over https with a token."""
+"""hubfleet.kube.client against the stub API server (tests/kube_stub/), over https with a token."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from hubfleet import kube
-from hubfleet.credentials import ClusterCredentials, credentials_from_kubeconfig
 from hubfleet.errors import ClusterError, RolloutError
-from hubfleet.rollout import RolloutNotReadyError, RolloutState
+from hubfleet.kube import client as kube
+from hubfleet.kube.credentials import ClusterCredentials, credentials_from_kubeconfig
+from hubfleet.kube.rollout import RolloutNotReadyError, RolloutState
 from tests.kube_stub import KubeStub
 
 pytest_plugins = ["tests.conftest_kube"]
@@ -75,7 +75,9 @@ def free_port() -> int:
 
 
 def test_importing_the_adapter_does_not_import_kubernetes() -> None:
-    code = "import sys, hubfleet.kube, hubfleet.kube_apply; print('kubernetes' in sys.modules)"
+    code = (
+        "import sys, hubfleet.kube.client, hubfleet.kube.apply; print('kubernetes' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

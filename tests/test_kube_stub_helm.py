@@ -15,7 +15,7 @@ import helm_python as helm
 import pytest
 import yaml
 
-from hubfleet import kube
+from hubfleet.kube import client as kube
 from tests.kube_stub import KubeStub
 
 pytest_plugins = ["tests.conftest_kube"]

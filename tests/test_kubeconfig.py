@@ -1,4 +1,4 @@
-"""Kubeconfigs as data (hubfleet.kubeconfig) and the kubeconfig.* tasks: the member rewrite of
+"""Kubeconfigs as data (hubfleet.kube.kubeconfig) and the kubeconfig.* tasks: the member rewrite of
 k3s and MicroK8s files, client certificate expiry, the merge into a personal kubeconfig with
 its backup, and the tasks called as invoke would call them."""
 
@@ -16,9 +16,9 @@ import pytest
 import yaml
 from invoke.context import Context
 
-from hubfleet import kubeconfig
 from hubfleet.cli import Exit
 from hubfleet.errors import ConfigError
+from hubfleet.kube import kubeconfig
 from hubfleet.tasks import kubeconfig as kubeconfig_tasks
 from tests.conftest_repo import MakeRepo
 

@@ -12,15 +12,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hubfleet import sizing, sops
 from hubfleet.errors import ConfigError, HubfleetError
-from hubfleet.hostkeys import HostKeyDecision
-from hubfleet.member_new import MASK, NewMember, NewMemberOptions, new_member
-from hubfleet.member_remove import registry_without, remove_member
-from hubfleet.registry import check_registry, load_registry
-from hubfleet.repo import DeployRepo
-from hubfleet.ssh import HostUnreachableError
-from hubfleet.yamlfile import load_mapping
+from hubfleet.files.repo import DeployRepo
+from hubfleet.files.yamlfile import load_mapping
+from hubfleet.hosts.hostkeys import HostKeyDecision
+from hubfleet.hosts.ssh import HostUnreachableError
+from hubfleet.members.new import MASK, NewMember, NewMemberOptions, new_member
+from hubfleet.members.remove import registry_without, remove_member
+from hubfleet.registry import sizing
+from hubfleet.registry.members import check_registry, load_registry
+from hubfleet.secrets import sops
 from tests.conftest_repo import PROJECT, MakeRepo, tree_snapshot
 from tests.harness import HostLab, TestHost
 
@@ -359,7 +360,7 @@ def test_remove_task_refuses_without_a_terminal_or_yes(
 
 
 def test_registry_without_keeps_flow_style_out() -> None:
-    from hubfleet.yamlfile import parse_with_lines
+    from hubfleet.files.yamlfile import parse_with_lines
 
     text = "members:\n  a: {stage: prod, provider: gke, domain: a.example.org}\n  b: {}\n"
     doc = parse_with_lines(text, Path("f.yaml"))
@@ -372,8 +373,8 @@ def test_a_gke_member_is_added_without_a_host_sized_from_its_user_nodes(
     from invoke.context import Context
 
     from hubfleet.cli import Exit
+    from hubfleet.cloud.tofu_runs import prepare
     from hubfleet.tasks import member as member_tasks
-    from hubfleet.tofu_runs import prepare
 
     monkeypatch.setenv("HUBFLEET_ROOT", str(repo.root))
     before = tree_snapshot(repo.root)

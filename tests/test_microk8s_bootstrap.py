@@ -13,10 +13,12 @@ from typing import Any
 import pytest
 import yaml
 
-from hubfleet import microk8s_runs, microk8s_steps, sops
-from hubfleet.bootstrap import BootstrapOptions, bootstrap_member
-from hubfleet.repo import DeployRepo
-from hubfleet.steps import CHANGED, OK, WOULD_CHANGE, StepFailed
+from hubfleet.files.repo import DeployRepo
+from hubfleet.hosts.bootstrap import BootstrapOptions, bootstrap_member
+from hubfleet.hosts.steps import CHANGED, OK, WOULD_CHANGE, StepFailed
+from hubfleet.microk8s import partial as microk8s_runs
+from hubfleet.microk8s import steps as microk8s_steps
+from hubfleet.secrets import sops
 from tests.conftest_repo import MakeRepo
 from tests.harness import HostLab, TestHost, wireguard_skip_reason
 

@@ -1,4 +1,4 @@
-"""What a MicroK8s member should look like (hubfleet.microk8s, microk8s_cluster,
+"""What a MicroK8s member should look like (hubfleet.microk8s.settings, microk8s_cluster,
 microk8s_network): settings, addons, snap, status, joins, nodes, the API certificate's SANs
 and ufw. Pure: no host is touched."""
 
@@ -11,10 +11,12 @@ from typing import Any
 
 import pytest
 
-from hubfleet import microk8s, microk8s_cluster, microk8s_network
 from hubfleet.errors import ConfigError, HubfleetError
-from hubfleet.k3s import NodeStatus
-from hubfleet.registry import Member, member_from_record
+from hubfleet.k3s.config import NodeStatus
+from hubfleet.microk8s import cluster as microk8s_cluster
+from hubfleet.microk8s import network as microk8s_network
+from hubfleet.microk8s import settings as microk8s
+from hubfleet.registry.members import Member, member_from_record
 
 TOKEN = "fd2bcf0daba9515b10a232ed60594c76/4fee84ba7f3f"
 

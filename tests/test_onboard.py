@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
-from hubfleet import sops
-from hubfleet.onboarding import (
+from hubfleet.files.repo import DeployRepo
+from hubfleet.members.onboarding import (
     STEPS,
     OnboardHooks,
     OnboardingFailed,
@@ -20,7 +20,7 @@ from hubfleet.onboarding import (
     load_progress,
     onboard,
 )
-from hubfleet.repo import DeployRepo
+from hubfleet.secrets import sops
 from tests.conftest_dns import nxdomain, zone
 from tests.conftest_kube import credentials_for
 from tests.conftest_repo import MakeRepo
@@ -150,7 +150,7 @@ def test_interrupted_at_a_step_the_rerun_resumes_there_and_ends_as_a_clean_run(
     dns_server: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import hubfleet.onboarding_steps as steps
+    import hubfleet.members.onboarding_steps as steps
     from hubfleet.errors import HubfleetError
 
     host, repo, options = _world(deploy_repo, host_lab, dns_server)

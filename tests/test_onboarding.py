@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from hubfleet.errors import HubfleetError
-from hubfleet.onboarding import (
+from hubfleet.files.repo import DeployRepo
+from hubfleet.members.onboarding import (
     STEPS,
     OnboardingFailed,
     OnboardOptions,
@@ -17,7 +18,6 @@ from hubfleet.onboarding import (
     run_onboarding,
     steps_left,
 )
-from hubfleet.repo import DeployRepo
 
 
 def recorder(calls: list[str], fail_at: str | None = None) -> dict[str, Callable[[], str]]:

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from hubfleet.errors import ConfigError, UnknownMemberError
-from hubfleet.registry import check_registry, load_registry
-from hubfleet.repo import DeployRepo, find_repo
+from hubfleet.files.repo import DeployRepo, find_repo
+from hubfleet.registry.members import check_registry, load_registry
 
 GOOD = """\
 members:

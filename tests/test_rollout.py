@@ -1,4 +1,4 @@
-"""hubfleet.rollout: the rules of `kubectl rollout status`, on plain objects, without a cluster."""
+"""hubfleet.kube.rollout: the rules of `kubectl rollout status`, on plain objects, without a cluster."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from hubfleet.rollout import Workload, rollout_status, workloads_in_manifest
+from hubfleet.kube.rollout import Workload, rollout_status, workloads_in_manifest
 
 
 def test_workloads_in_manifest_picks_apps_workloads_in_order() -> None:

@@ -1,4 +1,4 @@
-"""hubfleet.s3, s3_lifecycle, s3_check and the s3.* tasks against a real S3 server (SeaweedFS).
+"""hubfleet.cloud.s3, s3_lifecycle, s3_check and the s3.* tasks against a real S3 server (SeaweedFS).
 
 Deploy repos come from `deploy_repo` (real sops/age): the member's S3 keys sit encrypted in
 secrets/config/<member>.yaml under the Harbor chart keys. Every task test also checks that
@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pytest
 from invoke.context import Context
 
-from hubfleet import s3, s3_check, s3_lifecycle
 from hubfleet.cli import Exit
+from hubfleet.cloud import s3, s3_check, s3_lifecycle
 from hubfleet.errors import ConfigError, SecretsError
-from hubfleet.registry import load_registry
-from hubfleet.repo import DeployRepo
+from hubfleet.files.repo import DeployRepo
+from hubfleet.registry.members import load_registry
 from hubfleet.tasks import s3 as s3_tasks
 from tests.conftest_repo import PROJECT, MakeRepo
 

@@ -15,9 +15,9 @@ import pytest
 import yaml
 from invoke.context import Context
 
-from hubfleet import sops
 from hubfleet.cli import Exit
-from hubfleet.repo import DeployRepo, find_repo
+from hubfleet.files.repo import DeployRepo, find_repo
+from hubfleet.secrets import sops
 from hubfleet.tasks import secrets as secrets_tasks
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]

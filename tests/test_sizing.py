@@ -1,10 +1,10 @@
-"""The sizing rules of thumb (hubfleet.sizing): pure functions, no I/O."""
+"""The sizing rules of thumb (hubfleet.registry.sizing): pure functions, no I/O."""
 
 from __future__ import annotations
 
 import pytest
 
-from hubfleet import sizing
+from hubfleet.registry import sizing
 
 
 @pytest.mark.parametrize(
@@ -157,7 +157,7 @@ def test_member_sizing_from_facts_and_overrides() -> None:
 
 
 def test_the_schema_knows_every_sizing_key() -> None:
-    from hubfleet.registry import registry_schema
+    from hubfleet.registry.members import registry_schema
 
     block = registry_schema()["$defs"]["sizing"]
     assert tuple(block["properties"]) == sizing.SIZING_KEYS

@@ -1,4 +1,4 @@
-"""hubfleet.sops against the real sops binary and real age keys made for this test session.
+"""hubfleet.secrets.sops against the real sops binary and real age keys made for this test session.
 
 Every sops call gets an explicit environment (identity, and a HOME with no keys in it), so
 what the developer has in ~/.config/sops or SOPS_AGE_KEY_FILE never matters here.
@@ -18,10 +18,11 @@ from typing import Any
 import pytest
 import yaml
 
-from hubfleet import secretgen, sops
-from hubfleet.credentials import credentials_from_kubeconfig
 from hubfleet.errors import SecretsError
-from hubfleet.repo import DeployRepo, find_repo
+from hubfleet.files.repo import DeployRepo, find_repo
+from hubfleet.kube.credentials import credentials_from_kubeconfig
+from hubfleet.secrets import generate as secretgen
+from hubfleet.secrets import sops
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 Env = Callable[..., dict[str, str]]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hubfleet.errors import HubfleetError
-from hubfleet.steps import (
+from hubfleet.hosts.steps import (
     CHANGED,
     FAILED,
     OK,

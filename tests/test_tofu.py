@@ -21,13 +21,14 @@ from typing import Any
 import pytest
 import yaml
 
-from hubfleet import sops, tofu
+from hubfleet.cloud import tofu
+from hubfleet.cloud.tofu_cli import TofuError, find_tofu
+from hubfleet.cloud.tofu_runs import apply, plan, prepare
 from hubfleet.errors import ConfigError, HubfleetError
-from hubfleet.registry import load_registry
-from hubfleet.repo import DeployRepo
-from hubfleet.tofu_cli import TofuError, find_tofu
-from hubfleet.tofu_runs import apply, plan, prepare
-from hubfleet.values import merge_leaves
+from hubfleet.files.repo import DeployRepo
+from hubfleet.registry.members import load_registry
+from hubfleet.secrets import sops
+from hubfleet.values.merge import merge_leaves
 from tests.conftest_repo import MakeRepo
 from tests.conftest_s3 import S3Server
 
@@ -437,8 +438,8 @@ def test_front_vars_shows_the_tfvars(tofu_repo: dict[str, Any]) -> None:
 
 
 def test_validate_checks_the_registrys_stack_variables(deploy_repo: MakeRepo) -> None:
-    from hubfleet.helm import engine_from_env
-    from hubfleet.validate import validate_federation
+    from hubfleet.deploy.validate import validate_federation
+    from hubfleet.helm.engine import engine_from_env
 
     members = {
         "gpu": {**GKE_MEMBER, "tofu": {"gke": {"gpu_max_nodez": 8}, "harbor": {}}},
@@ -459,7 +460,7 @@ def test_validate_checks_the_registrys_stack_variables(deploy_repo: MakeRepo) ->
 def test_a_failing_plan_and_a_stack_without_the_output_are_one_line(
     tofu_repo: dict[str, Any],
 ) -> None:
-    from hubfleet.tofu_cli import TofuError
+    from hubfleet.cloud.tofu_cli import TofuError
 
     repo, env, binary = tofu_repo["repo"], tofu_repo["env"], tofu_repo["tofu"]
     stack = repo.root / "terraform" / "selftest" / "main.tf"

@@ -22,16 +22,16 @@ import pytest
 import yaml
 from invoke.context import Context
 
-from hubfleet import s3
-from hubfleet.chart_deps import declared_dependencies
-from hubfleet.deploy import DeployOptions, deploy_member, render_member
+from hubfleet.cloud import s3
+from hubfleet.deploy.member import DeployOptions, deploy_member, render_member
 from hubfleet.errors import RenderError
-from hubfleet.helm import engine_from_env
-from hubfleet.helm_sdk import SdkEngine
-from hubfleet.layers import member_values, registry_layer
-from hubfleet.registry import load_registry, member_from_record
-from hubfleet.repo import DeployRepo
+from hubfleet.files.repo import DeployRepo
+from hubfleet.helm.dependencies import declared_dependencies
+from hubfleet.helm.engine import engine_from_env
+from hubfleet.helm.sdk import SdkEngine
+from hubfleet.registry.members import load_registry, member_from_record
 from hubfleet.tasks import core as core_tasks
+from hubfleet.values.layers import member_values, registry_layer
 from tests.conftest_repo import PROJECT, MakeRepo
 
 CHART = PROJECT / "chart"
@@ -379,8 +379,8 @@ def test_a_missing_harbor_chart_names_its_repository(deploy_repo: MakeRepo, tmp_
 def test_harbor_enabled_without_its_bucket_or_keys_stops_deploy_and_validate(
     deploy_repo: MakeRepo, chart_cache: Path
 ) -> None:
+    from hubfleet.deploy.validate import validate_federation
     from hubfleet.errors import ConfigError
-    from hubfleet.validate import validate_federation
 
     repo = umbrella_repo(
         deploy_repo,

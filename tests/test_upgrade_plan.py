@@ -1,4 +1,4 @@
-"""k3s automatic-upgrade Plans (hubfleet.upgrade_plan): rendered from the member record, applied
+"""k3s automatic-upgrade Plans (hubfleet.k3s.upgrade_plan): rendered from the member record, applied
 idempotently through the Kubernetes API (the stub, tests/kube_stub/), and the
 k3s upgrade-plan task."""
 
@@ -11,12 +11,13 @@ import pytest
 import yaml
 from invoke.context import Context
 
-from hubfleet import kube, kube_apply
-from hubfleet import upgrade_plan as up
 from hubfleet.cli import Exit
-from hubfleet.credentials import ClusterCredentials
 from hubfleet.errors import ClusterError
-from hubfleet.registry import Member, member_from_record
+from hubfleet.k3s import upgrade_plan as up
+from hubfleet.kube import apply as kube_apply
+from hubfleet.kube import client as kube
+from hubfleet.kube.credentials import ClusterCredentials
+from hubfleet.registry.members import Member, member_from_record
 from hubfleet.tasks import k3s_plan
 from tests.conftest_repo import MakeRepo
 from tests.kube_stub import KubeStub

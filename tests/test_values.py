@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hubfleet.values import MASK, ValuesLayer, masked, merge_layers, redact, values_as_yaml
+from hubfleet.values.merge import MASK, ValuesLayer, masked, merge_layers, redact, values_as_yaml
 
 DEFAULTS = ValuesLayer(
     "chart/values.yaml", {"hub": {"image": "a", "extra": {"x": 1}}, "ports": [80, 443]}

@@ -1,4 +1,4 @@
-"""WireGuard as data (hubfleet.wireguard): keys, VPN addresses, wg0.conf for server and clients."""
+"""WireGuard as data (hubfleet.microk8s.wireguard): keys, VPN addresses, wg0.conf for server and clients."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from hubfleet import wireguard
 from hubfleet.errors import ConfigError, HubfleetError
-from hubfleet.registry import Member, member_from_record
+from hubfleet.microk8s import wireguard
+from hubfleet.registry.members import Member, member_from_record
 
 # RFC 7748 section 6.1, Alice's X25519 key pair
 RFC7748_PRIVATE = bytes.fromhex("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a")

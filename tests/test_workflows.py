@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from hubfleet.ci_plan import registry_members
+from hubfleet.ci.plan import registry_members
 
 PROJECT = Path(__file__).resolve().parent.parent
 WORKFLOWS = sorted((PROJECT / ".github" / "workflows").glob("*.y*ml"))

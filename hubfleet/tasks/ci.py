@@ -1,6 +1,6 @@
 """ci.plan: which members a change deploys, as a GitHub Actions matrix (JSON) or a table.
 
-Thin: flags in, hubfleet.ci_plan out.
+Thin: flags in, hubfleet.ci.plan out.
 """
 
 from __future__ import annotations
@@ -50,10 +50,10 @@ def plan(
     def body() -> None:
         import json
 
-        from hubfleet.ci_matrix import Overrides
-        from hubfleet.ci_plan import plan_for_repo
+        from hubfleet.ci.matrix import Overrides
+        from hubfleet.ci.plan import plan_for_repo
         from hubfleet.errors import ConfigError
-        from hubfleet.repo import find_repo
+        from hubfleet.files.repo import find_repo
 
         if format_ not in FORMATS:
             raise ConfigError(f"--format {format_!r}: use {' or '.join(FORMATS)}")

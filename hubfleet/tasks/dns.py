@@ -1,6 +1,6 @@
 """dns.check: a member's domain and its wildcard resolve to the member's public address.
 
-Thin: flags in, hubfleet.dns out.
+Thin: flags in, hubfleet.cloud.dns out.
 """
 
 from __future__ import annotations
@@ -39,10 +39,10 @@ def check(
     def body() -> None:
         import os
 
-        from hubfleet import dns
+        from hubfleet.cloud import dns
         from hubfleet.errors import ConfigError
-        from hubfleet.registry import load_registry
-        from hubfleet.repo import find_repo
+        from hubfleet.files.repo import find_repo
+        from hubfleet.registry.members import load_registry
 
         if member.startswith("-"):  # invoke (2.2) hands `--help` to a missing positional
             raise ConfigError(f"{member!r} is not a member; for help run: invoke --help dns.check")
@@ -51,7 +51,7 @@ def check(
         chosen = dns.choose_resolver(resolver, os.environ)
         values = None
         if not address and record.provider not in dns.SELF_HOSTED:
-            from hubfleet.layers import member_values
+            from hubfleet.values.layers import member_values
 
             values = member_values(repo, record).effective.values
         expected = dns.expected_address(record, address, values)

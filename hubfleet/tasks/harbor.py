@@ -1,6 +1,6 @@
 """harbor.* tasks: pin the secrets Harbor generated on a member's first deploy.
 
-Thin: parses its flags and calls hubfleet.harbor. Prints key names, never values.
+Thin: parses its flags and calls hubfleet.cloud.harbor. Prints key names, never values.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ def stabilize_secrets(c: Context, member: str, debug: bool = False) -> None:
     changes nothing."""
 
     def body() -> None:
-        from hubfleet.harbor import stabilize_secrets as stabilize
-        from hubfleet.repo import find_repo
+        from hubfleet.cloud.harbor import stabilize_secrets as stabilize
+        from hubfleet.files.repo import find_repo
 
         stabilize(find_repo(), member)
 

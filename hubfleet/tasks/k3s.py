@@ -1,5 +1,5 @@
 """k3s.* tasks: bootstrap a k3s member's hosts over SSH, join one, refresh its kubeconfig,
-uninstall. Thin: flags in, hubfleet.k3s_bootstrap out."""
+uninstall. Thin: flags in, hubfleet.k3s.bootstrap out."""
 
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ SSH_HELP = {
 def _options(**kw: object) -> object:
     import sys
 
-    from hubfleet.bootstrap import BootstrapOptions
-    from hubfleet.hostkeys import HostKeyDecision
+    from hubfleet.hosts.bootstrap import BootstrapOptions
+    from hubfleet.hosts.hostkeys import HostKeyDecision
 
     accept = kw.pop("accept_host_key", None)
     identity = kw.pop("identity", None)
@@ -40,9 +40,9 @@ def _options(**kw: object) -> object:
 
 
 def _run(action: str, member: str, **kw: object) -> None:
-    from hubfleet import k3s_bootstrap
-    from hubfleet.repo import find_repo
-    from hubfleet.steps import StepFailed, summary_table
+    from hubfleet.files.repo import find_repo
+    from hubfleet.hosts.steps import StepFailed, summary_table
+    from hubfleet.k3s import bootstrap as k3s_bootstrap
 
     options = _options(**kw)
     repo = find_repo()

@@ -1,6 +1,6 @@
 """k3s.upgrade-plan: a k3s member's system-upgrade-controller Plans, printed or applied.
 
-Thin: flags in, hubfleet.upgrade_plan out.
+Thin: flags in, hubfleet.k3s.upgrade_plan out.
 """
 
 from __future__ import annotations
@@ -28,10 +28,10 @@ def upgrade_plan(c: Context, member: str, apply: bool = False, debug: bool = Fal
     """
 
     def body() -> None:
-        from hubfleet import upgrade_plan as plans
         from hubfleet.errors import ConfigError
-        from hubfleet.registry import load_registry
-        from hubfleet.repo import find_repo
+        from hubfleet.files.repo import find_repo
+        from hubfleet.k3s import upgrade_plan as plans
+        from hubfleet.registry.members import load_registry
 
         if member.startswith("-"):  # invoke (2.2) hands `--help` to a missing positional
             raise ConfigError(
@@ -48,8 +48,8 @@ def upgrade_plan(c: Context, member: str, apply: bool = False, debug: bool = Fal
             print(plans.plans_yaml(rendered), end="")
             return
 
-        from hubfleet import kube
-        from hubfleet.credentials import member_credentials
+        from hubfleet.kube import client as kube
+        from hubfleet.kube.credentials import member_credentials
 
         creds = member_credentials(repo, record)
         with kube.member_api(creds) as api:

@@ -1,6 +1,6 @@
 """kubeconfig.* tasks: rewrite a fetched kubeconfig for a member, merge a member's into yours.
 
-Thin: flags in, hubfleet.kubeconfig out. `merge` is the one place hubfleet writes a personal
+Thin: flags in, hubfleet.kube.kubeconfig out. `merge` is the one place hubfleet writes a personal
 kubeconfig, and only when asked: it backs the file up first and never changes its
 current-context. Neither task prints credentials except `rewrite`, whose output is the
 kubeconfig itself (pipe it into the encrypted secrets file).
@@ -52,8 +52,8 @@ def rewrite(
         import sys
         from pathlib import Path
 
-        from hubfleet import kubeconfig
         from hubfleet.errors import ConfigError
+        from hubfleet.kube import kubeconfig
 
         path = Path(_not_a_flag(file, "kubeconfig.rewrite"))
         if not path.is_file():
@@ -89,10 +89,10 @@ def merge(c: Context, member: str, into: str | None = None, debug: bool = False)
         import os
         from pathlib import Path
 
-        from hubfleet import kubeconfig
-        from hubfleet.credentials import member_credentials
-        from hubfleet.registry import load_registry
-        from hubfleet.repo import find_repo
+        from hubfleet.files.repo import find_repo
+        from hubfleet.kube import kubeconfig
+        from hubfleet.kube.credentials import member_credentials
+        from hubfleet.registry.members import load_registry
 
         repo = find_repo()
         record = load_registry(repo).member(_not_a_flag(member, "kubeconfig.merge"))

@@ -1,6 +1,6 @@
 """member.* tasks: add a member to the federation, onboard it, show the federation, take one out.
 
-Thin: each parses its flags and calls hubfleet.member_new or hubfleet.member_remove. No task
+Thin: each parses its flags and calls hubfleet.members.new or hubfleet.members.remove. No task
 prints a secret value.
 """
 
@@ -17,7 +17,7 @@ from invoke.tasks import task
 from hubfleet.cli import run_front
 
 if TYPE_CHECKING:
-    from hubfleet.member_new import NewMember
+    from hubfleet.members.new import NewMember
 
 DEBUG_HELP = "show the traceback of a failure"
 
@@ -41,10 +41,10 @@ def _gke_request(
     shape: tuple[int, float, float],
 ) -> NewMember:
     """member.new for a GKE member: the cluster's place, and its user nodes for sizing."""
+    from hubfleet.cloud.gke import GkeCluster
     from hubfleet.errors import HubfleetError
-    from hubfleet.gke import GkeCluster
-    from hubfleet.member_new import NewMember
-    from hubfleet.member_templates import NodeShape
+    from hubfleet.members.new import NewMember
+    from hubfleet.members.templates import NodeShape
 
     project, location, cluster = where
     cpus, ram_gb, disk_gb = int(shape[0]), float(shape[1]), float(shape[2])
@@ -110,7 +110,7 @@ def new(
     """Add a member: registry entry, config/NAME.yaml and encrypted secrets/config/NAME.yaml.
 
     k3s and MicroK8s: connects to the host for its CPUs, RAM and disk and sizes the member from
-    them (launch quota, dind resources, image cleaner, maxPods; see hubfleet.sizing). GKE: no
+    them (launch quota, dind resources, image cleaner, maxPods; see hubfleet.registry.sizing). GKE: no
     host; the registry gets the cluster's project, location and name, and sizing comes from
     the user nodes' shape (--node-cpus, --node-ram-gb, --node-disk-gb). Writes everything or
     nothing; refuses a name that exists.
@@ -118,9 +118,9 @@ def new(
 
     def body() -> None:
         from hubfleet.errors import HubfleetError
-        from hubfleet.hostkeys import HostKeyDecision
-        from hubfleet.member_new import NewMember, NewMemberOptions, new_member
-        from hubfleet.repo import find_repo
+        from hubfleet.files.repo import find_repo
+        from hubfleet.hosts.hostkeys import HostKeyDecision
+        from hubfleet.members.new import NewMember, NewMemberOptions, new_member
 
         if provider not in ("k3s", "microk8s", "gke"):
             raise HubfleetError(f"--provider {provider!r}: use k3s, microk8s or gke")
@@ -169,8 +169,8 @@ def remove(
 
     def body() -> None:
         from hubfleet.errors import HubfleetError
-        from hubfleet.member_remove import remove_member
-        from hubfleet.repo import find_repo
+        from hubfleet.files.repo import find_repo
+        from hubfleet.members.remove import remove_member
 
         def confirm(question: str) -> bool:
             if yes:
@@ -231,9 +231,9 @@ def onboard(
     def go() -> None:
         from pathlib import Path
 
-        from hubfleet.onboarding import MANUAL, OnboardingFailed, OnboardOptions, checklist
-        from hubfleet.onboarding import onboard as run
-        from hubfleet.repo import find_repo
+        from hubfleet.files.repo import find_repo
+        from hubfleet.members.onboarding import MANUAL, OnboardingFailed, OnboardOptions, checklist
+        from hubfleet.members.onboarding import onboard as run
 
         options = OnboardOptions(
             host=host,
@@ -273,9 +273,9 @@ def status(c: Context, member: str | None = None, debug: bool = False) -> None:
     def go() -> None:
         import os
 
-        from hubfleet.helm import engine_from_env
-        from hubfleet.member_status import federation_status, status_table
-        from hubfleet.repo import find_repo
+        from hubfleet.files.repo import find_repo
+        from hubfleet.helm.engine import engine_from_env
+        from hubfleet.members.status import federation_status, status_table
 
         print(status_table(federation_status(find_repo(), engine_from_env(os.environ), member)))
 

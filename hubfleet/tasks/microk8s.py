@@ -1,5 +1,5 @@
 """microk8s.*, wireguard.* and gpu.* tasks: self-hosted MicroK8s members over SSH.
-Thin: flags in, hubfleet.bootstrap / hubfleet.microk8s_steps / hubfleet.microk8s_runs out."""
+Thin: flags in, hubfleet.hosts.bootstrap / hubfleet.microk8s.steps / hubfleet.microk8s.partial out."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from hubfleet.tasks.k3s import SSH_HELP, _options
 
 
 def _bootstrap(member: str, **kw: object) -> None:
-    from hubfleet import microk8s_steps
-    from hubfleet.bootstrap import bootstrap_member
-    from hubfleet.repo import find_repo
-    from hubfleet.steps import StepFailed, summary_table
+    from hubfleet.files.repo import find_repo
+    from hubfleet.hosts.bootstrap import bootstrap_member
+    from hubfleet.hosts.steps import StepFailed, summary_table
+    from hubfleet.microk8s import steps as microk8s_steps
 
     options = _options(**kw)
     try:
@@ -103,10 +103,10 @@ def wireguard_setup(
     configs, wg-quick@wg0 enabled and up."""
 
     def go() -> None:
-        from hubfleet import microk8s_runs
-        from hubfleet.bootstrap import bootstrap_member
-        from hubfleet.repo import find_repo
-        from hubfleet.steps import summary_table
+        from hubfleet.files.repo import find_repo
+        from hubfleet.hosts.bootstrap import bootstrap_member
+        from hubfleet.hosts.steps import summary_table
+        from hubfleet.microk8s import partial as microk8s_runs
 
         options = _options(accept_host_key=accept_host_key, identity=identity)
         reports = bootstrap_member(find_repo(), member, options, microk8s_runs.wireguard_flavour())  # type: ignore[arg-type]
@@ -127,8 +127,8 @@ def gpu_check(
     allocatable nvidia.com/gpu Kubernetes sees (once the cluster is up)."""
 
     def go() -> None:
-        from hubfleet import microk8s_runs
-        from hubfleet.repo import find_repo
+        from hubfleet.files.repo import find_repo
+        from hubfleet.microk8s import partial as microk8s_runs
 
         options = _options(accept_host_key=accept_host_key, identity=identity)
         rows = microk8s_runs.gpu_report(find_repo(), member, options)

@@ -1,7 +1,7 @@
 """s3.lifecycle and s3.check: a member's Harbor bucket (registry `s3` block, keys from its secrets).
 
-Thin: flags in, hubfleet.s3 (settings, keys, client) and hubfleet.s3_lifecycle or
-hubfleet.s3_check out. Keys are never printed.
+Thin: flags in, hubfleet.cloud.s3 (settings, keys, client) and hubfleet.cloud.s3_lifecycle or
+hubfleet.cloud.s3_check out. Keys are never printed.
 """
 
 from __future__ import annotations
@@ -38,10 +38,10 @@ def lifecycle(c: Context, member: str, dry_run: bool = False, debug: bool = Fals
     """
 
     def body() -> None:
-        from hubfleet import s3, s3_lifecycle
-        from hubfleet.registry import load_registry
-        from hubfleet.repo import find_repo
-        from hubfleet.steps import OK, WOULD_CHANGE
+        from hubfleet.cloud import s3, s3_lifecycle
+        from hubfleet.files.repo import find_repo
+        from hubfleet.hosts.steps import OK, WOULD_CHANGE
+        from hubfleet.registry.members import load_registry
 
         _not_a_flag(member, "s3.lifecycle")
         repo = find_repo()
@@ -76,9 +76,9 @@ def check(c: Context, member: str, debug: bool = False) -> None:
     """
 
     def body() -> None:
-        from hubfleet import s3, s3_check
-        from hubfleet.registry import load_registry
-        from hubfleet.repo import find_repo
+        from hubfleet.cloud import s3, s3_check
+        from hubfleet.files.repo import find_repo
+        from hubfleet.registry.members import load_registry
 
         _not_a_flag(member, "s3.check")
         repo = find_repo()

@@ -1,6 +1,6 @@
 """secrets.* tasks: check, edit, encrypt, rekey and fill the sops-encrypted files in secrets/.
 
-Thin: each parses its flags and calls hubfleet.sops. No task prints a secret value.
+Thin: each parses its flags and calls hubfleet.secrets.sops. No task prints a secret value.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from invoke.tasks import task
 
 from hubfleet.cli import run_front
 from hubfleet.errors import SecretsError
-from hubfleet.repo import DeployRepo, find_repo
+from hubfleet.files.repo import DeployRepo, find_repo
 
 DEBUG_HELP = "show the traceback of a failure"
 
@@ -47,7 +47,7 @@ def check(c: Context, debug: bool = False) -> None:
     """Fail (exit 1) naming every plaintext file under secrets/; all must be sops-encrypted."""
 
     def body() -> None:
-        from hubfleet import sops
+        from hubfleet.secrets import sops
 
         repo = find_repo()
         files = sops.secret_files(repo)
@@ -70,7 +70,7 @@ def edit(c: Context, file: str, debug: bool = False) -> None:
     """Edit an encrypted FILE in $EDITOR through sops (plaintext only in sops' temp file)."""
 
     def body() -> None:
-        from hubfleet import sops
+        from hubfleet.secrets import sops
 
         repo = find_repo()
         path = _secrets_file(repo, _not_a_flag(file, "secrets.edit"))
@@ -85,7 +85,7 @@ def encrypt(c: Context, file: str, debug: bool = False) -> None:
     """Encrypt a plaintext FILE in place, to the recipients .sops.yaml names for it."""
 
     def body() -> None:
-        from hubfleet import sops
+        from hubfleet.secrets import sops
 
         repo = find_repo()
         path = _secrets_file(repo, _not_a_flag(file, "secrets.encrypt"))
@@ -111,7 +111,7 @@ def updatekeys(c: Context, file: list[str] | None = None, debug: bool = False) -
     """
 
     def body() -> None:
-        from hubfleet import sops
+        from hubfleet.secrets import sops
 
         repo = find_repo()
         paths = [_secrets_file(repo, f) for f in file] if file else sops.secret_files(repo)
@@ -138,7 +138,8 @@ def generate(
     """Write a fresh random hex secret into encrypted FILE at dotted KEY (never shows the value)."""
 
     def body() -> None:
-        from hubfleet import secretgen, sops
+        from hubfleet.secrets import generate as secretgen
+        from hubfleet.secrets import sops
 
         repo = find_repo()
         path = _secrets_file(repo, _not_a_flag(file, "secrets.generate"))

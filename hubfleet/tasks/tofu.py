@@ -1,6 +1,6 @@
 """tofu.vars, tofu.plan and tofu.apply: a member's OpenTofu stack (terraform/) from the registry.
 
-Thin: flags in, hubfleet.tofu_runs out. Credentials and outputs are never printed.
+Thin: flags in, hubfleet.cloud.tofu_runs out. Credentials and outputs are never printed.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def _check_args(member: str, stack: str, task_name: str) -> None:
 def _binary() -> str:
     import os
 
-    from hubfleet.tofu_cli import find_tofu
+    from hubfleet.cloud.tofu_cli import find_tofu
 
     return find_tofu(os.environ.get("HUBFLEET_TOFU"))
 
@@ -46,9 +46,9 @@ def vars(c: Context, member: str, stack: str, debug: bool = False) -> None:
     """
 
     def body() -> None:
-        from hubfleet.repo import find_repo
-        from hubfleet.tofu import tfvars_json
-        from hubfleet.tofu_runs import prepare
+        from hubfleet.cloud.tofu import tfvars_json
+        from hubfleet.cloud.tofu_runs import prepare
+        from hubfleet.files.repo import find_repo
 
         _check_args(member, stack, "tofu.vars")
         repo = find_repo()
@@ -73,8 +73,8 @@ def plan(c: Context, member: str, stack: str, debug: bool = False) -> None:
         import os
         import sys
 
-        from hubfleet.repo import find_repo
-        from hubfleet.tofu_runs import plan as plan_stack
+        from hubfleet.cloud.tofu_runs import plan as plan_stack
+        from hubfleet.files.repo import find_repo
 
         _check_args(member, stack, "tofu.plan")
         plan_stack(
@@ -117,9 +117,9 @@ def apply(
         import sys
 
         from hubfleet.cli import _ask
-        from hubfleet.repo import find_repo
-        from hubfleet.tofu_runs import apply as apply_stack
-        from hubfleet.tofu_runs import plan as plan_stack
+        from hubfleet.cloud.tofu_runs import apply as apply_stack
+        from hubfleet.cloud.tofu_runs import plan as plan_stack
+        from hubfleet.files.repo import find_repo
 
         _check_args(member, stack, "tofu.apply")
         if dry_run:

@@ -1,6 +1,6 @@
 """A stub Kubernetes API server for tests: not Kubernetes, a stand-in that answers like one.
 
-No API server can run where the tests run (see TESTING.md), so `hubfleet.kube` and the Helm
+No API server can run where the tests run (see TESTING.md), so `hubfleet.kube.client` and the Helm
 SDK are tested against this: a threaded HTTP(S) server on 127.0.0.1 holding objects in memory,
 keyed by (group, version, resource, namespace, name). It answers the endpoints a real API
 server answers, with the same JSON shapes: `/version`, discovery (`/api`, `/apis`, ...),

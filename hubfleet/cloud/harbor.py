@@ -1,0 +1,160 @@
+"""Pinning the secrets Harbor generates, so that deploys stop restarting Harbor.
+
+Left unset, the Harbor chart makes new random values on every deploy (core secret, CSRF key,
+token certificate, jobservice and registry secrets, registry credentials), and every deploy
+restarts Harbor's pods. After the first deploy, `stabilize_secrets` reads what Harbor generated
+from the member's cluster and stores it in secrets/config/MEMBER.yaml under the chart values
+that make Harbor reuse it (the umbrella chart's `harbor.` keys). Values stay in memory: read
+through the Kubernetes adapter, merged into the decrypted secrets, encrypted again by sops.
+Only key names are ever reported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from hubfleet.errors import ClusterError
+from hubfleet.files.repo import DeployRepo
+from hubfleet.values.merge import merge_leaves
+
+if TYPE_CHECKING:
+    from hubfleet.kube.credentials import ClusterCredentials
+
+
+@dataclass(frozen=True)
+class PinnedSecret:
+    """One generated value: in Secret `<fullname>-<secret_suffix>` at `key`; pinned by `value`."""
+
+    secret_suffix: str
+    key: str
+    value: str  # the chart value path, dotted, under the umbrella chart
+
+    @property
+    def value_path(self) -> list[str]:
+        return self.value.split(".")
+
+
+# The Harbor chart's table (REFERENCE.md): chart value <- generated Secret and key.
+PINNED_SECRETS: tuple[PinnedSecret, ...] = (
+    PinnedSecret("core", "secret", "harbor.core.secret"),
+    PinnedSecret("core", "CSRF_KEY", "harbor.core.xsrfKey"),
+    PinnedSecret("core", "tls.key", "harbor.core.tokenKey"),
+    PinnedSecret("core", "tls.crt", "harbor.core.tokenCert"),
+    PinnedSecret("core", "REGISTRY_CREDENTIAL_PASSWORD", "harbor.registry.credentials.password"),
+    PinnedSecret("jobservice", "JOBSERVICE_SECRET", "harbor.jobservice.secret"),
+    PinnedSecret("registry", "REGISTRY_HTTP_SECRET", "harbor.registry.secret"),
+    PinnedSecret(
+        "registry-htpasswd", "REGISTRY_HTPASSWD", "harbor.registry.credentials.htpasswdString"
+    ),
+)
+
+
+def harbor_fullname(release: str) -> str:
+    """The Harbor chart's `harbor.fullname`: the release name alone when it contains "harbor",
+    else `<release>-harbor`; its Secrets are called `<fullname>-core` and so on."""
+    return release if "harbor" in release else f"{release}-harbor"
+
+
+def secret_names(release: str) -> list[str]:
+    fullname = harbor_fullname(release)
+    return list(dict.fromkeys(f"{fullname}-{p.secret_suffix}" for p in PINNED_SECRETS))
+
+
+@dataclass(frozen=True)
+class StabilizeResult:
+    changed: tuple[str, ...]  # chart value paths written (new or different)
+    unchanged: tuple[str, ...]
+
+    @property
+    def wrote(self) -> bool:
+        return bool(self.changed)
+
+    def __str__(self) -> str:
+        if not self.changed:
+            return f"all {len(self.unchanged)} Harbor secrets already pinned"
+        return f"pinned {len(self.changed)} Harbor secret(s), {len(self.unchanged)} already pinned"
+
+
+def generated_values(
+    member: str, namespace: str, release: str, read: Callable[[str], Mapping[str, str] | None]
+) -> dict[str, str]:
+    """Chart value path -> value, from the Secrets `read(name)` returns (None: missing)."""
+    fullname = harbor_fullname(release)
+    secrets: dict[str, Mapping[str, str]] = {}
+    for name in secret_names(release):
+        data = read(name)
+        if data is None:
+            raise ClusterError(
+                f"member {member}: Secret {namespace}/{name} not found; Harbor has not been "
+                f"deployed yet: deploy first (invoke deploy {member}), then rerun"
+            )
+        secrets[name] = data
+    values: dict[str, str] = {}
+    for pinned in PINNED_SECRETS:
+        name = f"{fullname}-{pinned.secret_suffix}"
+        if pinned.key not in secrets[name]:
+            raise ClusterError(
+                f"member {member}: Secret {namespace}/{name} has no key {pinned.key} "
+                f"(needed for {pinned.value}); is Harbor's chart version one this supports?"
+            )
+        values[pinned.value] = secrets[name][pinned.key]
+    return values
+
+
+def merge_values(
+    current: Mapping[str, Any], generated: Mapping[str, str], shown: str
+) -> tuple[dict[str, Any], list[str], list[str]]:
+    """`current` with every generated value (by dotted chart path) set: (merged, changed
+    paths, unchanged paths)."""
+    nested: dict[str, Any] = {}
+    for path, value in generated.items():
+        *parents, leaf = path.split(".")
+        here = nested
+        for key in parents:
+            here = here.setdefault(key, {})
+        here[leaf] = value
+    return merge_leaves(current, nested, shown)
+
+
+def stabilize_secrets(
+    repo: DeployRepo,
+    member_name: str,
+    say: Callable[[str], None] = print,
+    credentials: ClusterCredentials | None = None,
+) -> StabilizeResult:
+    """Read Harbor's generated secrets from the member's cluster and pin them in its secrets
+    file, re-encrypted; a second run finds them pinned and writes nothing. `credentials`
+    replace the member's own kubeconfig (secrets/MEMBER-kubeconfig.yaml) when given."""
+    from hubfleet.kube import client as kube
+    from hubfleet.kube.credentials import member_credentials
+    from hubfleet.registry.members import load_registry
+    from hubfleet.secrets import sops
+
+    member = load_registry(repo).member(member_name)
+    creds = credentials or member_credentials(repo, member)
+    with kube.member_api(creds) as api:
+        generated = generated_values(
+            member.name,
+            member.namespace,
+            member.release,
+            lambda name: kube.read_secret(api, member.namespace, name),
+        )
+    path = repo.member_secret_values(member.name)
+    shown = repo.relative(path)
+    current = sops.decrypt_mapping(repo, path)
+    merged, changed, unchanged = merge_values(current, generated, shown)
+    if not changed:
+        say(f"member {member.name}: Harbor's {len(unchanged)} secrets already pinned in {shown}")
+        return StabilizeResult((), tuple(unchanged))
+    sops.write_encrypted(repo, path, yaml.safe_dump(merged, sort_keys=False))
+    for value_path in changed:
+        say(f"  {value_path}: pinned")
+    say(
+        f"member {member.name}: pinned {len(changed)} Harbor secret(s) in {shown} "
+        f"({len(unchanged)} already pinned)"
+    )
+    return StabilizeResult(tuple(changed), tuple(unchanged))

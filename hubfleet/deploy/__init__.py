@@ -1,0 +1,1 @@
+"""Deploying a member: validation, plan, diff, upgrade-or-install, rollout wait, health checks."""

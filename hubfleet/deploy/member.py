@@ -1,0 +1,261 @@
+"""The deploy of one member, as data flows:
+
+member record -> values layers (secrets decrypted in memory) -> validation -> chart
+dependencies -> render -> (dry-run: plan, stop) -> credentials -> diff against the live release
+-> (nothing changed: skip) -> confirm -> upgrade-or-install -> rollout wait (rollback on
+failure) -> health checks -> one summary line.
+
+Everything a deploy needs travels in arguments; nothing global is read or changed, so two
+members can be deployed at once in one process.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hubfleet.deploy.manifests import (
+    ObjectChange,
+    count_by_kind,
+    diff_objects,
+    parse_manifests,
+)
+from hubfleet.errors import HubfleetError, RolloutError
+from hubfleet.files.repo import DeployRepo
+from hubfleet.files.yamlfile import load_mapping
+from hubfleet.helm.engine import HelmEngine
+from hubfleet.kube.credentials import ClusterCredentials
+from hubfleet.registry.members import Member, load_registry
+from hubfleet.values.layers import MemberValues, member_values
+from hubfleet.values.merge import redact, values_as_yaml
+
+Say = Callable[[str], None]
+Confirm = Callable[[str], bool]
+
+
+@dataclass(frozen=True)
+class DeployOptions:
+    dry_run: bool = False
+    diff: bool = False  # show the diff against the live release and stop
+    yes: bool = False
+    timeout_s: int = 300
+    force: bool = False
+    health_timeout_s: float = 120.0
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A member's chart rendered with its values: everything a dry-run shows."""
+
+    member: Member
+    chart_dir: Path
+    chart_name: str
+    chart_version: str
+    values: MemberValues
+    manifests: dict[str, str]
+    objects: list[dict[str, Any]]
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def secret_strings(self) -> set[str]:
+        return self.values.effective.secret_strings()
+
+
+@dataclass(frozen=True)
+class DeployResult:
+    member: str
+    outcome: str  # planned | unchanged | deployed | diffed
+    revision: int | None
+    seconds: float
+    changes: tuple[ObjectChange, ...] = ()
+
+
+def _chart_meta(chart_dir: Path, shown: str) -> tuple[str, str]:
+    meta = load_mapping(chart_dir / "Chart.yaml", f"{shown}/Chart.yaml").data
+    return str(meta.get("name", "?")), str(meta.get("version", "?"))
+
+
+TOKEN_MARGIN_S = 120  # render, diff and upgrade before the rollout wait starts
+
+
+def _check_token_lifetime(member: Member, creds: ClusterCredentials, timeout_s: int) -> None:
+    """A short-lived cluster token (GKE) must outlive the deploy, rollout wait included."""
+    import datetime as dt
+
+    if creds.expires_at is None:
+        return
+    left = (creds.expires_at - dt.datetime.now(dt.UTC)).total_seconds()
+    if left < timeout_s + TOKEN_MARGIN_S:
+        raise HubfleetError(
+            f"member {member.name}: the cluster token expires in {max(left, 0) / 60:.0f} min, "
+            f"before this deploy's {timeout_s} s timeout ends; use a shorter --timeout"
+        )
+
+
+def _check_harbor_storage(member: Member, values: MemberValues) -> None:
+    from hubfleet.cloud.s3 import harbor_storage_problem
+    from hubfleet.errors import ConfigError
+
+    problem = harbor_storage_problem(member, values.effective.values)
+    if problem:
+        raise ConfigError(problem)
+
+
+def render_member(repo: DeployRepo, member: Member, engine: HelmEngine) -> Rendered:
+    """Values, validation, dependencies and render: all a deploy needs before the cluster."""
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    chart_dir = repo.root / member.chart
+    shown_chart = repo.relative(chart_dir)
+    values = member_values(repo, member)
+    _check_harbor_storage(member, values)
+    timings["decrypt"] = values.decrypt_s
+    timings["read+merge"] = time.perf_counter() - start - values.decrypt_s
+
+    mark = time.perf_counter()
+    engine.build_dependencies(chart_dir)  # first: subcharts carry schemas of their own
+    engine.validate_values_schema(chart_dir, values.effective.values)
+    timings["validate"] = time.perf_counter() - mark
+
+    mark = time.perf_counter()
+    manifests = engine.render(chart_dir, member.release, member.namespace, values.user.values)
+    objects = parse_manifests(manifests)
+    timings["render"] = time.perf_counter() - mark
+    name, version = _chart_meta(chart_dir, shown_chart)
+    return Rendered(member, chart_dir, name, version, values, manifests, objects, timings)
+
+
+def plan_text(repo: DeployRepo, rendered: Rendered) -> str:
+    """What a deploy would do, secrets masked: release, chart, objects by kind, values."""
+    m = rendered.member
+    lines = [
+        f"member {m.name} ({m.stage}, provider {m.provider})",
+        f"  release:   {m.release} in namespace {m.namespace}",
+        f"  chart:     {rendered.chart_name} {rendered.chart_version} ({repo.relative(rendered.chart_dir)})",
+        f"  layers:    {', '.join(layer.name for layer in rendered.values.layers)}",
+        f"  objects:   {len(rendered.objects)}",
+    ]
+    lines += [f"    {count:3d} {kind}" for kind, count in count_by_kind(rendered.objects).items()]
+    lines.append("  values (secrets masked):")
+    shown = values_as_yaml(rendered.values.user)
+    lines += [f"    {line}" for line in shown.rstrip().splitlines()]
+    return redact("\n".join(lines), rendered.secret_strings())
+
+
+def changes_text(changes: list[ObjectChange], secrets: set[str]) -> str:
+    if not changes:
+        return "  no changes"
+    out = []
+    for change in changes:
+        out.append(f"  {change.change:8s} {change.label}")
+        out += [f"    {line}" for line in change.diff[2:]]
+    return redact("\n".join(out), secrets)
+
+
+def deploy_member(
+    repo: DeployRepo,
+    name: str,
+    engine: HelmEngine,
+    options: DeployOptions,
+    say: Say = print,
+    confirm: Confirm | None = None,
+    environ: Mapping[str, str] | None = None,
+    credentials: ClusterCredentials | None = None,
+) -> DeployResult:
+    """Deploy member `name` (or plan/diff it) and return what happened.
+
+    `credentials` replaces the member's own decrypted kubeconfig (tests point it at a stub)."""
+    started = time.perf_counter()
+    registry = load_registry(repo)
+    member = registry.member(name)
+    rendered = render_member(repo, member, engine)
+    secrets = rendered.secret_strings()
+
+    if options.dry_run:
+        say(plan_text(repo, rendered))
+        say(f"{member.name}: dry run, nothing was changed")
+        return DeployResult(member.name, "planned", None, time.perf_counter() - started)
+
+    from hubfleet.kube import client as kube
+    from hubfleet.kube.credentials import member_credentials
+    from hubfleet.kube.rollout import workloads_in_manifest
+
+    creds = credentials or member_credentials(repo, member)
+    _check_token_lifetime(member, creds, options.timeout_s)
+    with kube.member_api(creds) as api:
+        kube.check_reachable(api, creds)
+        live = engine.status(creds, member.release, member.namespace)
+        live_objects = parse_manifests([live.manifest]) if live else []
+        changes = diff_objects(live_objects, rendered.objects, member.namespace)
+        where = f"revision {live.revision} ({live.status})" if live else "not installed"
+        say(f"{member.name}: live release {member.release} in {member.namespace}: {where}")
+        say(changes_text(changes, secrets))
+        if options.diff:
+            return DeployResult(
+                member.name,
+                "diffed",
+                live.revision if live else None,
+                time.perf_counter() - started,
+                tuple(changes),
+            )
+        if live and live.status == "deployed" and not changes and not options.force:
+            say(f"{member.name}: nothing changed; skipping the upgrade (--force deploys anyway)")
+            return DeployResult(
+                member.name, "unchanged", live.revision, time.perf_counter() - started
+            )
+        env = {} if environ is None else environ
+        if not (options.yes or env.get("CI")):
+            question = f"Deploy {len(changes)} change(s) to member {member.name} ({member.stage})?"
+            if confirm is None or not confirm(question):
+                raise HubfleetError(
+                    f"member {member.name}: deploy not confirmed; nothing was changed "
+                    "(--yes deploys without asking)"
+                )
+        action = "upgrading" if live else "installing"
+        say(f"{member.name}: {action} release {member.release} (timeout {options.timeout_s}s)")
+        release = engine.upgrade_or_install(
+            creds,
+            rendered.chart_dir,
+            member.release,
+            member.namespace,
+            rendered.values.user.values,
+            timeout_s=options.timeout_s,
+            wait=False,
+        )
+        targets = [
+            (w.kind, w.name) for w in workloads_in_manifest(rendered.objects, member.namespace)
+        ]
+        try:
+            kube.wait_for_rollouts(
+                api,
+                member.namespace,
+                targets,
+                options.timeout_s,
+                on_progress=lambda line: say(f"  {line}"),
+            )
+        except RolloutError as err:
+            for report in kube.pod_diagnostics(api, member.namespace):
+                for line in report.lines():
+                    say(redact(f"  {line}", secrets))
+            if live is not None:
+                engine.rollback(creds, member.release, member.namespace, live.revision)
+                raise RolloutError(
+                    f"member {member.name}: {err}; rolled back to revision {live.revision}"
+                ) from err
+            raise RolloutError(
+                f"member {member.name}: {err}; no earlier revision to roll back to"
+            ) from err
+
+    if member.health_check:
+        from hubfleet.deploy.health import health_checks, run_health_checks
+
+        checks = health_checks(rendered.values.effective.values)
+        run_health_checks(member.name, checks, timeout_s=options.health_timeout_s, say=say)
+    seconds = time.perf_counter() - started
+    say(
+        f"{member.name}: deployed revision {release.revision} of {member.release} "
+        f"in {member.namespace} in {seconds:.1f}s ({len(changes)} object(s) changed)"
+    )
+    return DeployResult(member.name, "deployed", release.revision, seconds, tuple(changes))

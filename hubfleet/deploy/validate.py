@@ -1,0 +1,111 @@
+"""`invoke validate`: the registry, every member of it, and each member's merged values.
+
+Reports every problem found (not only the first), one line each, in registry order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hubfleet.cloud.s3 import harbor_storage_problem
+from hubfleet.errors import HubfleetError
+from hubfleet.files.repo import DeployRepo
+from hubfleet.helm.engine import HelmEngine
+from hubfleet.registry.members import Member, check_registry, member_from_record
+from hubfleet.values.layers import ensure_secrets_encrypted, member_values, secret_layer_files
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    members_checked: tuple[str, ...]
+    problems: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _check_member_values(
+    repo: DeployRepo, member: Member, engine: HelmEngine, decrypted: Mapping[Path, Any]
+) -> list[str]:
+    """Schema-check and lint the member's chart with its merged values."""
+    chart_dir = repo.root / member.chart
+    try:
+        merged = member_values(repo, member, decrypted=decrypted)
+        problem = harbor_storage_problem(member, merged.effective.values)
+        if problem:
+            return [problem]
+        engine.validate_values_schema(chart_dir, merged.effective.values)
+        findings = engine.lint(chart_dir, merged.user.values)
+    except HubfleetError as err:
+        return [f"member {member.name}: {err}"]
+    return [
+        f"member {member.name}: chart {repo.relative(chart_dir)}: lint {f.path}: {f.message}"
+        for f in findings
+        if f.severity == "error"
+    ]
+
+
+def _decrypt_each_once(
+    repo: DeployRepo, members: list[Member], pool: ThreadPoolExecutor
+) -> dict[Path, Any]:
+    """Every secrets file the members' layers use, decrypted once (the common one is shared);
+    a file that fails maps to its error, reported by each member that needs it."""
+    from hubfleet.secrets import sops
+
+    files = list(dict.fromkeys(p for m in members for p in secret_layer_files(repo, m)))
+
+    def one(path: Path) -> Any:
+        try:
+            return sops.decrypt_yaml(repo, path)
+        except HubfleetError as err:
+            return err
+
+    return dict(zip(files, pool.map(one, files), strict=True))
+
+
+def _stack_problems(repo: DeployRepo, doc: Any, members: list[Member]) -> list[str]:
+    """The OpenTofu variables members set in the registry, against the stacks' declarations."""
+    with_stacks = [m for m in members if m.tofu]
+    if not with_stacks:
+        return []
+    from hubfleet.cloud.tofu import Variable, stack_problems
+
+    shown = repo.relative(repo.registry)
+    parsed: dict[Path, dict[str, Variable]] = {}
+    return [
+        line
+        for member in with_stacks
+        for line in stack_problems(repo, member, shown, doc.line_of, parsed)
+    ]
+
+
+def validate_federation(
+    repo: DeployRepo, engine: HelmEngine, only: str | None = None, workers: int = 8
+) -> ValidationReport:
+    """Check the whole registry, then the values of `only` (or of every valid member):
+    against the chart's values.schema.json, and by Helm's linter with those values."""
+    doc, problems = check_registry(repo)
+    lines = [str(p) for p in problems]
+    members = doc.data.get("members") if isinstance(doc.data, dict) else None
+    if not isinstance(members, dict):
+        return ValidationReport((), tuple(lines))
+    if only is not None and only not in members:
+        from hubfleet.registry.members import load_registry
+
+        load_registry(repo).member(only)  # raises with close-name suggestions
+    broken = {p.member for p in problems}
+    names = [n for n in members if (only is None or n == only) and n not in broken]
+    if names:
+        ensure_secrets_encrypted(repo)
+    chosen = [member_from_record(n, members[n]) for n in names]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        decrypted = _decrypt_each_once(repo, chosen, pool)
+        results = list(pool.map(lambda m: _check_member_values(repo, m, engine, decrypted), chosen))
+    lines += [line for found in results for line in found]
+    lines += _stack_problems(repo, doc, chosen)
+    return ValidationReport(tuple(names), tuple(lines))

@@ -1,0 +1,171 @@
+"""Chart dependencies, offline first, for both Helm engines.
+
+Every dependency in Chart.yaml must end up in the chart's `charts/`: vendored there already,
+else copied from a local chart cache, else packaged from a `file://` subchart, else -- only
+when allowed -- pulled over the network (into the cache, so the next chart needing it is
+offline). The engine supplies the Helm operations; the order, the cache's location and the
+messages naming how to vendor a missing dependency are here.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from hubfleet.errors import HubfleetError, RenderError
+from hubfleet.helm.engine import DependencyState
+from hubfleet.helm.errors import one_line, shown_path
+
+
+def chart_cache_from_env(environ: Mapping[str, str]) -> Path | None:
+    """Where packaged charts may be found offline: HUBFLEET_CHART_CACHE, else the XDG cache."""
+    if environ.get("HUBFLEET_CHART_CACHE"):
+        return Path(environ["HUBFLEET_CHART_CACHE"])
+    if environ.get("XDG_CACHE_HOME"):
+        return Path(environ["XDG_CACHE_HOME"]) / "hubfleet" / "charts"
+    if environ.get("HOME"):
+        return Path(environ["HOME"]) / ".cache" / "hubfleet" / "charts"
+    return None
+
+
+def declared_dependencies(chart_dir: Path) -> list[dict[str, Any]]:
+    """The dependencies Chart.yaml lists (empty when none). RenderError when unreadable."""
+    import yaml
+
+    chart_yaml = chart_dir / "Chart.yaml"
+    try:
+        meta = yaml.safe_load(chart_yaml.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as err:
+        raise RenderError(
+            f"chart {shown_path(chart_dir)}: cannot read Chart.yaml: {one_line(str(err))}"
+        ) from err
+    deps = meta.get("dependencies") if isinstance(meta, dict) else None
+    return [d for d in deps or [] if isinstance(d, dict)]
+
+
+def cache_candidates(cache_dir: Path | None, dep: DependencyState) -> list[Path]:
+    """Packaged charts in the cache that may satisfy `dep`: the exact version first."""
+    if cache_dir is None or not cache_dir.is_dir():
+        return []
+    exact = cache_dir / f"{dep.name}-{dep.version}.tgz"
+    pattern = re.compile(rf"^{re.escape(dep.name)}-v?\d[\w.+\-]*\.tgz$")
+    others = sorted(
+        (p for p in cache_dir.iterdir() if pattern.match(p.name) and p != exact),
+        key=lambda p: [int(n) for n in re.findall(r"\d+", p.name[len(dep.name) :])],
+        reverse=True,
+    )
+    return ([exact] if exact.is_file() else []) + others
+
+
+def vendor_hint(chart_dir: Path, dep: DependencyState) -> str:
+    """The command an operator runs to vendor `dep` into the chart."""
+    dest = f"{shown_path(chart_dir)}/charts"
+    if dep.repository.startswith("oci://"):
+        return (
+            f"helm pull {dep.repository.rstrip('/')}/{dep.name} --version '{dep.version}' -d {dest}"
+        )
+    return f"helm pull {dep.name} --repo {dep.repository} --version '{dep.version}' -d {dest}"
+
+
+def missing_dependency_message(
+    chart_dir: Path, dep: DependencyState, cache_dir: Path | None, fetch_error: str | None
+) -> str:
+    where = f"charts/ nor the chart cache {cache_dir}" if cache_dir else "charts/"
+    why = (
+        f"fetching it failed ({fetch_error})"
+        if fetch_error is not None
+        else "fetching is off (HUBFLEET_HELM_FETCH=1 allows it)"
+    )
+    return (
+        f"chart {shown_path(chart_dir)}: dependency {dep.name} {dep.version} from {dep.repository} "
+        f"is not in {where} and {why}; vendor it: {vendor_hint(chart_dir, dep)}"
+    )
+
+
+def resolve_dependencies(
+    chart_dir: Path,
+    *,
+    list_dependencies: Callable[[Path], list[DependencyState]],
+    package_chart: Callable[[Path, Path], None],
+    pull_chart: Callable[[DependencyState, Path], None] | None,
+    cache_dir: Path | None,
+) -> None:
+    """Fill charts/ for every declared dependency: cache, then file://, then (maybe) a pull.
+
+    The engine supplies how to list dependency states, package a directory into charts/ and
+    pull a chart into the cache; the order and the messages are the same for both engines.
+    """
+    if not declared_dependencies(chart_dir):
+        return
+    charts = chart_dir / "charts"
+    for dep in list_dependencies(chart_dir):
+        if dep.status in ("ok", "unpacked"):
+            continue
+        if dep.status != "missing":
+            raise RenderError(
+                f"chart {shown_path(chart_dir)}: dependency {dep.name} {dep.version} in charts/ is "
+                f"{dep.status}; replace it: {vendor_hint(chart_dir, dep)}"
+            )
+        if _from_cache(chart_dir, dep, cache_dir, list_dependencies):
+            continue
+        if dep.repository.startswith("file://"):
+            source = Path(dep.repository[len("file://") :])
+            source = source if source.is_absolute() else chart_dir / source
+            if not (source / "Chart.yaml").is_file():
+                raise RenderError(
+                    f"chart {shown_path(chart_dir)}: dependency {dep.name} points at "
+                    f"{dep.repository}, which holds no chart"
+                )
+            charts.mkdir(exist_ok=True)
+            package_chart(source, charts)
+            if _state(chart_dir, dep, list_dependencies) in ("ok", "unpacked"):
+                continue
+            raise RenderError(
+                f"chart {shown_path(chart_dir)}: dependency {dep.name} from {dep.repository} "
+                f"does not match version {dep.version}"
+            )
+        fetch_error: str | None = None
+        if pull_chart is not None:
+            # pulled into the cache when there is one, so the next chart needing it is offline
+            into = cache_dir if cache_dir is not None else charts
+            try:
+                into.mkdir(parents=True, exist_ok=True)
+                pull_chart(dep, into)
+            except HubfleetError as err:
+                fetch_error = str(err)
+            else:
+                if cache_dir is None and _state(chart_dir, dep, list_dependencies) == "ok":
+                    continue
+                if _from_cache(chart_dir, dep, cache_dir, list_dependencies):
+                    continue
+                fetch_error = "the pulled chart does not match the version wanted"
+        raise RenderError(missing_dependency_message(chart_dir, dep, cache_dir, fetch_error))
+
+
+def _state(
+    chart_dir: Path,
+    dep: DependencyState,
+    list_dependencies: Callable[[Path], list[DependencyState]],
+) -> str:
+    return next((d.status for d in list_dependencies(chart_dir) if d.name == dep.name), "missing")
+
+
+def _from_cache(
+    chart_dir: Path,
+    dep: DependencyState,
+    cache_dir: Path | None,
+    list_dependencies: Callable[[Path], list[DependencyState]],
+) -> bool:
+    """Copy cache candidates into charts/ until one satisfies `dep` (Helm decides what does)."""
+    for candidate in cache_candidates(cache_dir, dep):
+        (chart_dir / "charts").mkdir(exist_ok=True)
+        target = chart_dir / "charts" / candidate.name
+        shutil.copyfile(candidate, target)
+        if _state(chart_dir, dep, list_dependencies) == "ok":
+            return True
+        os.unlink(target)
+    return False

@@ -1,0 +1,1 @@
+"""k3s members: config files, install, bootstrap steps, kubeconfig and the upgrade plan."""

@@ -1,0 +1,337 @@
+"""The k3s bootstrap's steps, in runbook order (run by hubfleet.k3s.bootstrap).
+
+Host steps (server first, then agents in parallel): preflight, operators-key, sysctl,
+kubelet-config, k3s-config, dind-disk, k3s-install (server) or join (agents).
+Member steps (once, through the server): ready, kubeconfig, upgrade-plan.
+
+What each file should hold comes from `hubfleet.k3s.config`, the install command from
+`hubfleet.k3s.install` (both pure); here they are compared with the host and changed only where
+they differ. k3s is installed, upgraded or restarted only when its version or its configuration
+changed: a marker file on the host holds the checksum of the configuration k3s last started
+with, so a run that failed between writing the config and restarting k3s still restarts it when
+resumed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+import time
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any
+
+from hubfleet.errors import HubfleetError
+from hubfleet.hosts.common_steps import dind_disk, operators_key, preflight
+from hubfleet.hosts.steps import Outcome, Step
+from hubfleet.k3s import config as k3s
+from hubfleet.k3s.config import HostFile
+from hubfleet.k3s.install import (
+    InstallDecision,
+    check_token,
+    install_command,
+    needs_install,
+    parse_version,
+    wanted_version,
+)
+
+if TYPE_CHECKING:
+    from hubfleet.hosts.bootstrap import HostContext, MemberRun
+    from hubfleet.kube.credentials import ClusterCredentials
+
+CONFIG_MARKER = "/var/lib/rancher/k3s/hubfleet-config.sha256"
+# the checksum of the k3s.yaml last stored in the repo: an unchanged one is not fetched again
+KUBECONFIG_MARKER = "/var/lib/rancher/k3s/hubfleet-kubeconfig.sha256"
+READY_POLL_S = (0.25, 2.0)  # first and longest wait between looks at the node list
+CERT_WARN_DAYS = 30
+
+KubeApi = Callable[["ClusterCredentials"], AbstractContextManager[Any]]
+
+
+# --- files --------------------------------------------------------------------------------
+
+
+def ensure_files(context: HostContext, files: Sequence[HostFile], dry_run: bool) -> list[str]:
+    """Write the files whose content or mode differs; the paths that (would) change."""
+    found = context.files([f.path for f in files])
+    stale = [f for f in files if found[f.path] != (f.content, f.mode)]
+    if stale and not dry_run:
+        context.session.write_files([(f.path, f.content, f.mode) for f in stale])
+    return [f.path for f in stale]
+
+
+def config_checksum(member: Any, host: Any, ram_gb: float) -> str:
+    """What k3s reads at start: its config and the kubelet drop-in."""
+    text = k3s.config_file(member, host).content + k3s.kubelet_file(member, ram_gb).content
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def sysctl(context: HostContext, dry_run: bool) -> Outcome:
+    """fs.inotify limits persisted in /etc/sysctl.d and applied now."""
+    wanted = k3s.sysctl_file()
+    probe = context.snapshot
+    if wanted.path not in probe.files:
+        keys = " ".join(k3s.INOTIFY_SYSCTLS)
+        probe = context.session.probe([wanted.path], also=f"sysctl {keys}")
+    live = k3s.parse_sysctl_values(probe.output)
+    stale = [k for k, v in k3s.INOTIFY_SYSCTLS.items() if live.get(k) != v]
+    persisted = probe.files[wanted.path] == (wanted.content, wanted.mode)
+    summary = ", ".join(f"{k.rsplit('.', 1)[1]}={v}" for k, v in k3s.INOTIFY_SYSCTLS.items())
+    if persisted and not stale:
+        return Outcome.ok(summary)
+    if not dry_run:
+        apply = f"sysctl -p {wanted.path} >/dev/null"
+        if persisted:
+            context.session.run(apply, what="applying sysctls")
+        else:
+            context.session.write_file(wanted.path, wanted.content, wanted.mode, then=apply)
+    done = ([f"wrote {wanted.path}"] if not persisted else []) + [f"applied {summary}"]
+    return Outcome.changed("; ".join(done), dry_run)
+
+
+def kubelet_config(context: HostContext, dry_run: bool) -> Outcome:
+    file = k3s.kubelet_file(context.member, context.facts.ram_gb)
+    max_pods = k3s.kubelet_config(context.member, context.facts.ram_gb)["maxPods"]
+    if not ensure_files(context, [file], dry_run):
+        return Outcome.ok(f"maxPods {max_pods}")
+    return Outcome.changed(f"wrote {file.path} (maxPods {max_pods})", dry_run)
+
+
+def k3s_config(context: HostContext, dry_run: bool) -> Outcome:
+    files = [k3s.config_file(context.member, context.host)]
+    if k3s.is_server(context.host):
+        files.append(k3s.traefik_skip_file())
+    changed = ensure_files(context, files, dry_run)
+    if not changed:
+        return Outcome.ok(", ".join(f.path for f in files))
+    return Outcome.changed("wrote " + ", ".join(changed), dry_run)
+
+
+# --- install and join ---------------------------------------------------------------------
+
+
+def install_probe(host: Any) -> str:
+    """Shell printing the installed k3s version and whether its service is active."""
+    return (
+        f"if [ -x {k3s.BINARY_PATH} ]; then {k3s.BINARY_PATH} --version | head -n1; fi; "
+        f"echo active=$(systemctl is-active {k3s.service_name(host)} 2>/dev/null)"
+    )
+
+
+def _installed(context: HostContext) -> tuple[str | None, str | None, bool]:
+    """(installed version, checksum k3s last started with, service active): from the run's
+    snapshot, or read (one round trip) when there is none."""
+    probe = context.snapshot
+    if CONFIG_MARKER not in probe.files:
+        probe = context.session.probe([CONFIG_MARKER], also=install_probe(context.host))
+    version = None
+    active = False
+    for line in probe.output.splitlines():
+        if line.startswith("k3s version"):
+            version = parse_version(line)
+        elif line.startswith("active="):
+            active = line.split("=", 1)[1].strip() == "active"
+    marker = probe.files[CONFIG_MARKER]
+    return version, marker[0].strip() if marker else None, active
+
+
+def _install(context: HostContext, dry_run: bool, token: str | None) -> Outcome:
+    member, host, session = context.member, context.host, context.session
+    version, started_with, active = _installed(context)
+    checksum = config_checksum(member, host, context.facts.ram_gb)
+    decision = needs_install(version, wanted_version(member), started_with != checksum)
+    service = k3s.service_name(host)
+    if decision is None and active:
+        return Outcome.ok(f"k3s {version} running ({service})")
+    if decision is None:
+        decision = InstallDecision("restart", f"{service} is not running")
+    if dry_run:
+        return Outcome.changed(f"would {decision.action}: {decision.reason}", True)
+    marker = f"printf '%s\\n' {checksum} > {CONFIG_MARKER}"
+    if decision.action == "restart":
+        session.run(f"systemctl restart {service} && {marker}", what=f"restarting {service}")
+        return Outcome.changed(decision.reason + f"; restarted {service}", False)
+    command = install_command(member, host, token)
+    for upload in command.uploads:
+        session.upload(context.repo.root / upload.source, upload.destination, upload.mode)
+    output = session.run(
+        f"set -e; {command.command} >/dev/null; "
+        f"mkdir -p {shlex.quote(CONFIG_MARKER.rsplit('/', 1)[0])}; {marker}; "
+        f"{k3s.BINARY_PATH} --version | head -n1",
+        stdin=command.stdin,
+        what=f"installing k3s ({decision.action})",
+    ).stdout
+    installed = parse_version(output.strip().splitlines()[-1] if output.strip() else "")
+    return Outcome.changed(f"{decision.reason}; now k3s {installed}", False)
+
+
+def k3s_install(context: HostContext, dry_run: bool) -> Outcome:
+    """Install (or upgrade, or restart after a config change) the member's first server."""
+    return _install(context, dry_run, token=None)
+
+
+def join(context: HostContext, dry_run: bool) -> Outcome:
+    """An agent joins the server: its token is read over SSH and passed on stdin only."""
+    run = context.run
+    server_host = k3s.first_server(context.member)
+    server = run.session_for(server_host)
+    # the agents' other steps ran alongside the server's; joining needs its k3s installed
+    if not run.done(server_host).wait(run.options.ready_timeout_s + 900):
+        raise HubfleetError(f"{context.session.label}: gave up waiting for the server's steps")
+    if run.failed(server_host):
+        raise HubfleetError(f"{context.session.label}: not joined: the server's steps failed")
+    if dry_run:
+        version, _, active = _installed(context)
+        if version and active:
+            return Outcome.ok(f"k3s agent {version} running")
+        return Outcome.changed(f"would join {k3s.server_url(server.host.address)}", True)
+    with run.lock:  # read once for all agents; it stays in memory only
+        if "join-token" not in run.shared:
+            known = run.snapshots.get(server_host.address)
+            found = known.files.get(k3s.TOKEN_PATH) if known else None
+            if found is None:
+                found = (
+                    server.run(f"cat {k3s.TOKEN_PATH}", what="reading the join token").stdout,
+                    0,
+                )
+            run.shared["join-token"] = check_token(found[0])
+    return _install(context, dry_run, token=run.shared["join-token"])
+
+
+# --- member steps (through the server) ----------------------------------------------------
+
+
+def expected_nodes(run: MemberRun) -> list[str]:
+    """The nodes this run waits for: its hosts (with --host: that one and the server)."""
+    hosts = run.shared.get("targets") or run.member.hosts
+    return [h.name or run.facts[h.address].hostname for h in hosts]
+
+
+def nodes_ready(run: MemberRun, dry_run: bool) -> Outcome:
+    """Every host of the member is a Ready node; a timeout names the nodes that are not."""
+    server = run.session_for(k3s.first_server(run.member))
+    wanted = expected_nodes(run)
+    if dry_run and not any(run.facts[h.address].kubernetes for h in run.member.hosts):
+        return Outcome.changed(f"would wait for {len(wanted)} node(s) to be Ready", True)
+    deadline = time.monotonic() + run.options.ready_timeout_s
+    snapshot = run.snapshots.get(k3s.first_server(run.member).address)
+    seen = _nodes_json(snapshot.output) if snapshot and not run.changed() else None
+    pause = READY_POLL_S[0]
+    while True:
+        if seen is None:
+            found = server.run(
+                f"{k3s.BINARY_PATH} kubectl get nodes -o json", check=False, what="listing nodes"
+            )
+            seen = found.stdout if found.ok else ""
+        nodes = {n.name: n for n in k3s.parse_nodes(seen)} if seen else {}
+        seen = None  # after a first look, ask the server
+        missing = [n for n in wanted if n not in nodes or not nodes[n].ready]
+        if not missing:
+            return Outcome.ok(f"{len(wanted)} node(s) Ready: {', '.join(wanted)}")
+        if time.monotonic() >= deadline:
+            states = ", ".join(
+                f"{n} ({'NotReady' if n in nodes else 'not registered'})" for n in missing
+            )
+            raise HubfleetError(
+                f"member {run.member.name}: node(s) not Ready after "
+                f"{run.options.ready_timeout_s:.0f}s: {states}"
+            )
+        time.sleep(pause)
+        pause = min(pause * 2, READY_POLL_S[1])
+
+
+def kubeconfig(run: MemberRun, dry_run: bool) -> Outcome:
+    """Fetch k3s.yaml, point it at the public address under the member's names, store it
+    sops-encrypted; say how long its client certificate has left."""
+    import datetime as dt
+
+    import yaml
+
+    from hubfleet.kube import kubeconfig as kc
+    from hubfleet.secrets import sops
+
+    host = k3s.first_server(run.member)
+    session = run.session_for(host)
+    path = run.repo.member_kubeconfig(run.member.name)
+    snapshot = run.snapshots.get(host.address)
+    source_sum = _kubeconfig_sum(snapshot.output) if snapshot else None
+    stored = snapshot.files.get(KUBECONFIG_MARKER) if snapshot else None
+    if source_sum and stored and stored[0].strip() == source_sum and path.is_file():
+        return Outcome.ok(f"{run.repo.relative(path)} up to date (k3s.yaml unchanged)")
+    if dry_run and session.read_files([k3s.KUBECONFIG_PATH])[k3s.KUBECONFIG_PATH] is None:
+        into = run.repo.relative(run.repo.member_kubeconfig(run.member.name))
+        return Outcome.changed(f"would fetch {k3s.KUBECONFIG_PATH} into {into}", True)
+    source = session.fetch(k3s.KUBECONFIG_PATH)
+    fetched = yaml.safe_load(source)
+    rewritten = kc.rewrite(
+        fetched, run.member.name, k3s.server_url(host.public), run.member.namespace
+    )
+    days = kc.client_cert_days_left(rewritten, dt.datetime.now(dt.UTC))
+    note = f"client certificate expires in {days} days" if days is not None else ""
+    if days is not None and days < CERT_WARN_DAYS:
+        note = f"WARNING: {note}; restart k3s on {host.address} to renew, then rerun"
+    current = sops.decrypt_yaml(run.repo, path) if path.is_file() else None
+    remember = f"printf '%s\\n' {hashlib.sha256(source.encode()).hexdigest()} > {KUBECONFIG_MARKER}"
+    if current == rewritten:
+        if not dry_run:
+            session.run(remember, what="noting the stored kubeconfig")
+        return Outcome.ok(f"{run.repo.relative(path)} up to date; {note}".rstrip("; "))
+    if not dry_run:
+        sops.write_encrypted(run.repo, path, kc.as_yaml(rewritten))
+        session.run(remember, what="noting the stored kubeconfig")
+    verb = "stored" if current is None else "updated"
+    return Outcome.changed(f"{verb} {run.repo.relative(path)}; {note}".rstrip("; "), dry_run)
+
+
+def _nodes_json(output: str) -> str | None:
+    import base64
+
+    for line in output.splitlines():
+        if line.startswith("nodes_json=") and line[11:].strip():
+            return base64.b64decode(line[11:]).decode()
+    return None
+
+
+def _kubeconfig_sum(output: str) -> str | None:
+    for line in output.splitlines():
+        if line.startswith("kubeconfig_sha256="):
+            return line.split("=", 1)[1].strip() or None
+    return None
+
+
+def upgrade_plan(run: MemberRun, dry_run: bool, kube_api: KubeApi) -> Outcome:
+    """system-upgrade-controller Plans from the registry, applied through the Kubernetes API."""
+    from hubfleet.k3s import upgrade_plan as plans
+    from hubfleet.kube.credentials import member_credentials
+
+    rendered = plans.render_plans(run.member)
+    if dry_run:
+        return Outcome.changed(f"would apply {len(rendered)} plan(s)", True)
+    creds = member_credentials(run.repo, run.member)
+    with kube_api(creds) as api:
+        outcomes = plans.apply_plans(api, rendered)
+    changed = [o for o in outcomes if o.state != "ok"]
+    detail = ", ".join(f"{o.name} {o.action}" for o in outcomes)
+    return Outcome.changed(detail, False) if changed else Outcome.ok(detail)
+
+
+# --- the step lists -----------------------------------------------------------------------
+
+
+def _is_server(context: HostContext) -> bool:
+    return context.host == k3s.first_server(context.member)
+
+
+HOST_STEPS = (
+    Step("preflight", preflight),
+    Step("operators-key", operators_key),
+    Step("sysctl", sysctl),
+    Step("kubelet-config", kubelet_config),
+    Step("k3s-config", k3s_config),
+    Step("dind-disk", dind_disk, applies=lambda c: c.host.disk is not None),
+    Step("k3s-install", k3s_install, applies=_is_server),
+    Step("join", join, applies=lambda c: not _is_server(c)),
+)
+
+MEMBER_STEP_NAMES = ("ready", "kubeconfig", "upgrade-plan")
+STEP_NAMES = tuple(s.name for s in HOST_STEPS) + MEMBER_STEP_NAMES

@@ -1,0 +1,1 @@
+"""The Kubernetes adapter: cluster credentials, kubeconfigs, the client built in memory, apply, rollouts, pod reports."""

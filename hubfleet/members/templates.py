@@ -1,0 +1,131 @@
+"""The files a new member starts with, from the deploy repo's templates.
+
+config/NAME.yaml is filled in from config/templates/member.yaml (the member's name, domain
+and hostnames, its host's facts and its sizing); secrets/config/NAME.yaml from
+config/templates/member-secrets.yaml (fresh random secrets). The templates are plain YAML
+with placeholders in braces filled by `str.format_map`; a mistake in one names the template.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from hubfleet.errors import ConfigError
+from hubfleet.files.repo import DeployRepo
+from hubfleet.files.yamlfile import parse_with_lines
+from hubfleet.registry import sizing
+from hubfleet.secrets import generate as secretgen
+
+if TYPE_CHECKING:
+    from hubfleet.members.new import NewMember
+
+VALUES_TEMPLATE = Path("config/templates/member.yaml")
+SECRETS_TEMPLATE = Path("config/templates/member-secrets.yaml")
+
+
+@dataclass(frozen=True)
+class Hostnames:
+    """Where a member serves, by mybinder.org's convention: BinderHub at the domain itself."""
+
+    binder: str
+    hub: str
+    registry: str
+    grafana: str
+
+
+def hostnames(domain: str) -> Hostnames:
+    return Hostnames(
+        binder=domain,
+        hub=f"hub.{domain}",
+        registry=f"registry.{domain}",
+        grafana=f"grafana.{domain}",
+    )
+
+
+@dataclass(frozen=True)
+class NodeShape:
+    """What a member is sized from: a host's facts, or the node type of a cloud pool."""
+
+    cpus: int
+    ram_gb: float
+    disk_gb: float
+    source: str  # for the file's comment: "host 192.0.2.10", "GKE user nodes"
+
+
+class _Placeholders(dict[str, str]):
+    def __missing__(self, key: str) -> str:
+        raise KeyError(key)
+
+
+def fill_template(repo: DeployRepo, template: Path, values: Mapping[str, object]) -> str:
+    """The template's text with its placeholders filled; a mistake names the template."""
+    path = repo.root / template
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{template}: template not found (a deploy repo keeps it there)"
+        ) from None
+    try:
+        filled = text.format_map(_Placeholders({k: str(v) for k, v in values.items()}))
+    except KeyError as err:
+        raise ConfigError(
+            f"{template}: unknown placeholder {{{err.args[0]}}} (known: {', '.join(values)})"
+        ) from None
+    except (ValueError, IndexError) as err:
+        raise ConfigError(f"{template}: malformed placeholder ({err})") from None
+    parsed = parse_with_lines(filled, path, str(template)).data
+    if not isinstance(parsed, dict):
+        raise ConfigError(f"{template}: does not fill in to a YAML mapping")
+    return filled
+
+
+def values_placeholders(
+    request: NewMember, shape: NodeShape, sized: sizing.MemberSizing
+) -> dict[str, object]:
+    names = hostnames(request.domain)
+    resources = sized.dind.as_values()
+    return {
+        "name": request.name,
+        "domain": request.domain,
+        "address": request.address,
+        "sized_from": shape.source,
+        "cpus": shape.cpus,
+        "ram_gb": shape.ram_gb,
+        "disk_gb": shape.disk_gb,
+        "binder_host": names.binder,
+        "hub_host": names.hub,
+        "registry_host": names.registry,
+        "grafana_host": names.grafana,
+        "ram_per_user_mb": sized.ram_per_user_mb,
+        "max_pods": sized.max_pods,
+        "launch_quota": sized.launch_quota,
+        "dind_cpu_request": resources["requests"]["cpu"],
+        "dind_memory_request": resources["requests"]["memory"],
+        "dind_cpu_limit": resources["limits"]["cpu"],
+        "dind_memory_limit": resources["limits"]["memory"],
+        "image_cleaner_high_gb": _number(sized.image_cleaner_high_gb),
+        "image_cleaner_low_gb": _number(sized.image_cleaner_low_gb),
+        "image_cleaner_high_bytes": round(sized.image_cleaner_high_gb * sizing.BYTES_PER_GB),
+        "image_cleaner_low_bytes": round(sized.image_cleaner_low_gb * sizing.BYTES_PER_GB),
+    }
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def fresh_secrets() -> dict[str, str]:
+    """New random values for everything the chart needs that no one else makes."""
+    return {
+        "hub_cookie_secret": secretgen.token_hex(32),
+        "proxy_secret_token": secretgen.token_hex(32),
+        "binder_api_token": secretgen.token_hex(32),
+        "grafana_admin_password": secretgen.password(24),
+        "harbor_admin_password": secretgen.password(24),
+        "harbor_secret_key": secretgen.password(16),  # Harbor wants exactly 16 characters
+        "harbor_database_password": secretgen.password(24),
+    }

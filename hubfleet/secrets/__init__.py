@@ -1,0 +1,1 @@
+"""Secrets: the sops adapter (decrypt in memory, encrypt, edit) and fresh random secrets."""

@@ -1,0 +1,135 @@
+"""A member's values layers, read from the deploy repo (secret layers decrypted in memory).
+
+Order, last wins: chart defaults < the member's registry facts (`hubfleet.*`, and Harbor's
+bucket from the member's `s3` block) < config/common.yaml < secrets/config/common.yaml <
+config/<m>.yaml < secrets/config/<m>.yaml.
+A layer file that does not exist is simply absent; a secrets file that is plaintext stops
+everything before anything is decrypted.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hubfleet.cloud.s3 import harbor_storage_values
+from hubfleet.errors import ConfigError, SecretsError
+from hubfleet.files.repo import DeployRepo
+from hubfleet.files.yamlfile import load_mapping
+from hubfleet.registry.members import Member
+from hubfleet.values.merge import MergedValues, ValuesLayer, merge_layers
+
+
+@dataclass(frozen=True)
+class MemberValues:
+    """What a deploy hands to Helm, and what an operator is shown."""
+
+    member: str
+    layers: tuple[ValuesLayer, ...]
+    user: MergedValues  # every layer but the chart defaults, nulls kept: passed to Helm
+    effective: MergedValues  # all layers, nulls applied: what the release ends up with
+    decrypt_s: float = 0.0  # how long decrypting the secret layers took
+
+
+def registry_layer(member: Member, registry_name: str) -> ValuesLayer:
+    """Facts from the registry the chart may use, so no member name is written in values.
+
+    `hubfleet.member`, `.stage` and `.domain`; and, for a member with an `s3` block, where its
+    Harbor keeps images: harbor.persistence.imageChartStorage.s3.bucket, .region (default
+    us-east-1) and .regionendpoint (`hubfleet.cloud.s3.harbor_storage_values`), so the bucket is
+    written once, in the registry, for Harbor and for the s3.* tasks alike. The S3 keys are
+    not facts of the registry: they come from the member's secrets layer.
+
+    The layer sits just above the chart defaults, so, like `hubfleet.*`, any of it can be
+    overridden by config/common.yaml or the member's own files (the registry does not win);
+    `invoke values MEMBER --show-origin` names whichever file set each value.
+    """
+    facts = {"member": member.name, "stage": member.stage, "domain": member.domain}
+    return ValuesLayer(registry_name, {"hubfleet": facts, **harbor_storage_values(member)})
+
+
+def chart_defaults(repo: DeployRepo, member: Member) -> ValuesLayer:
+    path = repo.root / member.chart / "values.yaml"
+    shown = repo.relative(path)
+    if not path.is_file():
+        return ValuesLayer(shown, {})
+    return ValuesLayer(shown, load_mapping(path, shown).data)
+
+
+def ensure_secrets_encrypted(repo: DeployRepo) -> None:
+    """Refuse to go on when any file under secrets/ is plaintext."""
+    from hubfleet.secrets import sops
+
+    plaintext = sops.check_tree(repo)
+    if plaintext:
+        names = ", ".join(repo.relative(p) for p in plaintext)
+        raise SecretsError(
+            f"plaintext under secrets/: {names}; encrypt with: invoke secrets.encrypt FILE"
+        )
+
+
+def _secret_mapping(data: Any, shown: str) -> Mapping[str, Any]:
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{shown}: expected a mapping of helm values at the top level")
+    return data
+
+
+def secret_layer_files(repo: DeployRepo, member: Member) -> list[Path]:
+    """The secrets files among `member`'s layers that exist."""
+    files = [repo.common_secret_values(), repo.member_secret_values(member.name)]
+    return [p for p in files if p.is_file()]
+
+
+def member_values(
+    repo: DeployRepo,
+    member: Member,
+    registry_name: str = "config/federation.yaml",
+    decrypted: Mapping[Path, Any] | None = None,
+) -> MemberValues:
+    """Read and merge all layers of `member`. Its secrets files are decrypted concurrently,
+    unless `decrypted` already holds them (a value that is an exception is raised)."""
+    from hubfleet.secrets import sops
+
+    present = secret_layer_files(repo, member)
+    started = time.perf_counter()
+    if decrypted is None:
+        ensure_secrets_encrypted(repo)
+        decrypted = sops.decrypt_many(repo, present) if present else {}
+    for path in present:
+        if isinstance(decrypted.get(path), Exception):
+            raise decrypted[path]
+    decrypt_s = time.perf_counter() - started
+
+    def plain(path: Path) -> ValuesLayer | None:
+        if not path.is_file():
+            return None
+        shown = repo.relative(path)
+        return ValuesLayer(shown, load_mapping(path, shown).data)
+
+    def secret(path: Path) -> ValuesLayer | None:
+        if path not in decrypted:
+            return None
+        shown = repo.relative(path)
+        return ValuesLayer(shown, _secret_mapping(decrypted[path], shown), secret=True)
+
+    defaults = chart_defaults(repo, member)
+    ordered = [
+        registry_layer(member, registry_name),
+        plain(repo.common_values()),
+        secret(repo.common_secret_values()),
+        plain(repo.member_values(member.name)),
+        secret(repo.member_secret_values(member.name)),
+    ]
+    user_layers = tuple(layer for layer in ordered if layer is not None)
+    return MemberValues(
+        member=member.name,
+        layers=(defaults, *user_layers),
+        user=merge_layers(user_layers, keep_nulls=True),
+        effective=merge_layers((defaults, *user_layers)),
+        decrypt_s=decrypt_s,
+    )
