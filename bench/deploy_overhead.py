@@ -42,7 +42,7 @@ t0 = time.perf_counter()
 from hubfleet.files.repo import find_repo
 from hubfleet.registry.members import load_registry
 from hubfleet.deploy.member import render_member
-from hubfleet.helm.engine import engine_from_env
+from hubfleet.helm import engine_from_env
 import os
 t1 = time.perf_counter()
 repo = find_repo()

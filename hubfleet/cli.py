@@ -72,7 +72,7 @@ def run_deploy(
 
     from hubfleet.deploy.member import DeployOptions, deploy_member
     from hubfleet.files.repo import find_repo
-    from hubfleet.helm.engine import engine_from_env
+    from hubfleet.helm import engine_from_env
 
     options = DeployOptions(dry_run=dry_run, diff=diff, yes=yes, timeout_s=timeout, force=force)
     deploy_member(
@@ -102,7 +102,7 @@ def run_validate(member: str | None = None) -> None:
 
     from hubfleet.deploy.validate import validate_federation
     from hubfleet.files.repo import find_repo
-    from hubfleet.helm.engine import engine_from_env
+    from hubfleet.helm import engine_from_env
 
     report = validate_federation(find_repo(), engine_from_env(os.environ), member)
     for problem in report.problems:

@@ -12,7 +12,7 @@ import pytest
 
 from hubfleet.deploy.member import DeployOptions, deploy_member
 from hubfleet.errors import ClusterError, HubfleetError, RolloutError
-from hubfleet.helm.engine import engine_from_env
+from hubfleet.helm import engine_from_env
 from hubfleet.values.merge import MASK
 from tests.conftest_repo import MakeRepo, secret_values, tree_snapshot
 from tests.kube_stub import KubeStub

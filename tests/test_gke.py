@@ -26,9 +26,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from hubfleet.cloud import gke
+from hubfleet.cloud.credentials import member_credentials, member_secrets_file
 from hubfleet.errors import ClusterError, ConfigError, HubfleetError, SecretsError
 from hubfleet.kube import client as kube
-from hubfleet.kube.credentials import ClusterCredentials, member_credentials, member_secrets_file
+from hubfleet.kube.credentials import ClusterCredentials
 from hubfleet.registry.members import load_registry, member_from_record
 from hubfleet.secrets import sops
 from tests.conftest_repo import MakeRepo
@@ -608,7 +609,7 @@ def test_a_gke_member_deploys_with_its_token_and_a_token_shorter_than_the_wait_s
     import dataclasses
 
     from hubfleet.deploy.member import DeployOptions, deploy_member
-    from hubfleet.helm.engine import engine_from_env
+    from hubfleet.helm import engine_from_env
 
     repo = deploy_repo({MEMBER: GKE_RECORD})
     cluster_api, _, creds = cluster_with_token(stub, sa_key, kube_stub_factory)

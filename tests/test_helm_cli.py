@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from hubfleet.errors import ClusterError, ConfigError, HubfleetError, RenderError, RolloutError
+from hubfleet.helm import engine_from_env
 from hubfleet.helm.cli import (
     MISSING_HELM,
     CliEngine,
@@ -44,7 +45,7 @@ from hubfleet.helm.cli_output import (
     release_from_json,
     values_yaml,
 )
-from hubfleet.helm.engine import DependencyState, LintFinding, ReleaseInfo, engine_from_env
+from hubfleet.helm.engine import DependencyState, LintFinding, ReleaseInfo
 from hubfleet.helm.sdk import SdkEngine
 from hubfleet.kube.credentials import (
     ClusterCredentials,

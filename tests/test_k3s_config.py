@@ -15,6 +15,8 @@ import yaml
 from hubfleet.errors import ConfigError, HubfleetError
 from hubfleet.k3s import config as k3s
 from hubfleet.k3s import install as k3s_install
+from hubfleet.kube import nodes
+from hubfleet.registry import roles
 from hubfleet.registry.members import Member, member_from_record
 
 TOKEN = "K10c4a8ab4e2e0c06d5e2e8a6a0f9d1e0f3a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5::server:5f1e9d3c7b2a"
@@ -153,7 +155,7 @@ def test_split_agent_options_names_what_it_drops() -> None:
 def test_no_server_host_is_a_config_error() -> None:
     m = member(hosts=[{"address": "10.0.0.2", "role": "agent"}])
     with pytest.raises(ConfigError, match="no host has role server"):
-        k3s.first_server(m)
+        roles.first_server(m)
 
 
 # --- kubelet, sysctls, traefik --------------------------------------------------------------
@@ -424,14 +426,14 @@ def test_parse_nodes() -> None:
         },
         indent=4,
     )
-    assert k3s.parse_nodes(output) == [
-        k3s.NodeStatus("hz-1", True, "v1.32.5+k3s1", control_plane=True, schedulable=True),
-        k3s.NodeStatus("hz-2", False, "v1.32.5+k3s1", control_plane=False, schedulable=True),
-        k3s.NodeStatus("hz-3", True, "v1.31.9+k3s1", control_plane=False, schedulable=False),
+    assert nodes.parse_nodes(output) == [
+        nodes.NodeStatus("hz-1", True, "v1.32.5+k3s1", control_plane=True, schedulable=True),
+        nodes.NodeStatus("hz-2", False, "v1.32.5+k3s1", control_plane=False, schedulable=True),
+        nodes.NodeStatus("hz-3", True, "v1.31.9+k3s1", control_plane=False, schedulable=False),
     ]
-    assert k3s.parse_nodes('{"apiVersion": "v1", "items": [], "kind": "List"}') == []
+    assert nodes.parse_nodes('{"apiVersion": "v1", "items": [], "kind": "List"}') == []
     with pytest.raises(HubfleetError, match="did not print JSON"):
-        k3s.parse_nodes("The connection to the server 127.0.0.1:6443 was refused")
+        nodes.parse_nodes("The connection to the server 127.0.0.1:6443 was refused")
 
 
 def test_service_names_and_urls() -> None:

@@ -17,8 +17,9 @@ from hubfleet.files.repo import DeployRepo
 from hubfleet.files.yamlfile import load_mapping
 from hubfleet.hosts.hostkeys import HostKeyDecision
 from hubfleet.hosts.ssh import HostUnreachableError
-from hubfleet.members.new import MASK, NewMember, NewMemberOptions, new_member
+from hubfleet.members.new import MASK, NewMemberOptions, new_member
 from hubfleet.members.remove import registry_without, remove_member
+from hubfleet.members.templates import NewMember
 from hubfleet.registry import sizing
 from hubfleet.registry.members import check_registry, load_registry
 from hubfleet.secrets import sops

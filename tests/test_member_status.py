@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from hubfleet.deploy.member import DeployOptions, deploy_member
-from hubfleet.helm.engine import engine_from_env
+from hubfleet.helm import engine_from_env
 from hubfleet.members.status import federation_status, status_table
 from tests.conftest_repo import MakeRepo
 

@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 
 from hubfleet.errors import ConfigError, HubfleetError
-from hubfleet.k3s.config import NodeStatus
+from hubfleet.kube.nodes import NodeStatus
 from hubfleet.microk8s import cluster as microk8s_cluster
 from hubfleet.microk8s import network as microk8s_network
 from hubfleet.microk8s import settings as microk8s
+from hubfleet.registry import roles
 from hubfleet.registry.members import Member, member_from_record
 
 TOKEN = "fd2bcf0daba9515b10a232ed60594c76/4fee84ba7f3f"
@@ -127,11 +128,11 @@ def test_settings_of_a_member_without_the_block() -> None:
 
 def test_main_host_and_workers() -> None:
     m = member()
-    assert microk8s.main_host(m).name == "main-node"
-    assert [h.address for h in microk8s.workers(m)] == ["192.168.1.11", "192.168.1.12"]
+    assert roles.main_host(m).name == "main-node"
+    assert [h.address for h in roles.workers(m)] == ["192.168.1.11", "192.168.1.12"]
     two = member(hosts=[{"address": "a", "role": "main"}, {"address": "b", "role": "main"}])
     with pytest.raises(ConfigError, match="exactly one host with role main, not 2"):
-        microk8s.main_host(two)
+        roles.main_host(two)
 
 
 # --- addons -----------------------------------------------------------------------------------

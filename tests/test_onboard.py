@@ -18,8 +18,8 @@ from hubfleet.members.onboarding import (
     OnboardingFailed,
     OnboardOptions,
     load_progress,
-    onboard,
 )
+from hubfleet.members.onboarding_steps import onboard
 from hubfleet.secrets import sops
 from tests.conftest_dns import nxdomain, zone
 from tests.conftest_kube import credentials_for

@@ -23,6 +23,7 @@ from hubfleet.cloud import s3, s3_check, s3_lifecycle
 from hubfleet.errors import ConfigError, SecretsError
 from hubfleet.files.repo import DeployRepo
 from hubfleet.registry.members import load_registry
+from hubfleet.registry.storage import BucketSettings, bucket_settings
 from hubfleet.tasks import s3 as s3_tasks
 from tests.conftest_repo import PROJECT, MakeRepo
 
@@ -196,7 +197,7 @@ def test_the_registry_checks_the_s3_block(
 def test_a_member_without_an_s3_block_is_one_line(deploy_repo: MakeRepo) -> None:
     repo = deploy_repo(members={"m": {"domain": "m.example.org"}})
     with pytest.raises(ConfigError, match=r"^member m has no s3 block in config/federation\.yaml"):
-        s3.bucket_settings(load_registry(repo).member("m"))
+        bucket_settings(load_registry(repo).member("m"))
 
 
 def test_normalise_ignores_server_extras_order_and_legacy_prefix() -> None:
@@ -509,7 +510,7 @@ def test_an_endpoint_that_never_answers_times_out_in_seconds() -> None:
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)  # connections complete in the kernel; nothing ever answers
         endpoint = f"http://127.0.0.1:{silent.getsockname()[1]}"
-        settings = s3.BucketSettings("m", endpoint, "us-east-1", "harbor-m")
+        settings = BucketSettings("m", endpoint, "us-east-1", "harbor-m")
         client = s3.make_client(settings, s3.Keys("AKIDSILENT", "secret-silent", "test"), 1, 0.5)
         started = time.monotonic()
         with pytest.raises(s3.S3Error) as raised:

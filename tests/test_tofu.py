@@ -439,7 +439,7 @@ def test_front_vars_shows_the_tfvars(tofu_repo: dict[str, Any]) -> None:
 
 def test_validate_checks_the_registrys_stack_variables(deploy_repo: MakeRepo) -> None:
     from hubfleet.deploy.validate import validate_federation
-    from hubfleet.helm.engine import engine_from_env
+    from hubfleet.helm import engine_from_env
 
     members = {
         "gpu": {**GKE_MEMBER, "tofu": {"gke": {"gpu_max_nodez": 8}, "harbor": {}}},

@@ -26,11 +26,12 @@ from hubfleet.cloud import s3
 from hubfleet.deploy.member import DeployOptions, deploy_member, render_member
 from hubfleet.errors import RenderError
 from hubfleet.files.repo import DeployRepo
+from hubfleet.helm import engine_from_env
 from hubfleet.helm.dependencies import declared_dependencies
-from hubfleet.helm.engine import engine_from_env
 from hubfleet.helm.sdk import SdkEngine
 from hubfleet.registry.members import load_registry, member_from_record
 from hubfleet.tasks import core as core_tasks
+from hubfleet.values.harbor_storage import ACCESS_KEY_PATH
 from hubfleet.values.layers import member_values, registry_layer
 from tests.conftest_repo import PROJECT, MakeRepo
 
@@ -284,7 +285,7 @@ def test_values_with_origins_name_the_registry_and_mask_the_keys(
     # the s3.* tasks read the keys from exactly there
     member = load_registry(repo).member("alpha")
     merged = member_values(repo, member).effective
-    assert merged.origins[s3.ACCESS_KEY_PATH].secret
+    assert merged.origins[ACCESS_KEY_PATH].secret
     keys = s3.member_keys(repo, member, merged)
     assert (keys.access_key, keys.secret_key) == (ACCESS_KEY, SECRET_KEY)
 

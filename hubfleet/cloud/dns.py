@@ -33,6 +33,7 @@ from typing import Any
 
 from hubfleet.errors import ConfigError, HubfleetError
 from hubfleet.registry.members import Member
+from hubfleet.registry.roles import entry_host
 
 ENV_RESOLVER = "HUBFLEET_DNS_RESOLVER"
 RESOLV_CONF = Path("/etc/resolv.conf")
@@ -152,16 +153,7 @@ def expected_address(
     if address:
         return _checked_address(address, member, "--address")
     if member.provider in SELF_HOSTED:
-        if member.provider == "k3s":
-            from hubfleet.k3s.config import first_server
-
-            host = first_server(member)
-            role = "first server host"
-        else:
-            from hubfleet.microk8s.settings import main_host
-
-            host = main_host(member)
-            role = "main host"
+        host, role = entry_host(member)
         return _checked_address(host.public, member, f"the public address of its {role}")
     found = _values_address(values)
     if found:

@@ -129,8 +129,8 @@ def stabilize_secrets(
     """Read Harbor's generated secrets from the member's cluster and pin them in its secrets
     file, re-encrypted; a second run finds them pinned and writes nothing. `credentials`
     replace the member's own kubeconfig (secrets/MEMBER-kubeconfig.yaml) when given."""
+    from hubfleet.cloud.credentials import member_credentials
     from hubfleet.kube import client as kube
-    from hubfleet.kube.credentials import member_credentials
     from hubfleet.registry.members import load_registry
     from hubfleet.secrets import sops
 

@@ -6,7 +6,8 @@ the check of what the keys may do in `hubfleet.cloud.s3_check`; both send their 
 
 Where things come from:
 - endpoint, region and bucket, and rules for this member only: the registry's `s3` block
-  (Harbor gets the same three through the registry values layer: `harbor_storage_values`);
+  (`hubfleet.registry.storage`; Harbor gets the same three through the registry values layer:
+  `hubfleet.values.harbor_storage`);
 - the keys: the member's merged values at harbor.persistence.imageChartStorage.s3.accesskey
   and .secretkey, decrypted in memory. These are the keys Harbor itself stores images with, so
   `s3_check.check_bucket` proves exactly what Harbor will be able to do, and there is no
@@ -28,20 +29,16 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from hubfleet.errors import ConfigError, HubfleetError, SecretsError
+from hubfleet.errors import HubfleetError, SecretsError
 from hubfleet.files.repo import DeployRepo
 from hubfleet.registry.members import Member
+from hubfleet.registry.storage import BucketSettings, bucket_settings
+from hubfleet.values.harbor_storage import ACCESS_KEY_PATH, KEYS_SHOWN, SECRET_KEY_PATH
 from hubfleet.values.merge import MergedValues, get_path
-
-HARBOR_S3 = ("harbor", "persistence", "imageChartStorage", "s3")
-ACCESS_KEY_PATH = (*HARBOR_S3, "accesskey")
-SECRET_KEY_PATH = (*HARBOR_S3, "secretkey")
-KEYS_SHOWN = ".".join(HARBOR_S3) + ".accesskey/.secretkey"
-DEFAULT_REGION = "us-east-1"
 
 CONNECT_TIMEOUT_S = 3.0
 READ_TIMEOUT_S = 10.0
@@ -74,20 +71,6 @@ class S3Error(HubfleetError):
 
 
 @dataclass(frozen=True)
-class BucketSettings:
-    """Where a member's Harbor bucket is (the registry's `s3` block, defaults filled in)."""
-
-    member: str
-    endpoint: str
-    region: str
-    bucket: str
-    lifecycle_rules: tuple[Mapping[str, Any], ...] = ()
-
-    def __str__(self) -> str:
-        return f"member {self.member}: bucket {self.bucket} at {self.endpoint}"
-
-
-@dataclass(frozen=True)
 class Keys:
     """A member's S3 keys, decrypted in memory. repr and str never show them."""
 
@@ -100,68 +83,6 @@ class Keys:
 
 
 # --- the member's settings and keys ----------------------------------------------------------
-
-
-def bucket_settings(member: Member) -> BucketSettings:
-    """The member's bucket from its registry `s3` block; none is an error saying what to add."""
-    block = member.s3
-    if not block:
-        raise ConfigError(
-            f"member {member.name} has no s3 block in config/federation.yaml; "
-            "add s3: {endpoint: https://..., bucket: NAME} to its record"
-        )
-    rules = block.get("lifecycle_rules") or []
-    return BucketSettings(
-        member=member.name,
-        endpoint=str(block["endpoint"]).rstrip("/"),
-        region=str(block.get("region") or DEFAULT_REGION),
-        bucket=str(block["bucket"]),
-        lifecycle_rules=tuple(dict(rule) for rule in rules),
-    )
-
-
-def harbor_storage_values(member: Member) -> dict[str, Any]:
-    """Where the member's Harbor keeps images, as umbrella chart values from its registry `s3`
-    block: bucket, region and regionendpoint under harbor.persistence.imageChartStorage.s3, so
-    the bucket is written once, in the registry. {} for a member without an s3 block. The keys
-    are never here: they stay in the member's secrets, at ACCESS_KEY_PATH and SECRET_KEY_PATH."""
-    if not member.s3:
-        return {}
-    settings = bucket_settings(member)
-    node: dict[str, Any] = {
-        "bucket": settings.bucket,
-        "region": settings.region,
-        "regionendpoint": settings.endpoint,
-    }
-    for key in reversed(HARBOR_S3):
-        node = {key: node}
-    return node
-
-
-def harbor_storage_problem(member: Member, effective: Mapping[str, Any]) -> str | None:
-    """Why the member's Harbor would not have its S3 storage (None when it would, or when
-    Harbor is off or keeps images elsewhere): a bucket and both keys must be in the values."""
-    harbor = effective.get("harbor")
-    if not isinstance(harbor, Mapping) or harbor.get("enabled") is not True:
-        return None
-    storage = harbor.get("persistence", {}).get("imageChartStorage", {})
-    if not isinstance(storage, Mapping) or storage.get("type") != "s3":
-        return None
-    found = storage.get("s3")
-    s3: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
-    if not s3.get("bucket"):
-        return (
-            f"member {member.name}: Harbor is enabled but has no S3 bucket; add an s3 block "
-            "(endpoint, bucket, vendor) to its registry record, or set harbor.enabled: false"
-        )
-    missing = [key for key in ("accesskey", "secretkey") if not s3.get(key)]
-    if missing:
-        return (
-            f"member {member.name}: Harbor's bucket {s3['bucket']} has no {'/'.join(missing)} "
-            f"in the values; store them at {KEYS_SHOWN} in secrets/config/{member.name}.yaml "
-            f"(invoke tofu.apply {member.name} s3 --save-outputs writes them)"
-        )
-    return None
 
 
 def member_keys(repo: DeployRepo, member: Member, values: MergedValues | None = None) -> Keys:

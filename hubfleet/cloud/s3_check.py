@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from hubfleet.cloud.s3 import (
-    DEFAULT_REGION,
     DENIED,
     NOT_FOUND,
     Absent,
@@ -25,6 +24,7 @@ from hubfleet.cloud.s3 import (
     request,
 )
 from hubfleet.hosts.steps import OK
+from hubfleet.registry.storage import DEFAULT_REGION
 
 PROBE_PREFIX = "hubfleet-probe/"
 PROBE_BUCKET_PREFIX = "hubfleet-probe-"

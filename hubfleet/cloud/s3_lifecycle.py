@@ -19,7 +19,6 @@ from hubfleet.cloud.s3 import (
     NO_LIFECYCLE,
     Absent,
     S3Error,
-    bucket_settings,
     endpoint_of,
     member_prefix,
     request,
@@ -28,6 +27,7 @@ from hubfleet.errors import ConfigError
 from hubfleet.files.repo import DeployRepo
 from hubfleet.hosts.steps import CHANGED, OK, WOULD_CHANGE, Outcome
 from hubfleet.registry.members import Member
+from hubfleet.registry.storage import bucket_settings
 
 LIFECYCLE_FILE = Path("config/k3s/s3-bucket-lifecycle.json")
 

@@ -95,8 +95,8 @@ def _check_token_lifetime(member: Member, creds: ClusterCredentials, timeout_s: 
 
 
 def _check_harbor_storage(member: Member, values: MemberValues) -> None:
-    from hubfleet.cloud.s3 import harbor_storage_problem
     from hubfleet.errors import ConfigError
+    from hubfleet.values.harbor_storage import harbor_storage_problem
 
     problem = harbor_storage_problem(member, values.effective.values)
     if problem:
@@ -178,8 +178,8 @@ def deploy_member(
         say(f"{member.name}: dry run, nothing was changed")
         return DeployResult(member.name, "planned", None, time.perf_counter() - started)
 
+    from hubfleet.cloud.credentials import member_credentials
     from hubfleet.kube import client as kube
-    from hubfleet.kube.credentials import member_credentials
     from hubfleet.kube.rollout import workloads_in_manifest
 
     creds = credentials or member_credentials(repo, member)

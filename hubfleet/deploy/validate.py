@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hubfleet.cloud.s3 import harbor_storage_problem
 from hubfleet.errors import HubfleetError
 from hubfleet.files.repo import DeployRepo
 from hubfleet.helm.engine import HelmEngine
 from hubfleet.registry.members import Member, check_registry, member_from_record
+from hubfleet.values.harbor_storage import harbor_storage_problem
 from hubfleet.values.layers import ensure_secrets_encrypted, member_values, secret_layer_files
 
 

@@ -2,8 +2,8 @@
 
 Two implementations exist: `hubfleet.helm.sdk` (the default: the embedded Helm Go SDK, values
 and kubeconfig passed in memory) and `hubfleet.helm.cli` (the `helm` binary, values on stdin),
-picked by `engine_from_env` from `HUBFLEET_HELM`. Neither is imported until it is picked, so
-importing this module stays cheap.
+picked by `hubfleet.helm.engine_from_env` from `HUBFLEET_HELM`. Neither is imported until it
+is picked, so importing this module stays cheap.
 
 What both engines share beyond the interface lives beside it: `hubfleet.helm.errors` turns
 Helm's multi-line error texts into hubfleet's one-line messages, `hubfleet.helm.dependencies`
@@ -16,8 +16,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
-
-from hubfleet.errors import HubfleetError
 
 if TYPE_CHECKING:
     from hubfleet.kube.credentials import ClusterCredentials
@@ -141,30 +139,6 @@ class HelmEngine(Protocol):
     ) -> None:
         """Roll back to `revision` (None: the previous one), creating a new revision."""
         ...
-
-
-def engine_from_env(environ: Mapping[str, str]) -> HelmEngine:
-    """The engine `HUBFLEET_HELM` asks for: unset or `sdk` the embedded SDK, `cli` the binary.
-
-    `HUBFLEET_CHART_CACHE` names the local chart cache (default `~/.cache/hubfleet/charts`);
-    `HUBFLEET_HELM_FETCH=1` allows fetching a dependency that is neither vendored nor cached.
-    """
-    from hubfleet.helm.dependencies import chart_cache_from_env
-
-    choice = environ.get("HUBFLEET_HELM", "").strip().lower() or "sdk"
-    cache = chart_cache_from_env(environ)
-    fetch = environ.get("HUBFLEET_HELM_FETCH", "") in ("1", "true", "yes")
-    if choice == "sdk":
-        from hubfleet.helm.sdk import SdkEngine
-
-        return SdkEngine(chart_cache=cache, fetch_dependencies=fetch)
-    if choice == "cli":
-        from hubfleet.helm.cli import CliEngine
-
-        return CliEngine(environ=environ, chart_cache=cache, fetch_dependencies=fetch)
-    raise HubfleetError(
-        f"HUBFLEET_HELM={environ['HUBFLEET_HELM']!r} is not a Helm engine; use sdk or cli"
-    )
 
 
 def plain_values(values: Mapping[str, Any]) -> dict[str, Any]:

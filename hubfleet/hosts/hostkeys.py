@@ -15,12 +15,15 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from hubfleet.errors import HubfleetError
 
 if TYPE_CHECKING:
     import paramiko
+
+# A host's public key, as other packages name it (they never import paramiko themselves).
+HostKey: TypeAlias = "paramiko.PKey"
 
 
 class HostKeyError(HubfleetError):

@@ -23,6 +23,7 @@ from hubfleet.k3s.steps import (
     nodes_ready,
     upgrade_plan,
 )
+from hubfleet.registry import roles
 
 if TYPE_CHECKING:
     from contextlib import ExitStack
@@ -39,7 +40,7 @@ def snapshot(member: Any) -> Callable[[Any], tuple[list[str], str]]:
         files = [k3s.sysctl_file().path, k3s.CONFIG_PATH, k3s.KUBELET_CONFIG_PATH]
         files += [CONFIG_MARKER, ROOT_AUTHORIZED_KEYS]
         extra = [f"sysctl {' '.join(k3s.INOTIFY_SYSCTLS)} 2>/dev/null", install_probe(host)]
-        if k3s.is_server(host):
+        if roles.is_server(host):
             files += [k3s.TRAEFIK_SKIP_PATH, KUBECONFIG_MARKER, k3s.TOKEN_PATH]
             extra.append(
                 f"echo kubeconfig_sha256=$(sha256sum {k3s.KUBECONFIG_PATH} 2>/dev/null"
@@ -57,7 +58,7 @@ def snapshot(member: Any) -> Callable[[Any], tuple[list[str], str]]:
 def member_steps(member: Any, options: Any, kube_api: Any) -> list[Step]:
     """The steps run once per member: all three, or only `ready` when --host names an agent."""
     ready = Step("ready", nodes_ready)
-    server = k3s.first_server(member)
+    server = roles.first_server(member)
     if options.only_host and options.only_host not in (server.address, server.name):
         return [ready]
     if kube_api is None:
@@ -82,7 +83,7 @@ def flavour() -> Flavour:
         host_steps=HOST_STEPS,
         member_step_names=MEMBER_STEP_NAMES,
         member_steps=member_steps,
-        first_host=k3s.first_server,
+        first_host=roles.first_server,
         snapshot=snapshot,
     )
 
@@ -121,7 +122,7 @@ def refresh_kubeconfig(
     from hubfleet.hosts.steps import run_steps
 
     member, run, stack = _connect_only(
-        repo, member_name, options, lambda m: [k3s.first_server(m)], say
+        repo, member_name, options, lambda m: [roles.first_server(m)], say
     )
     with stack:
         run_steps(
@@ -144,7 +145,7 @@ def uninstall(
 
     def remove(context: HostContext, dry_run: bool) -> Outcome:
         script = k3s.BINARY_PATH.rsplit("/", 1)[0] + (
-            "/k3s-uninstall.sh" if k3s.is_server(context.host) else "/k3s-agent-uninstall.sh"
+            "/k3s-uninstall.sh" if roles.is_server(context.host) else "/k3s-agent-uninstall.sh"
         )
         present = context.session.run(f"test -x {script}", check=False).ok
         if not present:
@@ -159,7 +160,7 @@ def uninstall(
         from hubfleet.hosts.bootstrap import gather_facts
 
         gather_facts(run, list(member.hosts))
-        server = k3s.first_server(member)
+        server = roles.first_server(member)
         run_hosts_in_parallel(
             run, [h for h in member.hosts if h != server], [Step("uninstall", remove)]
         )

@@ -11,15 +11,16 @@ environment is forgotten when the script is run again without it.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import yaml
 
-from hubfleet.errors import ConfigError, HubfleetError
+from hubfleet.errors import ConfigError
+from hubfleet.hosts.addresses import address_with_port
 from hubfleet.registry.members import Host, Member
+from hubfleet.registry.roles import is_server
 from hubfleet.registry.sizing import node_sizing
 
 CONFIG_PATH = "/etc/rancher/k3s/config.yaml"
@@ -32,7 +33,6 @@ BINARY_PATH = "/usr/local/bin/k3s"
 
 API_PORT = 6443
 
-SERVER_ROLES = frozenset({"server", "main"})
 
 # Written on every host, servers and agents: binder's many pods each watch files, and the
 # default limits end in "failed to create fsnotify watcher: too many open files".
@@ -99,42 +99,12 @@ class HostFile:
     mode: int = 0o644
 
 
-@dataclass(frozen=True)
-class NodeStatus:
-    """One node as `k3s kubectl get nodes -o json` shows it."""
-
-    name: str
-    ready: bool
-    version: str
-    control_plane: bool = False
-    schedulable: bool = True
-
-
 # --- hosts and roles ------------------------------------------------------------------------
-
-
-def is_server(host: Host) -> bool:
-    return host.role in SERVER_ROLES
-
-
-def first_server(member: Member) -> Host:
-    """The server agents join: the member's first host with the server role."""
-    for host in member.hosts:
-        if is_server(host):
-            return host
-    raise ConfigError(f"member {member.name}: no host has role server; k3s needs one")
 
 
 def service_name(host: Host) -> str:
     """The systemd unit the install script creates on this host."""
     return "k3s" if is_server(host) else "k3s-agent"
-
-
-def address_with_port(address: str, port: int) -> str:
-    """host:port, with an IPv6 address in brackets."""
-    if ":" in address and not address.startswith("["):
-        return f"[{address}]:{port}"
-    return f"{address}:{port}"
 
 
 def server_url(address: str, port: int = API_PORT) -> str:
@@ -280,26 +250,3 @@ def host_files(member: Member, host: Host, ram_gb: float) -> list[HostFile]:
 
 
 # --- readings ---------------------------------------------------------------------------------
-
-
-def parse_nodes(output: str) -> list[NodeStatus]:
-    """The nodes in `k3s kubectl get nodes -o json` output."""
-    try:
-        data = json.loads(output)
-    except ValueError as err:
-        raise HubfleetError(f"k3s kubectl get nodes did not print JSON ({err})") from None
-    nodes = []
-    for item in data.get("items", []) if isinstance(data, dict) else []:
-        meta, spec, status = item.get("metadata", {}), item.get("spec", {}), item.get("status", {})
-        conditions = {c.get("type"): c.get("status") for c in status.get("conditions", [])}
-        labels = meta.get("labels") or {}
-        nodes.append(
-            NodeStatus(
-                name=str(meta.get("name", "")),
-                ready=conditions.get("Ready") == "True",
-                version=str(status.get("nodeInfo", {}).get("kubeletVersion", "")),
-                control_plane=labels.get("node-role.kubernetes.io/control-plane") == "true",
-                schedulable=not spec.get("unschedulable", False),
-            )
-        )
-    return nodes

@@ -17,8 +17,9 @@ from pathlib import PurePosixPath
 from typing import Literal
 
 from hubfleet.errors import ConfigError, HubfleetError
-from hubfleet.k3s.config import BINARY_PATH, TOKEN_PATH, first_server, is_server, server_url
+from hubfleet.k3s.config import BINARY_PATH, TOKEN_PATH, server_url
 from hubfleet.registry.members import Host, Member
+from hubfleet.registry.roles import first_server, is_server
 
 AIRGAP_IMAGES_DIR = "/var/lib/rancher/k3s/agent/images"
 AIRGAP_INSTALL_SCRIPT_PATH = "/usr/local/bin/k3s-install.sh"

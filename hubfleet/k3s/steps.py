@@ -34,6 +34,8 @@ from hubfleet.k3s.install import (
     parse_version,
     wanted_version,
 )
+from hubfleet.kube.nodes import parse_nodes
+from hubfleet.registry import roles
 
 if TYPE_CHECKING:
     from hubfleet.hosts.bootstrap import HostContext, MemberRun
@@ -99,7 +101,7 @@ def kubelet_config(context: HostContext, dry_run: bool) -> Outcome:
 
 def k3s_config(context: HostContext, dry_run: bool) -> Outcome:
     files = [k3s.config_file(context.member, context.host)]
-    if k3s.is_server(context.host):
+    if roles.is_server(context.host):
         files.append(k3s.traefik_skip_file())
     changed = ensure_files(context, files, dry_run)
     if not changed:
@@ -173,7 +175,7 @@ def k3s_install(context: HostContext, dry_run: bool) -> Outcome:
 def join(context: HostContext, dry_run: bool) -> Outcome:
     """An agent joins the server: its token is read over SSH and passed on stdin only."""
     run = context.run
-    server_host = k3s.first_server(context.member)
+    server_host = roles.first_server(context.member)
     server = run.session_for(server_host)
     # the agents' other steps ran alongside the server's; joining needs its k3s installed
     if not run.done(server_host).wait(run.options.ready_timeout_s + 900):
@@ -209,12 +211,12 @@ def expected_nodes(run: MemberRun) -> list[str]:
 
 def nodes_ready(run: MemberRun, dry_run: bool) -> Outcome:
     """Every host of the member is a Ready node; a timeout names the nodes that are not."""
-    server = run.session_for(k3s.first_server(run.member))
+    server = run.session_for(roles.first_server(run.member))
     wanted = expected_nodes(run)
     if dry_run and not any(run.facts[h.address].kubernetes for h in run.member.hosts):
         return Outcome.changed(f"would wait for {len(wanted)} node(s) to be Ready", True)
     deadline = time.monotonic() + run.options.ready_timeout_s
-    snapshot = run.snapshots.get(k3s.first_server(run.member).address)
+    snapshot = run.snapshots.get(roles.first_server(run.member).address)
     seen = _nodes_json(snapshot.output) if snapshot and not run.changed() else None
     pause = READY_POLL_S[0]
     while True:
@@ -223,7 +225,7 @@ def nodes_ready(run: MemberRun, dry_run: bool) -> Outcome:
                 f"{k3s.BINARY_PATH} kubectl get nodes -o json", check=False, what="listing nodes"
             )
             seen = found.stdout if found.ok else ""
-        nodes = {n.name: n for n in k3s.parse_nodes(seen)} if seen else {}
+        nodes = {n.name: n for n in parse_nodes(seen, "k3s kubectl get nodes")} if seen else {}
         seen = None  # after a first look, ask the server
         missing = [n for n in wanted if n not in nodes or not nodes[n].ready]
         if not missing:
@@ -250,7 +252,7 @@ def kubeconfig(run: MemberRun, dry_run: bool) -> Outcome:
     from hubfleet.kube import kubeconfig as kc
     from hubfleet.secrets import sops
 
-    host = k3s.first_server(run.member)
+    host = roles.first_server(run.member)
     session = run.session_for(host)
     path = run.repo.member_kubeconfig(run.member.name)
     snapshot = run.snapshots.get(host.address)
@@ -301,8 +303,8 @@ def _kubeconfig_sum(output: str) -> str | None:
 
 def upgrade_plan(run: MemberRun, dry_run: bool, kube_api: KubeApi) -> Outcome:
     """system-upgrade-controller Plans from the registry, applied through the Kubernetes API."""
+    from hubfleet.cloud.credentials import member_credentials
     from hubfleet.k3s import upgrade_plan as plans
-    from hubfleet.kube.credentials import member_credentials
 
     rendered = plans.render_plans(run.member)
     if dry_run:
@@ -319,7 +321,7 @@ def upgrade_plan(run: MemberRun, dry_run: bool, kube_api: KubeApi) -> Outcome:
 
 
 def _is_server(context: HostContext) -> bool:
-    return context.host == k3s.first_server(context.member)
+    return context.host == roles.first_server(context.member)
 
 
 HOST_STEPS = (

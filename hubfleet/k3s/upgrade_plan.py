@@ -23,9 +23,8 @@ import yaml
 from hubfleet.registry.members import Member
 
 if TYPE_CHECKING:
-    from kubernetes.client import ApiClient
-
     from hubfleet.kube.apply import ApplyOutcome
+    from hubfleet.kube.client import KubeClient
 
 GROUP = "upgrade.cattle.io"
 VERSION = "v1"
@@ -153,7 +152,7 @@ def plans_yaml(plans: Iterable[Mapping[str, Any]]) -> str:
 
 
 def apply_plans(
-    api: ApiClient, plans: Iterable[Mapping[str, Any]], where: str = "cluster"
+    api: KubeClient, plans: Iterable[Mapping[str, Any]], where: str = "cluster"
 ) -> list[ApplyOutcome]:
     """Apply a member's Plans through the Kubernetes adapter (see `kube_apply.apply_custom_objects`)."""
     from hubfleet.kube.apply import apply_custom_objects

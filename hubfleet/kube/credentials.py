@@ -20,8 +20,6 @@ from typing import Any
 import yaml
 
 from hubfleet.errors import SecretsError
-from hubfleet.files.repo import DeployRepo
-from hubfleet.registry.members import Member
 
 
 @dataclass(frozen=True)
@@ -79,48 +77,6 @@ def credentials_from_kubeconfig(
             f"{source}: context {chosen!r} names user {ctx.get('user')!r}, which is not defined"
         )
     return ClusterCredentials(member=member, kubeconfig=kubeconfig, context=chosen, source=source)
-
-
-def member_secrets_file(repo: DeployRepo, member: Member) -> Path:
-    """The encrypted file a member's credentials come from (it depends on the provider)."""
-    if member.provider == "gke":
-        return repo.member_gke_credentials(member.name)
-    return repo.member_kubeconfig(member.name)
-
-
-def member_credentials(repo: DeployRepo, member: Member) -> ClusterCredentials:
-    """The member's credentials, from its secrets decrypted in memory.
-
-    Most members: `secrets/<member>-kubeconfig.yaml` and the member's context in it. GKE
-    members: `secrets/<member>-gke.yaml` (a service-account key, the endpoint and CA), turned
-    into a kubeconfig with a fresh access token by hubfleet.cloud.gke.
-    """
-    from hubfleet.secrets import sops
-
-    path = member_secrets_file(repo, member)
-    shown = repo.relative(path)
-    if member.provider == "gke":
-        if not path.is_file():
-            raise SecretsError(
-                f"member {member.name}: no GKE credentials at {shown}; store the service-account "
-                f"key, endpoint and CA encrypted there (invoke secrets.encrypt {shown})"
-            )
-        from hubfleet.cloud import gke  # google-auth loads only when a GKE member is used
-
-        return gke.gke_credentials(
-            member.name,
-            gke.cluster_of(member),
-            sops.decrypt_yaml(repo, path),
-            shown,
-            context=member.kube_context,
-        )
-    if not path.is_file():
-        raise SecretsError(
-            f"member {member.name}: no kubeconfig at {shown}; store it encrypted there "
-            f"(invoke secrets.encrypt {shown})"
-        )
-    data = sops.decrypt_yaml(repo, path)
-    return credentials_from_kubeconfig(member.name, data, shown, member.kube_context)
 
 
 @contextlib.contextmanager

@@ -24,10 +24,11 @@ from hubfleet.errors import ConfigError, HubfleetError
 from hubfleet.files.atomic import all_or_nothing, write_atomically
 from hubfleet.files.repo import DeployRepo
 from hubfleet.files.yamlfile import YamlDocument, load_mapping, parse_with_lines
-from hubfleet.hosts.hostkeys import HostKeyDecision, PinnedHostKeys
+from hubfleet.hosts.hostkeys import HostKey, HostKeyDecision, PinnedHostKeys
 from hubfleet.members.templates import (
     SECRETS_TEMPLATE,
     VALUES_TEMPLATE,
+    NewMember,
     NodeShape,
     fill_template,
     fresh_secrets,
@@ -43,31 +44,12 @@ from hubfleet.registry.members import (
 )
 
 if TYPE_CHECKING:
-    import paramiko
-
-    from hubfleet.cloud.gke import GkeCluster
     from hubfleet.hosts.facts import HostFacts
 
 MICROK8S_CHANNEL = "1.32/stable"
 # the gke stack's default user nodes (terraform/gke: n1-standard-8, 100 GB disk)
 GKE_USER_NODES = NodeShape(8, 30.0, 100.0, "GKE user nodes (n1-standard-8)")
 MASK = "********"
-
-
-@dataclass(frozen=True)
-class NewMember:
-    """What the operator asked for: `invoke member.new NAME --host ADDR --domain DOMAIN ...`."""
-
-    name: str
-    address: str
-    domain: str
-    provider: str = "k3s"
-    stage: str = "staging"
-    user: str = "root"
-    port: int = 22
-    chart: str | None = None  # default: the umbrella chart, chart/
-    gke: GkeCluster | None = None  # provider gke: where the cluster is (no hosts)
-    nodes: NodeShape | None = None  # provider gke: the user pool's node type, for sizing
 
 
 @dataclass(frozen=True)
@@ -221,9 +203,9 @@ class DeferredPins(PinnedHostKeys):
 
     def __init__(self, path: Path):
         super().__init__(path)
-        self.pending: list[tuple[str, paramiko.PKey]] = []
+        self.pending: list[tuple[str, HostKey]] = []
 
-    def pin(self, name: str, key: paramiko.PKey) -> None:
+    def pin(self, name: str, key: HostKey) -> None:
         self.pending.append((name, key))
 
     def lines(self) -> list[str]:

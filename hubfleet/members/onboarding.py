@@ -235,23 +235,3 @@ class OnboardHooks:
 
     credentials: Any = None  # ClusterCredentials
     kube_api: Any = None
-
-
-def onboard(
-    repo: DeployRepo,
-    name: str,
-    options: OnboardOptions,
-    say: Say = print,
-    hooks: OnboardHooks | None = None,
-    environ: Mapping[str, str] | None = None,
-) -> list[StepState]:
-    """Bare VM to serving member, resumably (see the module docstring). With --dry-run each
-    step says what it would do, from read-only checks and its own dry run
-    (hubfleet.members.onboarding_steps)."""
-    import hubfleet.members.onboarding_steps as onboarding_steps
-
-    hooks = hooks or OnboardHooks()
-    env = dict(os.environ) if environ is None else environ
-    actions = onboarding_steps.steps(repo, name, options, hooks, say, env, dry_run=False)
-    previews = onboarding_steps.steps(repo, name, options, hooks, say, env, dry_run=True)
-    return run_onboarding(repo, name, options, actions, say, previews)

@@ -9,11 +9,18 @@ registered (a dry run never registers it) gets what the step would do from the o
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 
 from hubfleet.errors import HubfleetError
 from hubfleet.files.repo import DeployRepo
-from hubfleet.members.onboarding import OnboardHooks, OnboardOptions, Say
+from hubfleet.members.onboarding import (
+    OnboardHooks,
+    OnboardOptions,
+    Say,
+    StepState,
+    run_onboarding,
+)
 from hubfleet.registry.members import Member
 
 Actions = dict[str, Callable[[], str]]
@@ -60,7 +67,8 @@ def member_new(
 ) -> str:
     """Register the member and write its values and secrets (member.new), unless registered."""
     from hubfleet.hosts.hostkeys import HostKeyDecision
-    from hubfleet.members.new import NewMember, NewMemberOptions, new_member
+    from hubfleet.members.new import NewMemberOptions, new_member
+    from hubfleet.members.templates import NewMember
     from hubfleet.registry.members import load_registry
 
     if name in load_registry(repo).members:
@@ -178,7 +186,7 @@ def deploy(
 ) -> str:
     """The member's chart (invoke deploy; its dry run renders and plans, contacting no cluster)."""
     from hubfleet.deploy.member import DeployOptions, deploy_member
-    from hubfleet.helm.engine import engine_from_env
+    from hubfleet.helm import engine_from_env
     from hubfleet.registry.members import load_registry
 
     if dry_run and name not in load_registry(repo).members:
@@ -290,3 +298,21 @@ def steps(
         ),
         "health": lambda: health(repo, name, say, dry_run),
     }
+
+
+def onboard(
+    repo: DeployRepo,
+    name: str,
+    options: OnboardOptions,
+    say: Say = print,
+    hooks: OnboardHooks | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> list[StepState]:
+    """Bare VM to serving member, resumably (see the module docstring). With --dry-run each
+    step says what it would do, from read-only checks and its own dry run
+    (the steps here)."""
+    hooks = hooks or OnboardHooks()
+    env = dict(os.environ) if environ is None else environ
+    actions = steps(repo, name, options, hooks, say, env, dry_run=False)
+    previews = steps(repo, name, options, hooks, say, env, dry_run=True)
+    return run_onboarding(repo, name, options, actions, say, previews)

@@ -30,10 +30,10 @@ class MemberRow:
 
 
 def member_row(repo: DeployRepo, member: Member, engine: HelmEngine) -> MemberRow:
-    from hubfleet.k3s import config as k3s
+    from hubfleet.cloud.credentials import member_credentials, member_secrets_file
     from hubfleet.kube import client as kube
     from hubfleet.kube import kubeconfig as kc
-    from hubfleet.kube.credentials import member_credentials, member_secrets_file
+    from hubfleet.kube.nodes import parse_nodes
     from hubfleet.members.onboarding import steps_left
 
     left = steps_left(repo, member.name)
@@ -46,7 +46,7 @@ def member_row(repo: DeployRepo, member: Member, engine: HelmEngine) -> MemberRo
             cert = str(days) if days is not None else "token"
             with kube.member_api(creds) as api:
                 kube.check_reachable(api, creds, timeout_s=3)
-                listed = k3s.parse_nodes(kube.node_list_json(api))
+                listed = parse_nodes(kube.node_list_json(api))
             ready = sum(1 for n in listed if n.ready)
             nodes = f"{ready}/{len(listed)} Ready"
             version = listed[0].version if listed else "-"

@@ -20,7 +20,7 @@ from hubfleet.registry import sizing
 from hubfleet.secrets import generate as secretgen
 
 if TYPE_CHECKING:
-    from hubfleet.members.new import NewMember
+    from hubfleet.cloud.gke import GkeCluster
 
 VALUES_TEMPLATE = Path("config/templates/member.yaml")
 SECRETS_TEMPLATE = Path("config/templates/member-secrets.yaml")
@@ -53,6 +53,22 @@ class NodeShape:
     ram_gb: float
     disk_gb: float
     source: str  # for the file's comment: "host 192.0.2.10", "GKE user nodes"
+
+
+@dataclass(frozen=True)
+class NewMember:
+    """What the operator asked for: `invoke member.new NAME --host ADDR --domain DOMAIN ...`."""
+
+    name: str
+    address: str
+    domain: str
+    provider: str = "k3s"
+    stage: str = "staging"
+    user: str = "root"
+    port: int = 22
+    chart: str | None = None  # default: the umbrella chart, chart/
+    gke: GkeCluster | None = None  # provider gke: where the cluster is (no hosts)
+    nodes: NodeShape | None = None  # provider gke: the user pool's node type, for sizing
 
 
 class _Placeholders(dict[str, str]):

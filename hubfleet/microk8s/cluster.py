@@ -21,10 +21,13 @@ from typing import NamedTuple
 import yaml
 
 from hubfleet.errors import HubfleetError
-from hubfleet.k3s import config as k3s
+from hubfleet.hosts.addresses import address_with_port
+from hubfleet.kube import nodes
+from hubfleet.kube.nodes import NodeStatus
 from hubfleet.microk8s import wireguard
-from hubfleet.microk8s.settings import DEFAULT_TOKEN_TTL, main_host
+from hubfleet.microk8s.settings import DEFAULT_TOKEN_TTL
 from hubfleet.registry.members import Host, Member
+from hubfleet.registry.roles import main_host
 
 CLUSTER_AGENT_PORT = 25000
 GPU_QUERY_COMMAND = "nvidia-smi --query-gpu=index,name,driver_version --format=csv,noheader"
@@ -179,7 +182,7 @@ def join_url(ticket: JoinTicket, prefer: str) -> str:
             return url
     first = _URL.match(ticket.urls[0]) if ticket.urls else None
     port = int(first.group(2)) if first else CLUSTER_AGENT_PORT
-    return f"{k3s.address_with_port(prefer, port)}/{ticket.token}"
+    return f"{address_with_port(prefer, port)}/{ticket.token}"
 
 
 def join_command(url: str, worker: bool = True) -> str:
@@ -207,13 +210,9 @@ def parse_join_output(output: str) -> JoinResult:
 # --- nodes and GPUs -------------------------------------------------------------------------
 
 
-def parse_nodes(output: str) -> list[k3s.NodeStatus]:
-    """The nodes in `microk8s kubectl get nodes -o json` output (read as k3s.parse_nodes does)."""
-    try:
-        json.loads(output)
-    except ValueError as err:
-        raise HubfleetError(f"microk8s kubectl get nodes did not print JSON ({err})") from None
-    return k3s.parse_nodes(output)
+def parse_nodes(output: str) -> list[NodeStatus]:
+    """The nodes in `microk8s kubectl get nodes -o json` output."""
+    return nodes.parse_nodes(output, "microk8s kubectl get nodes")
 
 
 def gpu_allocatable(output: str) -> dict[str, int]:
@@ -230,7 +229,7 @@ def gpu_allocatable(output: str) -> dict[str, int]:
     return found
 
 
-def verify_problems(member: Member, nodes: list[k3s.NodeStatus]) -> list[str]:
+def verify_problems(member: Member, nodes: list[NodeStatus]) -> list[str]:
     """What is wrong with the cluster's nodes: not Ready, or not one per host of the record."""
     problems = [f"node {n.name} is not Ready" for n in nodes if not n.ready]
     if len(nodes) != len(member.hosts):

@@ -15,10 +15,10 @@ import re
 from collections.abc import Iterable
 
 from hubfleet.errors import HubfleetError
-from hubfleet.k3s import config as k3s
+from hubfleet.hosts.addresses import address_with_port
 from hubfleet.microk8s import wireguard
-from hubfleet.microk8s.settings import main_host
 from hubfleet.registry.members import Host, Member
+from hubfleet.registry.roles import main_host
 
 API_PORT = 16443
 CSR_TEMPLATE_PATH = "/var/snap/microk8s/current/certs/csr.conf.template"
@@ -33,7 +33,7 @@ CALICO_INTERNAL_IP = "kubernetes-internal-ip"
 
 def api_url(address: str) -> str:
     """The kubeconfig server URL at `address`: https://<address>:16443."""
-    return k3s.server_url(address, API_PORT)
+    return f"https://{address_with_port(address, API_PORT)}"
 
 
 def api_address(member: Member, main: Host | None = None) -> str:

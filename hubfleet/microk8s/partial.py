@@ -10,8 +10,8 @@ from typing import Any
 
 from hubfleet.hosts.steps import Step
 from hubfleet.microk8s import cluster as microk8s_cluster
-from hubfleet.microk8s import settings as microk8s
 from hubfleet.microk8s.steps import HOST_STEPS, snapshot, wireguard
+from hubfleet.registry import roles
 
 
 def wireguard_flavour() -> Any:
@@ -23,7 +23,7 @@ def wireguard_flavour() -> Any:
         host_steps=(HOST_STEPS[0], HOST_STEPS[1], Step("wireguard", wireguard)),
         member_step_names=(),
         member_steps=lambda member, options, api: [],
-        first_host=microk8s.main_host,
+        first_host=roles.main_host,
         snapshot=snapshot,
     )
 
@@ -37,7 +37,7 @@ def gpu_report(repo: Any, member_name: str, options: Any) -> list[tuple[str, str
     )
     rows = []
     with stack:
-        main = run.session_for(microk8s.main_host(member))
+        main = run.session_for(roles.main_host(member))
         listed = main.run("microk8s kubectl get nodes -o json", check=False)
         allocatable = microk8s_cluster.gpu_allocatable(listed.stdout) if listed.ok else {}
         for host in member.hosts:

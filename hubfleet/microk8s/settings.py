@@ -20,11 +20,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 from hubfleet.errors import ConfigError, HubfleetError
-from hubfleet.registry.members import Host, Member
+from hubfleet.registry.members import Member
 
 SNAP = "microk8s"
 
-MAIN, WORKER = "main", "worker"
 DEFAULT_ADDONS = ("dns", "helm3", "hostpath-storage", "community", "dashboard")
 DEFAULT_REFRESH_HOLD = "forever"
 DEFAULT_TOKEN_TTL = 120
@@ -92,25 +91,6 @@ def settings(member: Member) -> Settings:
         refresh_window=str(window) if window else None,
         token_ttl=int(raw.get("token_ttl", DEFAULT_TOKEN_TTL)),
     )
-
-
-def main_host(member: Member) -> Host:
-    """The member's one host with role main (control plane and worker)."""
-    mains = [host for host in member.hosts if host.role == MAIN]
-    if len(mains) != 1:
-        raise ConfigError(
-            f"member {member.name}: a microk8s member needs exactly one host with role main, "
-            f"not {len(mains)}"
-        )
-    return mains[0]
-
-
-def workers(member: Member) -> list[Host]:
-    """The hosts that join the main node as workers, in registry order."""
-    return [host for host in member.hosts if host.role == WORKER]
-
-
-# --- addons ---------------------------------------------------------------------------------
 
 
 def addon_name(addon: str) -> str:

@@ -24,6 +24,7 @@ from hubfleet.hosts.steps import Outcome, Step
 from hubfleet.microk8s import cluster as microk8s_cluster
 from hubfleet.microk8s import network as microk8s_network
 from hubfleet.microk8s import settings as microk8s
+from hubfleet.registry import roles
 
 if TYPE_CHECKING:
     from hubfleet.hosts.bootstrap import HostContext, MemberRun
@@ -78,12 +79,12 @@ def snapshot(member: Member) -> Callable[[Host], tuple[list[str], str]]:
 
 
 def _main_checker(member: Member) -> Callable[[Host], bool]:
-    main = microk8s.main_host(member)
+    main = roles.main_host(member)
     return lambda host: host == main
 
 
 def _is_main(context: HostContext) -> bool:
-    return context.host == microk8s.main_host(context.member)
+    return context.host == roles.main_host(context.member)
 
 
 # --- host steps ---------------------------------------------------------------------------
@@ -235,7 +236,7 @@ def _node_names(text: str) -> set[str]:
 def join(context: HostContext, dry_run: bool) -> Outcome:
     """A worker joins the main node with a fresh single-use token (a new one for a retry)."""
     run = context.run
-    main_host = microk8s.main_host(context.member)
+    main_host = roles.main_host(context.member)
     name = context.host.name or context.facts.hostname
     known = run.snapshots.get(main_host.address)
     if known and name in _node_names(_decoded(known.output, "nodes_json")):
@@ -274,7 +275,7 @@ def join(context: HostContext, dry_run: bool) -> Outcome:
 
 def metallb(run: MemberRun, dry_run: bool) -> Outcome:
     """MetalLB after all joins, always with the registry's range (without one it prompts)."""
-    main = run.session_for(microk8s.main_host(run.member))
+    main = run.session_for(roles.main_host(run.member))
     argument = microk8s.metallb_argument(run.member)
     status = main.run("microk8s status --format yaml", check=not dry_run, what="reading addons")
     _, enabled = microk8s_cluster.parse_status(status.stdout)
@@ -288,7 +289,7 @@ def metallb(run: MemberRun, dry_run: bool) -> Outcome:
 def calico_vpn(run: MemberRun, dry_run: bool) -> Outcome:
     """With WireGuard: Calico takes each node's InternalIP (its VPN address, see node-ip) as
     the node's address, instead of the first interface it finds."""
-    main = run.session_for(microk8s.main_host(run.member))
+    main = run.session_for(roles.main_host(run.member))
     wanted = f"{microk8s_network.CALICO_AUTODETECTION}={microk8s_network.CALICO_INTERNAL_IP}"
     found = main.run(
         microk8s_network.calico_env_command(),
@@ -309,7 +310,7 @@ def calico_vpn(run: MemberRun, dry_run: bool) -> Outcome:
 
 def verify(run: MemberRun, dry_run: bool) -> Outcome:
     """Every host is a Ready node and there are exactly as many nodes as hosts."""
-    main = run.session_for(microk8s.main_host(run.member))
+    main = run.session_for(roles.main_host(run.member))
     # all of the record's hosts; a run that could not reach some checks the others
     wanted = len(run.shared.get("targets") or run.member.hosts)
     deadline = time.monotonic() + run.options.ready_timeout_s
@@ -344,7 +345,7 @@ def kubeconfig(run: MemberRun, dry_run: bool) -> Outcome:
     from hubfleet.kube import kubeconfig as kc
     from hubfleet.secrets import sops
 
-    main_host = microk8s.main_host(run.member)
+    main_host = roles.main_host(run.member)
     main = run.session_for(main_host)
     address = microk8s_network.api_address(run.member, main_host)
     snapshot = run.snapshots.get(main_host.address)
@@ -394,7 +395,7 @@ MEMBER_STEP_NAMES = ("metallb", "calico-vpn", "verify", "kubeconfig")
 
 
 def member_steps(member: Member, options: Any, kube_api: Any) -> list[Step]:
-    main = microk8s.main_host(member)
+    main = roles.main_host(member)
     if options.only_host and options.only_host not in (main.address, main.name):
         return [Step("verify", verify)]
     return [
@@ -413,6 +414,6 @@ def flavour() -> Any:
         host_steps=HOST_STEPS,
         member_step_names=MEMBER_STEP_NAMES,
         member_steps=member_steps,
-        first_host=microk8s.main_host,
+        first_host=roles.main_host,
         snapshot=snapshot,
     )

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from hubfleet.errors import ConfigError, HubfleetError, UnknownMemberError
-from hubfleet.k3s.config import address_with_port
+from hubfleet.hosts.addresses import address_with_port
 from hubfleet.registry.members import Host, Member
 
 INTERFACE = "wg0"

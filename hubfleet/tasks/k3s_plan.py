@@ -48,8 +48,8 @@ def upgrade_plan(c: Context, member: str, apply: bool = False, debug: bool = Fal
             print(plans.plans_yaml(rendered), end="")
             return
 
+        from hubfleet.cloud.credentials import member_credentials
         from hubfleet.kube import client as kube
-        from hubfleet.kube.credentials import member_credentials
 
         creds = member_credentials(repo, record)
         with kube.member_api(creds) as api:

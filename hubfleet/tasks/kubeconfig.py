@@ -89,9 +89,9 @@ def merge(c: Context, member: str, into: str | None = None, debug: bool = False)
         import os
         from pathlib import Path
 
+        from hubfleet.cloud.credentials import member_credentials
         from hubfleet.files.repo import find_repo
         from hubfleet.kube import kubeconfig
-        from hubfleet.kube.credentials import member_credentials
         from hubfleet.registry.members import load_registry
 
         repo = find_repo()

@@ -17,7 +17,7 @@ from invoke.tasks import task
 from hubfleet.cli import run_front
 
 if TYPE_CHECKING:
-    from hubfleet.members.new import NewMember
+    from hubfleet.members.templates import NewMember
 
 DEBUG_HELP = "show the traceback of a failure"
 
@@ -43,8 +43,7 @@ def _gke_request(
     """member.new for a GKE member: the cluster's place, and its user nodes for sizing."""
     from hubfleet.cloud.gke import GkeCluster
     from hubfleet.errors import HubfleetError
-    from hubfleet.members.new import NewMember
-    from hubfleet.members.templates import NodeShape
+    from hubfleet.members.templates import NewMember, NodeShape
 
     project, location, cluster = where
     cpus, ram_gb, disk_gb = int(shape[0]), float(shape[1]), float(shape[2])
@@ -120,7 +119,8 @@ def new(
         from hubfleet.errors import HubfleetError
         from hubfleet.files.repo import find_repo
         from hubfleet.hosts.hostkeys import HostKeyDecision
-        from hubfleet.members.new import NewMember, NewMemberOptions, new_member
+        from hubfleet.members.new import NewMemberOptions, new_member
+        from hubfleet.members.templates import NewMember
 
         if provider not in ("k3s", "microk8s", "gke"):
             raise HubfleetError(f"--provider {provider!r}: use k3s, microk8s or gke")
@@ -233,7 +233,7 @@ def onboard(
 
         from hubfleet.files.repo import find_repo
         from hubfleet.members.onboarding import MANUAL, OnboardingFailed, OnboardOptions, checklist
-        from hubfleet.members.onboarding import onboard as run
+        from hubfleet.members.onboarding_steps import onboard as run
 
         options = OnboardOptions(
             host=host,
@@ -274,7 +274,7 @@ def status(c: Context, member: str | None = None, debug: bool = False) -> None:
         import os
 
         from hubfleet.files.repo import find_repo
-        from hubfleet.helm.engine import engine_from_env
+        from hubfleet.helm import engine_from_env
         from hubfleet.members.status import federation_status, status_table
 
         print(status_table(federation_status(find_repo(), engine_from_env(os.environ), member)))

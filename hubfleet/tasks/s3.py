@@ -46,10 +46,8 @@ def lifecycle(c: Context, member: str, dry_run: bool = False, debug: bool = Fals
         _not_a_flag(member, "s3.lifecycle")
         repo = find_repo()
         record = load_registry(repo).member(member)
-        settings = s3.bucket_settings(record)
         rules = s3_lifecycle.lifecycle_rules(repo, record)
-        keys = s3.member_keys(repo, record)
-        client = s3.make_client(settings, keys)
+        settings, keys, client = s3.connect(repo, record)
         result = s3_lifecycle.apply_lifecycle(
             client, settings.bucket, rules, dry_run, member=record.name, keys_from=keys.source
         )
@@ -83,9 +81,7 @@ def check(c: Context, member: str, debug: bool = False) -> None:
         _not_a_flag(member, "s3.check")
         repo = find_repo()
         record = load_registry(repo).member(member)
-        settings = s3.bucket_settings(record)
-        keys = s3.member_keys(repo, record)
-        client = s3.make_client(settings, keys)
+        settings, keys, client = s3.connect(repo, record)
         print(f"{settings} ({keys})")
         report = s3_check.check_bucket(
             client, settings.bucket, member=record.name, keys_from=keys.source

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hubfleet.cloud.s3 import harbor_storage_values
 from hubfleet.errors import ConfigError, SecretsError
 from hubfleet.files.repo import DeployRepo
 from hubfleet.files.yamlfile import load_mapping
 from hubfleet.registry.members import Member
+from hubfleet.values.harbor_storage import harbor_storage_values
 from hubfleet.values.merge import MergedValues, ValuesLayer, merge_layers
 
 
@@ -39,7 +39,7 @@ def registry_layer(member: Member, registry_name: str) -> ValuesLayer:
 
     `hubfleet.member`, `.stage` and `.domain`; and, for a member with an `s3` block, where its
     Harbor keeps images: harbor.persistence.imageChartStorage.s3.bucket, .region (default
-    us-east-1) and .regionendpoint (`hubfleet.cloud.s3.harbor_storage_values`), so the bucket is
+    us-east-1) and .regionendpoint (`hubfleet.values.harbor_storage.harbor_storage_values`), so the bucket is
     written once, in the registry, for Harbor and for the s3.* tasks alike. The S3 keys are
     not facts of the registry: they come from the member's secrets layer.
 
