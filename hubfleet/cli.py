@@ -51,13 +51,19 @@ def _say(line: str) -> None:
     print(line, flush=True)
 
 
-def _ask(question: str) -> bool:
+def ask(question: str) -> bool:
+    """A y/N question on the terminal; no terminal, or no answer, is no."""
     if not sys.stdin.isatty():
         return False
     try:
         return input(f"{question} [y/N] ").strip().lower() in {"y", "yes"}
     except EOFError:
         return False
+
+
+def terminal_prompt() -> Callable[[str], bool] | None:
+    """`ask` where there is a terminal to ask on (host-key acceptance), else None."""
+    return ask if sys.stdin.isatty() else None
 
 
 def run_deploy(
@@ -81,7 +87,7 @@ def run_deploy(
         engine_from_env(os.environ),
         options,
         say=_say,
-        confirm=_ask,
+        confirm=ask,
         environ=os.environ,
     )
 

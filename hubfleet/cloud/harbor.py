@@ -15,11 +15,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
 from hubfleet.errors import ClusterError
 from hubfleet.files.repo import DeployRepo
-from hubfleet.values.merge import merge_leaves
+from hubfleet.values.layers import write_secret_leaves
 
 if TYPE_CHECKING:
     from hubfleet.kube.credentials import ClusterCredentials
@@ -105,11 +103,8 @@ def generated_values(
     return values
 
 
-def merge_values(
-    current: Mapping[str, Any], generated: Mapping[str, str], shown: str
-) -> tuple[dict[str, Any], list[str], list[str]]:
-    """`current` with every generated value (by dotted chart path) set: (merged, changed
-    paths, unchanged paths)."""
+def nested_values(generated: Mapping[str, str]) -> dict[str, Any]:
+    """Values by dotted chart path as nested mappings."""
     nested: dict[str, Any] = {}
     for path, value in generated.items():
         *parents, leaf = path.split(".")
@@ -117,7 +112,7 @@ def merge_values(
         for key in parents:
             here = here.setdefault(key, {})
         here[leaf] = value
-    return merge_leaves(current, nested, shown)
+    return nested
 
 
 def stabilize_secrets(
@@ -132,7 +127,6 @@ def stabilize_secrets(
     from hubfleet.cloud.credentials import member_credentials
     from hubfleet.kube import client as kube
     from hubfleet.registry.members import load_registry
-    from hubfleet.secrets import sops
 
     member = load_registry(repo).member(member_name)
     creds = credentials or member_credentials(repo, member)
@@ -145,12 +139,10 @@ def stabilize_secrets(
         )
     path = repo.member_secret_values(member.name)
     shown = repo.relative(path)
-    current = sops.decrypt_mapping(repo, path)
-    merged, changed, unchanged = merge_values(current, generated, shown)
+    changed, unchanged = write_secret_leaves(repo, path, nested_values(generated))
     if not changed:
         say(f"member {member.name}: Harbor's {len(unchanged)} secrets already pinned in {shown}")
         return StabilizeResult((), tuple(unchanged))
-    sops.write_encrypted(repo, path, yaml.safe_dump(merged, sort_keys=False))
     for value_path in changed:
         say(f"  {value_path}: pinned")
     say(

@@ -21,13 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
 from hubfleet.cloud import tofu
 from hubfleet.errors import ConfigError, HubfleetError, SecretsError
 from hubfleet.files.repo import DeployRepo
 from hubfleet.registry.members import Member, load_registry
-from hubfleet.values.merge import merge_leaves
+from hubfleet.values.layers import write_secret_leaves
 
 if TYPE_CHECKING:
     from hubfleet.cloud.tofu_cli import Tofu
@@ -195,7 +193,6 @@ def save_secrets(
 
     Only key paths are said; a file is re-encrypted only when something in it changes.
     """
-    from hubfleet.secrets import sops
 
     label = f"member {prepared.member.name}, stack {prepared.stack.name}"
     if tofu.SECRETS_OUTPUT not in outputs:
@@ -209,10 +206,7 @@ def save_secrets(
     for target, incoming in parts.items():
         path = targets[target]
         shown = repo.relative(path)
-        current = sops.decrypt_mapping(repo, path)
-        merged, changed, unchanged = merge_leaves(current, incoming, shown)
-        if changed:
-            sops.write_encrypted(repo, path, yaml.safe_dump(merged, sort_keys=False))
+        changed, unchanged = write_secret_leaves(repo, path, incoming)
         for key_path in changed:
             say(f"  {shown}: {key_path}: saved")
         say(

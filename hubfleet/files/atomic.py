@@ -1,9 +1,8 @@
-"""Writing deploy-repo files all or nothing (member.new, member.remove).
+"""Writing files atomically, and deploy-repo changes all or nothing (member.new, member.remove).
 
 Files created or replaced inside `all_or_nothing()` are put back as they were when the block
-fails. `write_atomically` replaces a plaintext file through a temporary file renamed over it,
-so a reader never sees half a file; encrypted files are written by hubfleet.secrets.sops (mode 0600)
-and undone here all the same.
+fails. `write_atomically`, the one way hubfleet replaces a file, goes through a temporary
+file renamed over it, so a reader never sees half a file.
 """
 
 from __future__ import annotations
@@ -18,19 +17,19 @@ from pathlib import Path
 class _Rollback:
     def __init__(self) -> None:
         self.created_paths: list[Path] = []
-        self.originals: dict[Path, bytes] = {}
+        self.originals: dict[Path, tuple[bytes, int]] = {}  # content and mode
 
     def created(self, path: Path) -> None:
         self.created_paths.append(path)
 
     def replaced(self, path: Path) -> None:
-        self.originals.setdefault(path, path.read_bytes())
+        self.originals.setdefault(path, (path.read_bytes(), path.stat().st_mode & 0o777))
 
     def undo(self) -> None:
         for path in reversed(self.created_paths):
             path.unlink(missing_ok=True)
-        for path, content in self.originals.items():
-            write_atomically(path, content)
+        for path, (content, mode) in self.originals.items():
+            write_atomically(path, content, mode)
 
 
 @contextmanager
@@ -44,14 +43,19 @@ def all_or_nothing() -> Iterator[_Rollback]:
         raise
 
 
-def write_atomically(path: Path, content: str | bytes) -> None:
-    """Replace `path` by `content` (text as UTF-8), mode 0644, through a temporary file."""
+def write_atomically(path: Path, content: str | bytes, mode: int = 0o644) -> None:
+    """Replace `path` by `content` (text as UTF-8) through a temporary file in the same folder,
+    flushed to disk and renamed over it: a reader sees the old file or the new one, never half
+    of one, and a failure leaves neither a changed file nor a temporary one behind. Secrets
+    and kubeconfigs pass mode 0o600; the file never has a wider mode on its way."""
     data = content.encode("utf-8") if isinstance(content, str) else content
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as out:
+        with os.fdopen(fd, "wb") as out:  # mkstemp made it 0600
             out.write(data)
-        os.chmod(name, 0o644)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(name, mode)
         os.replace(name, path)
     except BaseException:
         Path(name).unlink(missing_ok=True)

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
-import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from hubfleet.errors import HubfleetError
+from hubfleet.files.atomic import write_atomically
 
 if TYPE_CHECKING:
     import paramiko
@@ -67,15 +66,7 @@ class PinnedHostKeys:
                 current += "\n"
             line = f"{name} {key.get_name()} {key.get_base64()}\n"
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".known_hosts.")
-            try:
-                with os.fdopen(fd, "w") as out:
-                    out.write(current + line)
-                os.chmod(tmp, 0o644)
-                os.replace(tmp, self.path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            write_atomically(self.path, current + line)
 
 
 @dataclass(frozen=True)

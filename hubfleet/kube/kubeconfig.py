@@ -14,7 +14,6 @@ import base64
 import copy
 import datetime as dt
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from hubfleet.errors import ConfigError
+from hubfleet.files.atomic import write_atomically
 
 CERT_WARN_DAYS = 30
 SECTIONS = (("clusters", "cluster"), ("users", "user"), ("contexts", "context"))
@@ -308,14 +308,5 @@ def write_file(path: Path, kubeconfig: Mapping[str, Any], now: dt.datetime) -> P
                 n += 1
                 candidate = first.with_name(f"{first.name}-{n}")
         backup = candidate
-    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as out:  # mkstemp made it 0600
-            out.write(as_yaml(kubeconfig).encode("utf-8"))
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(name, target)
-    except BaseException:
-        Path(name).unlink(missing_ok=True)
-        raise
+    write_atomically(target, as_yaml(kubeconfig), mode=0o600)
     return backup

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -23,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from hubfleet.errors import HubfleetError
+from hubfleet.files.atomic import write_atomically
 from hubfleet.files.repo import DeployRepo
 
 STEPS = (
@@ -106,14 +105,8 @@ def load_progress(repo: DeployRepo, member: str) -> Progress:
 def save_progress(repo: DeployRepo, progress: Progress) -> None:
     path = progress_path(repo, progress.member)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".progress.")
-    with os.fdopen(fd, "w") as out:
-        json.dump(
-            {"member": progress.member, "done": progress.done, "failed": progress.failed},
-            out,
-            indent=1,
-        )
-    os.replace(tmp, path)
+    record = {"member": progress.member, "done": progress.done, "failed": progress.failed}
+    write_atomically(path, json.dumps(record, indent=1))
 
 
 def checklist(states: list[StepState]) -> str:

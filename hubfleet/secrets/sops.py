@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 import yaml
 
 from hubfleet.errors import HubfleetError, SecretsError
+from hubfleet.files.atomic import write_atomically
 from hubfleet.files.repo import DeployRepo
 from hubfleet.files.yamlfile import YamlDocument, parse_with_lines
 
@@ -229,7 +230,7 @@ def write_encrypted(
     if proc.returncode != 0:
         raise _failure(repo, path, proc, used_env, decrypting=False)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomically(path, proc.stdout)
+    write_atomically(path, proc.stdout, mode=0o600)
 
 
 def updatekeys(
@@ -385,19 +386,6 @@ def _identity_message(shown: str, stderr: str, env: Mapping[str, str]) -> str:
     if "failed to parse 'SOPS_AGE_KEY_FILE'" in stderr:
         return f"cannot decrypt {shown}: SOPS_AGE_KEY_FILE={key_file} holds no age identity"
     return f"cannot decrypt {shown}: no matching age identity; set SOPS_AGE_KEY_FILE"
-
-
-def _write_atomically(path: Path, content: bytes) -> None:
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as out:  # mkstemp made it 0600
-            out.write(content)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(name, path)
-    except BaseException:
-        Path(name).unlink(missing_ok=True)
-        raise
 
 
 def _concurrently(action: Callable[[Path], T], paths: Iterable[Path]) -> dict[Path, T]:

@@ -8,7 +8,7 @@ from pathlib import Path
 from invoke.context import Context
 from invoke.tasks import task
 
-from hubfleet.cli import run_front
+from hubfleet.cli import run_front, terminal_prompt
 
 SSH_HELP = {
     "member": "the k3s member, as named in config/federation.yaml",
@@ -19,19 +19,13 @@ SSH_HELP = {
 
 
 def _options(**kw: object) -> object:
-    import sys
 
     from hubfleet.hosts.bootstrap import BootstrapOptions
     from hubfleet.hosts.hostkeys import HostKeyDecision
 
     accept = kw.pop("accept_host_key", None)
     identity = kw.pop("identity", None)
-    prompt = None
-    if accept is None and sys.stdin.isatty():
-
-        def prompt(question: str) -> bool:
-            return input(f"{question} [y/N] ").strip().lower() in {"y", "yes"}
-
+    prompt = terminal_prompt() if accept is None else None
     return BootstrapOptions(
         host_key=HostKeyDecision(accept=accept, prompt=prompt),  # type: ignore[arg-type]
         identity=Path(identity) if identity else None,  # type: ignore[arg-type]

@@ -7,30 +7,18 @@ prints a secret value.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from invoke.context import Context
 from invoke.tasks import task
 
-from hubfleet.cli import run_front
+from hubfleet.cli import ask, run_front, terminal_prompt
 
 if TYPE_CHECKING:
     from hubfleet.members.templates import NewMember
 
 DEBUG_HELP = "show the traceback of a failure"
-
-
-def _prompt(question: str) -> bool:
-    try:
-        return input(f"{question} [y/N] ").strip().lower() in {"y", "yes"}
-    except EOFError:
-        return False
-
-
-def _host_key_prompt() -> Callable[[str], bool] | None:
-    return _prompt if sys.stdin.isatty() else None
 
 
 def _gke_request(
@@ -141,7 +129,7 @@ def new(
         options = NewMemberOptions(
             dry_run=dry_run,
             identity=Path(identity) if identity else None,
-            host_key=HostKeyDecision(accept=accept_host_key, prompt=_host_key_prompt()),
+            host_key=HostKeyDecision(accept=accept_host_key, prompt=terminal_prompt()),
             connect_timeout_s=float(timeout),
         )
         new_member(find_repo(), request, options)
@@ -179,7 +167,7 @@ def remove(
                 raise HubfleetError(
                     f"member {name}: no terminal to confirm on; rerun with --yes to remove it"
                 )
-            return _prompt(question)
+            return ask(question)
 
         remove_member(find_repo(), name, purge, confirm)
 

@@ -116,7 +116,7 @@ def apply(
         import os
         import sys
 
-        from hubfleet.cli import _ask
+        from hubfleet.cli import ask
         from hubfleet.cloud.tofu_runs import apply as apply_stack
         from hubfleet.cloud.tofu_runs import plan as plan_stack
         from hubfleet.files.repo import find_repo
@@ -135,7 +135,7 @@ def apply(
             dict(os.environ),
             yes=yes,
             save_outputs=save_outputs,
-            confirm=_ask,
+            confirm=ask,
             color=sys.stdout.isatty(),
         )
 

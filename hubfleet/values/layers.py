@@ -15,12 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from hubfleet.errors import ConfigError, SecretsError
 from hubfleet.files.repo import DeployRepo
 from hubfleet.files.yamlfile import load_mapping
 from hubfleet.registry.members import Member
 from hubfleet.values.harbor_storage import harbor_storage_values
-from hubfleet.values.merge import MergedValues, ValuesLayer, merge_layers
+from hubfleet.values.merge import MergedValues, ValuesLayer, merge_layers, merge_leaves
 
 
 @dataclass(frozen=True)
@@ -133,3 +135,18 @@ def member_values(
         effective=merge_layers((defaults, *user_layers)),
         decrypt_s=decrypt_s,
     )
+
+
+def write_secret_leaves(
+    repo: DeployRepo, path: Path, incoming: Mapping[str, Any]
+) -> tuple[list[str], list[str]]:
+    """Set every leaf of `incoming` in the encrypted values file `path` (Harbor's pinned
+    secrets, a stack's outputs): decrypted in memory, merged (`merge_leaves`), re-encrypted
+    only when a leaf changed. Returns the changed and the unchanged paths, dotted."""
+    from hubfleet.secrets import sops
+
+    current = sops.decrypt_mapping(repo, path)
+    merged, changed, unchanged = merge_leaves(current, incoming, repo.relative(path))
+    if changed:
+        sops.write_encrypted(repo, path, yaml.safe_dump(merged, sort_keys=False))
+    return changed, unchanged
