@@ -119,6 +119,9 @@ def test_the_kube_adapter_keeps_off_the_clients_private_state() -> None:
     text = (PACKAGE_DIR / "kube" / "client.py").read_text(encoding="utf-8")
     assert "_temp_files" not in text
     assert "load_kube_config" not in text
+    assert "_temp_files" not in (PACKAGE_DIR / "kube" / "configuration.py").read_text(
+        encoding="utf-8"
+    )
 
 
 def _tree(root: Path, files: dict[str, str]) -> Path:

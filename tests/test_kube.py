@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import socket
 import stat
@@ -405,3 +406,49 @@ def test_stub_errors_are_kind_status(stub: KubeStub, kube_credentials: ClusterCr
     assert 'deployments.apps \\"nope\\" not found' in missing.value.body
     assert '"reason": "AlreadyExists"' in dup.value.body
     assert 'namespaces \\"ghost\\" not found' in no_ns.value.body
+
+
+def test_configuration_is_built_from_the_in_memory_kubeconfig(tmp_path: Path) -> None:
+    from hubfleet.kube.configuration import configuration_from_kubeconfig
+
+    def b64(text: str) -> str:
+        return base64.b64encode(text.encode()).decode()
+
+    kubeconfig = {
+        "clusters": [
+            {
+                "name": "c",
+                "cluster": {
+                    "server": "https://203.0.113.7:6443/",
+                    "certificate-authority-data": b64("CA PEM"),
+                    "tls-server-name": "api.internal",
+                },
+            }
+        ],
+        "users": [
+            {
+                "name": "cert",
+                "user": {"client-certificate-data": b64("CERT"), "client-key-data": b64("KEY")},
+            },
+            {"name": "token", "user": {"token": "t0k3n"}},
+            {"name": "plugin", "user": {"exec": {"command": "gke-gcloud-auth-plugin"}}},
+        ],
+        "contexts": [
+            {"name": "by-cert", "context": {"cluster": "c", "user": "cert"}},
+            {"name": "by-token", "context": {"cluster": "c", "user": "token"}},
+            {"name": "by-plugin", "context": {"cluster": "c", "user": "plugin"}},
+        ],
+    }
+    by_cert = configuration_from_kubeconfig(kubeconfig, "by-cert", tmp_path)
+    assert by_cert.host == "https://203.0.113.7:6443"
+    assert by_cert.tls_server_name == "api.internal"
+    for path, content in ((by_cert.ssl_ca_cert, b"CA PEM"), (by_cert.key_file, b"KEY")):
+        assert Path(path).parent == tmp_path and Path(path).read_bytes() == content
+        assert Path(path).stat().st_mode & 0o777 == 0o600
+    assert "BearerToken" not in by_cert.api_key
+    by_token = configuration_from_kubeconfig(kubeconfig, "by-token", tmp_path)
+    assert by_token.api_key["BearerToken"] == "Bearer t0k3n" and by_token.cert_file is None
+    with pytest.raises(ValueError, match="credential plugin"):
+        configuration_from_kubeconfig(kubeconfig, "by-plugin", tmp_path)
+    with pytest.raises(ValueError, match="no context named 'nope'"):
+        configuration_from_kubeconfig(kubeconfig, "nope", tmp_path)

@@ -538,7 +538,9 @@ def test_merge_task_names_a_missing_kubeconfig(
     assert "no kubeconfig at secrets/staging-kubeconfig.yaml" in capsys.readouterr().err
 
 
-def test_rewrite_task_given_help_as_file_points_at_help(capsys: pytest.CaptureFixture[str]) -> None:
+def test_rewrite_task_given_a_flag_as_file_points_at_help(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     with pytest.raises(Exit):
-        kubeconfig_tasks.rewrite(Context(), "--help", member="m", server="https://h:6443")
+        kubeconfig_tasks.rewrite(Context(), "-x", member="m", server="https://h:6443")
     assert "for help run: invoke --help kubeconfig.rewrite" in capsys.readouterr().err

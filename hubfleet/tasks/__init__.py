@@ -21,6 +21,7 @@ from hubfleet.tasks import (
     secrets,
     tofu,
 )
+from hubfleet.tasks.conventions import name_tasks
 
 
 def build_namespace() -> Collection:
@@ -49,7 +50,12 @@ def build_namespace() -> Collection:
     gpu = Collection("gpu")
     gpu.add_task(microk8s.gpu_check, name="check")
     ns.add_collection(gpu)
-    return ns
+    return name_tasks(ns)
+
+
+# Every task knows its dotted name from the start (its --help and its one-line errors use
+# it), also when a task function is called directly rather than through a namespace.
+build_namespace()
 
 
 def main() -> None:

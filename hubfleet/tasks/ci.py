@@ -6,11 +6,10 @@ Thin: flags in, hubfleet.ci.plan out.
 from __future__ import annotations
 
 from invoke.context import Context
-from invoke.tasks import task
 
 from hubfleet.cli import run_front
+from hubfleet.tasks.conventions import DEBUG_HELP, task
 
-DEBUG_HELP = "show the traceback of a failure"
 FORMATS = ("json", "table")
 
 

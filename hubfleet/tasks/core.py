@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from invoke.context import Context
-from invoke.tasks import task
 
 from hubfleet.cli import run_front
-
-DEBUG_HELP = "show the traceback of a failure"
+from hubfleet.tasks.conventions import DEBUG_HELP, task
 
 
 @task(

@@ -6,11 +6,9 @@ Thin: flags in, hubfleet.cloud.dns out.
 from __future__ import annotations
 
 from invoke.context import Context
-from invoke.tasks import task
 
 from hubfleet.cli import run_front
-
-DEBUG_HELP = "show the traceback of a failure"
+from hubfleet.tasks.conventions import DEBUG_HELP, task
 
 
 @task(
@@ -40,12 +38,9 @@ def check(
         import os
 
         from hubfleet.cloud import dns
-        from hubfleet.errors import ConfigError
         from hubfleet.files.repo import find_repo
         from hubfleet.registry.members import load_registry
 
-        if member.startswith("-"):  # invoke (2.2) hands `--help` to a missing positional
-            raise ConfigError(f"{member!r} is not a member; for help run: invoke --help dns.check")
         repo = find_repo()
         record = load_registry(repo).member(member)
         chosen = dns.choose_resolver(resolver, os.environ)

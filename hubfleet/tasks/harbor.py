@@ -6,21 +6,22 @@ Thin: parses its flags and calls hubfleet.cloud.harbor. Prints key names, never 
 from __future__ import annotations
 
 from invoke.context import Context
-from invoke.tasks import task
 
 from hubfleet.cli import run_front
+from hubfleet.tasks.conventions import DEBUG_HELP, task
 
 
 @task(
     help={
         "member": "the member whose Harbor was deployed",
-        "debug": "show the traceback of a failure",
+        "debug": DEBUG_HELP,
     }
 )
 def stabilize_secrets(c: Context, member: str, debug: bool = False) -> None:
-    """Store the secrets Harbor generated in secrets/config/MEMBER.yaml, so deploys stop
-    regenerating them (and restarting Harbor). Run after the first deploy; running it again
-    changes nothing."""
+    """Pin the secrets Harbor generated on its first deploy into the member's secrets.
+
+    They go to secrets/config/MEMBER.yaml, encrypted, so deploys stop regenerating them (and
+    restarting Harbor). Run after the first deploy; running it again changes nothing."""
 
     def body() -> None:
         from hubfleet.cloud.harbor import stabilize_secrets as stabilize

@@ -6,15 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from invoke.context import Context
-from invoke.tasks import task
 
 from hubfleet.cli import run_front, terminal_prompt
+from hubfleet.tasks.conventions import DEBUG_HELP, task
 
 SSH_HELP = {
     "member": "the k3s member, as named in config/federation.yaml",
     "accept_host_key": "trust a host's unknown SSH key if it has this fingerprint (SHA256:...)",
     "identity": "private key root accepts, for the first run (before secrets/MEMBER.key exists)",
-    "debug": "show the traceback of a failure",
+    "debug": DEBUG_HELP,
 }
 
 

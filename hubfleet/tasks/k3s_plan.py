@@ -6,11 +6,9 @@ Thin: flags in, hubfleet.k3s.upgrade_plan out.
 from __future__ import annotations
 
 from invoke.context import Context
-from invoke.tasks import task
 
 from hubfleet.cli import run_front
-
-DEBUG_HELP = "show the traceback of a failure"
+from hubfleet.tasks.conventions import DEBUG_HELP, task
 
 
 @task(
@@ -33,10 +31,6 @@ def upgrade_plan(c: Context, member: str, apply: bool = False, debug: bool = Fal
         from hubfleet.k3s import upgrade_plan as plans
         from hubfleet.registry.members import load_registry
 
-        if member.startswith("-"):  # invoke (2.2) hands `--help` to a missing positional
-            raise ConfigError(
-                f"{member!r} is not a member; for help run: invoke --help k3s.upgrade-plan"
-            )
         repo = find_repo()
         record = load_registry(repo).member(member)
         if record.provider != "k3s":

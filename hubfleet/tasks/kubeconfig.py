@@ -9,20 +9,9 @@ kubeconfig itself (pipe it into the encrypted secrets file).
 from __future__ import annotations
 
 from invoke.context import Context
-from invoke.tasks import task
 
 from hubfleet.cli import run_front
-
-DEBUG_HELP = "show the traceback of a failure"
-
-
-def _not_a_flag(value: str, task_name: str) -> str:
-    # invoke (2.2) hands `task --help` to a missing positional argument as its value
-    if value.startswith("-"):
-        from hubfleet.errors import ConfigError
-
-        raise ConfigError(f"{value!r} is not a value here; for help run: invoke --help {task_name}")
-    return value
+from hubfleet.tasks.conventions import DEBUG_HELP, task
 
 
 @task(
@@ -55,7 +44,7 @@ def rewrite(
         from hubfleet.errors import ConfigError
         from hubfleet.kube import kubeconfig
 
-        path = Path(_not_a_flag(file, "kubeconfig.rewrite"))
+        path = Path(file)
         if not path.is_file():
             raise ConfigError(f"{file}: no such file")
         data = kubeconfig.read_file(path)
@@ -95,7 +84,7 @@ def merge(c: Context, member: str, into: str | None = None, debug: bool = False)
         from hubfleet.registry.members import load_registry
 
         repo = find_repo()
-        record = load_registry(repo).member(_not_a_flag(member, "kubeconfig.merge"))
+        record = load_registry(repo).member(member)
         creds = member_credentials(repo, record)
         entries = kubeconfig.member_entries(
             creds.kubeconfig, record.name, creds.context, source=creds.source

@@ -11,14 +11,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from invoke.context import Context
-from invoke.tasks import task
 
 from hubfleet.cli import ask, run_front, terminal_prompt
+from hubfleet.tasks.conventions import DEBUG_HELP, task
 
 if TYPE_CHECKING:
     from hubfleet.members.templates import NewMember
-
-DEBUG_HELP = "show the traceback of a failure"
 
 
 def _gke_request(
@@ -192,7 +190,7 @@ def remove(
         ),
         "resolver": "DNS resolver IP[:PORT] for dns-check (default HUBFLEET_DNS_RESOLVER, then the system's)",
         "timeout": "seconds to wait for nodes and rollouts (default 300)",
-        "debug": "show the traceback of a failure",
+        "debug": DEBUG_HELP,
     }
 )
 def onboard(
@@ -212,9 +210,11 @@ def onboard(
     timeout: int = 300,
     debug: bool = False,
 ) -> None:
-    """A bare VM to a serving member, resumably: preflight, member-new, bootstrap, dns-check,
-    s3-lifecycle, deploy, harbor-secrets, deploy-again, health. A rerun resumes at the first
-    unfinished step; the end lists what is left by hand."""
+    """Turn a bare VM into a serving member in one resumable command.
+
+    Steps: preflight, member-new, bootstrap, dns-check, s3-lifecycle, deploy, harbor-secrets,
+    deploy-again, health. A rerun resumes at the first unfinished step; the end lists what is
+    left by hand."""
 
     def go() -> None:
         from pathlib import Path
@@ -251,12 +251,14 @@ def onboard(
 
 
 @task(
-    help={"member": "only this member (default: all)", "debug": "show the traceback of a failure"},
+    help={"member": "only this member (default: all)", "debug": DEBUG_HELP},
     optional=["member"],
 )
 def status(c: Context, member: str | None = None, debug: bool = False) -> None:
-    """A table of the federation: stage, provider, nodes Ready, version, release revision and
-    when, kubeconfig certificate days left, onboarding steps left."""
+    """Show the federation's members and how each one is doing.
+
+    Per member: stage, provider, nodes Ready, version, release revision and when, kubeconfig
+    certificate days left, onboarding steps left. Exits 1 when a member cannot be reached."""
 
     def go() -> None:
         import os

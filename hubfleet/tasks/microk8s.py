@@ -4,9 +4,9 @@ Thin: flags in, hubfleet.hosts.bootstrap / hubfleet.microk8s.steps / hubfleet.mi
 from __future__ import annotations
 
 from invoke.context import Context
-from invoke.tasks import task
 
 from hubfleet.cli import run_front
+from hubfleet.tasks.conventions import task
 from hubfleet.tasks.k3s import SSH_HELP, _options
 
 
@@ -44,8 +44,9 @@ def bootstrap(
     timeout: int = 300,
     debug: bool = False,
 ) -> None:
-    """Bring a MicroK8s member (main node + workers, optionally over WireGuard) to a verified
-    cluster: preflight, operators-key, firewall, wireguard, snap-install, ready, node-ip,
+    """Bring a MicroK8s member's hosts from bare VMs to a verified cluster, step by step.
+
+    Main node and workers, optionally over WireGuard: preflight, operators-key, firewall, wireguard, snap-install, ready, node-ip,
     addons, join, then metallb, calico-vpn, verify, kubeconfig (wireguard, node-ip and
     calico-vpn only with a wireguard block: nodes advertise their VPN addresses and Calico
     uses them). Rerun to resume; a second run changes nothing."""
@@ -99,8 +100,9 @@ def wireguard_setup(
     identity: str | None = None,
     debug: bool = False,
 ) -> None:
-    """Set up WireGuard (wg0) on a MicroK8s member's hosts: keys (sops-encrypted in the repo),
-    configs, wg-quick@wg0 enabled and up."""
+    """Set up WireGuard (wg0) on a MicroK8s member's hosts, and nothing else.
+
+    Keys (sops-encrypted in the repo), configs, wg-quick@wg0 enabled and up."""
 
     def go() -> None:
         from hubfleet.files.repo import find_repo
@@ -123,8 +125,10 @@ def gpu_check(
     identity: str | None = None,
     debug: bool = False,
 ) -> None:
-    """A per-node table of a MicroK8s member's GPUs: driver, GPUs nvidia-smi lists, and the
-    allocatable nvidia.com/gpu Kubernetes sees (once the cluster is up)."""
+    """Show a MicroK8s member's GPUs, node by node.
+
+    Per node: the driver, the GPUs nvidia-smi lists, and the allocatable nvidia.com/gpu
+    Kubernetes sees (once the cluster is up)."""
 
     def go() -> None:
         from hubfleet.files.repo import find_repo

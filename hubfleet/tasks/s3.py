@@ -7,19 +7,11 @@ hubfleet.cloud.s3_check out. Keys are never printed.
 from __future__ import annotations
 
 from invoke.context import Context
-from invoke.tasks import task
 
 from hubfleet.cli import run_front
+from hubfleet.tasks.conventions import DEBUG_HELP, task
 
-DEBUG_HELP = "show the traceback of a failure"
 MEMBER_HELP = "the member, as named in config/federation.yaml (it needs an s3 block)"
-
-
-def _not_a_flag(member: str, task_name: str) -> None:
-    from hubfleet.errors import ConfigError
-
-    if member.startswith("-"):  # invoke (2.2) hands `--help` to a missing positional
-        raise ConfigError(f"{member!r} is not a member; for help run: invoke --help {task_name}")
 
 
 @task(
@@ -43,7 +35,6 @@ def lifecycle(c: Context, member: str, dry_run: bool = False, debug: bool = Fals
         from hubfleet.hosts.steps import OK, WOULD_CHANGE
         from hubfleet.registry.members import load_registry
 
-        _not_a_flag(member, "s3.lifecycle")
         repo = find_repo()
         record = load_registry(repo).member(member)
         rules = s3_lifecycle.lifecycle_rules(repo, record)
@@ -78,7 +69,6 @@ def check(c: Context, member: str, debug: bool = False) -> None:
         from hubfleet.files.repo import find_repo
         from hubfleet.registry.members import load_registry
 
-        _not_a_flag(member, "s3.check")
         repo = find_repo()
         record = load_registry(repo).member(member)
         settings, keys, client = s3.connect(repo, record)

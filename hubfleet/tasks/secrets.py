@@ -8,22 +8,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from invoke.context import Context
-from invoke.tasks import task
 
 from hubfleet.cli import run_front
 from hubfleet.errors import SecretsError
 from hubfleet.files.repo import DeployRepo, find_repo
-
-DEBUG_HELP = "show the traceback of a failure"
-
-
-def _not_a_flag(value: str, task_name: str) -> str:
-    # invoke (2.2) hands `task --help` to a missing positional argument as its value
-    if value.startswith("-"):
-        raise SecretsError(
-            f"{value!r} is not a file or key; for help run: invoke --help {task_name}"
-        )
-    return value
+from hubfleet.tasks.conventions import DEBUG_HELP, task
 
 
 def _secrets_file(repo: DeployRepo, file: str) -> Path:
@@ -73,7 +62,7 @@ def edit(c: Context, file: str, debug: bool = False) -> None:
         from hubfleet.secrets import sops
 
         repo = find_repo()
-        path = _secrets_file(repo, _not_a_flag(file, "secrets.edit"))
+        path = _secrets_file(repo, file)
         changed = sops.edit(repo, path)
         print(f"{repo.relative(path)} {'changed' if changed else 'unchanged'}")
 
@@ -88,7 +77,7 @@ def encrypt(c: Context, file: str, debug: bool = False) -> None:
         from hubfleet.secrets import sops
 
         repo = find_repo()
-        path = _secrets_file(repo, _not_a_flag(file, "secrets.encrypt"))
+        path = _secrets_file(repo, file)
         if sops.encrypt_in_place(repo, path):
             print(f"encrypted {repo.relative(path)}")
         else:
@@ -142,8 +131,8 @@ def generate(
         from hubfleet.secrets import sops
 
         repo = find_repo()
-        path = _secrets_file(repo, _not_a_flag(file, "secrets.generate"))
-        key_path = _not_a_flag(key, "secrets.generate").split(".")
+        path = _secrets_file(repo, file)
+        key_path = key.split(".")
         try:
             value = secretgen.token_hex(bytes)
         except ValueError as err:

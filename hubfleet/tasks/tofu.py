@@ -6,24 +6,15 @@ Thin: flags in, hubfleet.cloud.tofu_runs out. Credentials and outputs are never 
 from __future__ import annotations
 
 from invoke.context import Context
-from invoke.tasks import task
 
 from hubfleet.cli import run_front
+from hubfleet.tasks.conventions import DEBUG_HELP, task
 
-DEBUG_HELP = "show the traceback of a failure"
 MEMBER_HELP = "the member, as named in config/federation.yaml"
 STACK_HELP = (
     "the stack: s3 (the member's Harbor bucket; variant from s3.vendor), harbor (projects, "
     "robots, retention, GC, replication) or gke (cluster and GPU pool)"
 )
-
-
-def _check_args(member: str, stack: str, task_name: str) -> None:
-    from hubfleet.errors import ConfigError
-
-    for given in (member, stack):
-        if given.startswith("-"):  # invoke (2.2) hands `--help` to a missing positional
-            raise ConfigError(f"{given!r} is not a member or stack; run: invoke --help {task_name}")
 
 
 def _binary() -> str:
@@ -50,7 +41,6 @@ def vars(c: Context, member: str, stack: str, debug: bool = False) -> None:
         from hubfleet.cloud.tofu_runs import prepare
         from hubfleet.files.repo import find_repo
 
-        _check_args(member, stack, "tofu.vars")
         repo = find_repo()
         prepared = prepare(repo, member, stack)
         print(f"# {repo.relative(prepared.var_file)} (stack {prepared.stack.shown})")
@@ -76,7 +66,6 @@ def plan(c: Context, member: str, stack: str, debug: bool = False) -> None:
         from hubfleet.cloud.tofu_runs import plan as plan_stack
         from hubfleet.files.repo import find_repo
 
-        _check_args(member, stack, "tofu.plan")
         plan_stack(
             find_repo(), member, stack, _binary(), dict(os.environ), color=sys.stdout.isatty()
         )
@@ -121,7 +110,6 @@ def apply(
         from hubfleet.cloud.tofu_runs import plan as plan_stack
         from hubfleet.files.repo import find_repo
 
-        _check_args(member, stack, "tofu.apply")
         if dry_run:
             plan_stack(
                 find_repo(), member, stack, _binary(), dict(os.environ), color=sys.stdout.isatty()
