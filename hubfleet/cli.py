@@ -47,10 +47,6 @@ def run_front(action: Callable[[], T], debug: bool = False) -> T:
 # --- what the fronts share: each front (tasks.py, deploy.py) parses its flags and calls these.
 
 
-def _say(line: str) -> None:
-    print(line, flush=True)
-
-
 def ask(question: str) -> bool:
     """A y/N question on the terminal; no terminal, or no answer, is no."""
     if not sys.stdin.isatty():
@@ -76,19 +72,22 @@ def run_deploy(
 ) -> None:
     import os
 
+    from hubfleet.console import Console
     from hubfleet.deploy.member import DeployOptions, deploy_member
     from hubfleet.files.repo import find_repo
     from hubfleet.helm import engine_from_env
 
     options = DeployOptions(dry_run=dry_run, diff=diff, yes=yes, timeout_s=timeout, force=force)
+    console = Console()
     deploy_member(
         find_repo(),
         member,
         engine_from_env(os.environ),
         options,
-        say=_say,
+        say=console.say,
         confirm=ask,
         environ=os.environ,
+        watch_rollouts=console.rollouts,
     )
 
 

@@ -39,10 +39,11 @@ OWNERS: dict[str, tuple[str, ...]] = {
     "hcl2": ("cloud.tofu",),
     "jsonschema": ("registry",),
     "invoke": ("tasks",),
+    "rich": ("console",),
     # the binaries: sops, git, helm and tofu each run by their adapter only
     "subprocess": ("secrets.sops", "ci.git", "helm.cli", "helm.cli_output", "cloud.tofu_cli"),
 }
-FRONTS = ("tasks", "cli")
+FRONTS = ("tasks", "cli", "console")
 
 
 def owned_by(module: str, package: str, owners: tuple[str, ...]) -> bool:
@@ -102,7 +103,7 @@ def test_every_concern_is_a_package_with_a_docstring() -> None:
         assert init.is_file(), f"hubfleet/{name} is not a package"
         assert init.read_text(encoding="utf-8").startswith('"""'), f"hubfleet/{name}: no docstring"
     loose = sorted(p.stem for p in PACKAGE_DIR.glob("*.py"))
-    assert loose == ["__init__", "cli", "errors"]
+    assert loose == ["__init__", "cli", "console", "errors"]
 
 
 def test_no_module_is_two_concerns() -> None:

@@ -6,6 +6,7 @@ say the same thing, and that no secret value reaches any output.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -345,3 +346,24 @@ def test_validate_names_the_member_it_cannot_decrypt_and_checks_the_rest(
         "set SOPS_AGE_KEY_FILE",
         "error: 1 problem(s) found",
     ]
+
+
+def test_member_status_fails_when_a_member_cannot_be_reached(demo_env: dict[str, str]) -> None:
+    done = invoke(["member.status"], demo_env)
+    assert done.returncode == 1
+    assert done.stdout.splitlines()[-1].split() == [
+        "demo",
+        "staging",
+        "kubeconfig",
+        "down",
+        "-",
+        "-",
+        "token",
+        "done",
+    ]
+    assert done.stderr.startswith("error: member demo: cannot reach cluster at https://127.0.0.1")
+    assert len(done.stderr.splitlines()) == 1
+    as_json = invoke(["member.status", "--json"], demo_env)
+    assert as_json.returncode == 1
+    (row,) = json.loads(as_json.stdout)
+    assert row["member"] == "demo" and row["reachable"] is False

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,12 +29,16 @@ from hubfleet.files.repo import DeployRepo
 from hubfleet.files.yamlfile import load_mapping
 from hubfleet.helm.engine import HelmEngine
 from hubfleet.kube.credentials import ClusterCredentials
+from hubfleet.kube.rollout import RolloutState
 from hubfleet.registry.members import Member, load_registry
 from hubfleet.values.layers import MemberValues, member_values
 from hubfleet.values.merge import redact, values_as_yaml
 
 Say = Callable[[str], None]
 Confirm = Callable[[str], bool]
+# While a deploy waits for its rollouts: given a title, a context giving the callback that is
+# told each change of a workload's state (a front's live table; by default a line each).
+WatchRollouts = Callable[[str], AbstractContextManager[Callable[[RolloutState], None]]]
 
 
 @dataclass(frozen=True)
@@ -163,10 +168,12 @@ def deploy_member(
     confirm: Confirm | None = None,
     environ: Mapping[str, str] | None = None,
     credentials: ClusterCredentials | None = None,
+    watch_rollouts: WatchRollouts | None = None,
 ) -> DeployResult:
     """Deploy member `name` (or plan/diff it) and return what happened.
 
-    `credentials` replaces the member's own decrypted kubeconfig (tests point it at a stub)."""
+    `credentials` replaces the member's own decrypted kubeconfig (tests point it at a stub);
+    `watch_rollouts` shows the wait for the workloads (default: a line per change, via `say`)."""
     started = time.perf_counter()
     registry = load_registry(repo)
     member = registry.member(name)
@@ -227,14 +234,12 @@ def deploy_member(
         targets = [
             (w.kind, w.name) for w in workloads_in_manifest(rendered.objects, member.namespace)
         ]
+        watch = watch_rollouts or (lambda title: nullcontext(lambda state: say(f"  {state}")))
         try:
-            kube.wait_for_rollouts(
-                api,
-                member.namespace,
-                targets,
-                options.timeout_s,
-                on_progress=lambda line: say(f"  {line}"),
-            )
+            with watch(f"member {member.name}: waiting for {len(targets)} workload(s)") as seen:
+                kube.wait_for_rollouts(
+                    api, member.namespace, targets, options.timeout_s, on_progress=seen
+                )
         except RolloutError as err:
             for report in kube.pod_diagnostics(api, member.namespace):
                 for line in report.lines():

@@ -29,7 +29,14 @@ from hubfleet.hosts.ssh import (
     connect,
     private_key_from_text,
 )
-from hubfleet.hosts.steps import Step, StepFailed, StepReport, report_line, run_steps
+from hubfleet.hosts.steps import (
+    PrintedSteps,
+    Step,
+    StepFailed,
+    StepReport,
+    StepWatcher,
+    run_steps,
+)
 from hubfleet.registry.members import Host, Member
 
 if TYPE_CHECKING:
@@ -50,6 +57,8 @@ class BootstrapOptions:
     ready_timeout_s: float = 300.0
     # where to connect instead of a host's own address (tests, tunnels): address -> (addr, port)
     routes: dict[str, tuple[str, int]] = field(default_factory=dict)
+    # who is told as steps start and finish (a front's live display); None: lines via `say`
+    watcher: StepWatcher | None = field(default=None, compare=False)
 
 
 @dataclass
@@ -98,11 +107,15 @@ class MemberRun:
     key_text: str | None = None  # the member's private key, in memory, once known
     shared: dict[str, Any] = field(default_factory=dict)  # found once, used by every host
     events: dict[str, threading.Event] = field(default_factory=dict)
+    watcher: StepWatcher | None = None  # default: a line per finished step, through `say`
 
     def record(self, report: StepReport) -> None:
         with self.lock:
             self.reports.append(report)
-            self.say(report_line(report))
+        (self.watcher or PrintedSteps(self.say)).finished(report)
+
+    def started(self, host: str, step: str) -> None:
+        (self.watcher or PrintedSteps(self.say)).started(host, step)
 
     def changed(self) -> bool:
         """Whether any step of this run changed (or would change) something."""
@@ -248,6 +261,7 @@ def run_host(
             from_step=from_step,
             on_report=run.record,
             count_commands=lambda: session.commands,
+            on_start=run.started,
         )
     except BaseException:
         run.shared[f"failed:{host.address}"] = True
@@ -292,7 +306,7 @@ def connect_member(
     if member.provider != provider:
         raise HubfleetError(f"member {member.name} has provider {member.provider}, not {provider}")
     keys, key_text = load_connect_keys(repo, member, options.identity)
-    run = MemberRun(repo, member, options, say=say, key_text=key_text)
+    run = MemberRun(repo, member, options, say=say, key_text=key_text, watcher=options.watcher)
     stack = ExitStack()
     try:
         open_sessions(run, hosts_of(member), keys, stack)
@@ -355,7 +369,7 @@ def bootstrap_member(
     targets = [member.host(options.only_host)] if options.only_host else list(member.hosts)
     connect_to = list(dict.fromkeys([first, *targets]))  # the others need the first host
     keys, key_text = load_connect_keys(repo, member, options.identity)
-    run = MemberRun(repo, member, options, say=say, key_text=key_text)
+    run = MemberRun(repo, member, options, say=say, key_text=key_text, watcher=options.watcher)
     host_names = [s.name for s in flavour.host_steps]
     with ExitStack() as stack:
         say(f"member {member.name}: connecting to {len(connect_to)} host(s)")
@@ -382,6 +396,7 @@ def bootstrap_member(
             from_step=phase_start(options.from_step, flavour.member_step_names, []),
             on_report=run.record,
             count_commands=lambda: sum(s.commands for s in run.sessions.values()),
+            on_start=run.started,
         )
         if commands is not None:
             commands.update({a: s.commands for a, s in run.sessions.items()})

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from hubfleet.errors import HubfleetError
 
@@ -58,6 +58,27 @@ class Step:
     applies: Callable[[Any], bool] = field(default=lambda context: True)
 
 
+class StepWatcher(Protocol):
+    """Who is told as steps start and finish (the fronts show it live, or as lines)."""
+
+    def started(self, host: str, step: str) -> None: ...
+
+    def finished(self, report: StepReport) -> None: ...
+
+
+@dataclass(frozen=True)
+class PrintedSteps:
+    """The plain watcher: one line per finished step, through `say`."""
+
+    say: Callable[[str], None]
+
+    def started(self, host: str, step: str) -> None:
+        return None
+
+    def finished(self, report: StepReport) -> None:
+        self.say(report_line(report))
+
+
 class StepFailed(HubfleetError):
     """A step failed on a host; the message is the step's own one-line reason."""
 
@@ -80,6 +101,7 @@ def run_steps(
     from_step: str | None = None,
     on_report: Callable[[StepReport], None] | None = None,
     count_commands: Callable[[], int] = lambda: 0,
+    on_start: Callable[[str, str], None] | None = None,
 ) -> list[StepReport]:
     """Apply `steps` in order on one host; stop at the first failure (raises StepFailed)."""
     reports: list[StepReport] = []
@@ -95,6 +117,8 @@ def run_steps(
             if on_report:
                 on_report(report)
             continue
+        if on_start:
+            on_start(host_label, step.name)
         before, mark = count_commands(), time.perf_counter()
         try:
             outcome = step.action(context, dry_run)
@@ -123,15 +147,20 @@ def report_line(report: StepReport) -> str:
     return f"  {report.host:<22} {report.step:<16} {report.state:<13}{detail}"
 
 
+def step_counts(reports: Sequence[StepReport]) -> list[tuple[str, int]]:
+    """How many steps ended in each state, by state name."""
+    counts: dict[str, int] = {}
+    for r in reports:
+        counts[r.state] = counts.get(r.state, 0) + 1
+    return sorted(counts.items())
+
+
 def summary_table(reports: Sequence[StepReport]) -> str:
-    """The step table printed at the end: one row per host and step, and the totals."""
+    """The step table as plain text: one row per host and step, and the totals."""
     lines = [f"  {'host':<22} {'step':<16} {'state':<13} {'secs':>6} {'cmds':>5}  detail"]
     for r in reports:
         lines.append(
             f"  {r.host:<22} {r.step:<16} {r.state:<13} {r.seconds:6.2f} {r.commands:5d}  {r.detail}"
         )
-    counts: dict[str, int] = {}
-    for r in reports:
-        counts[r.state] = counts.get(r.state, 0) + 1
-    lines.append("  " + ", ".join(f"{n} {state}" for state, n in sorted(counts.items())))
+    lines.append("  " + ", ".join(f"{n} {state}" for state, n in step_counts(reports)))
     return "\n".join(lines)

@@ -23,6 +23,7 @@ from typing import Any
 from hubfleet.errors import HubfleetError
 from hubfleet.files.atomic import write_atomically
 from hubfleet.files.repo import DeployRepo
+from hubfleet.hosts.steps import StepReport, StepWatcher
 
 STEPS = (
     "preflight",
@@ -63,6 +64,8 @@ class OnboardOptions:
     resolver: str | None = None
     timeout_s: int = 300
     chart: str | None = None  # for member-new; default the umbrella chart
+    # who is told as steps start and finish (a front's live display); None: lines via `say`
+    watcher: StepWatcher | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -162,6 +165,8 @@ def run_onboarding(
             states.append(_preview(step, (previews or {}).get(step), member, say))
             continue
         say(f"member {member}: {step} ...")
+        if options.watcher:
+            options.watcher.started(f"member {member}", step)
         mark = time.perf_counter()
         try:
             detail = actions[step]()
@@ -171,11 +176,16 @@ def run_onboarding(
             progress.done.pop(step, None)
             save_progress(repo, progress)
             states.append(StepState(step, "failed", str(err), time.perf_counter() - mark))
-            continue
-        progress.done[step] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-        progress.failed.pop(step, None)
-        save_progress(repo, progress)
-        states.append(StepState(step, "done", detail, time.perf_counter() - mark))
+        else:
+            progress.done[step] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+            progress.failed.pop(step, None)
+            save_progress(repo, progress)
+            states.append(StepState(step, "done", detail, time.perf_counter() - mark))
+        if options.watcher:
+            last = states[-1]
+            options.watcher.finished(
+                StepReport(step, f"member {member}", last.state, last.detail, last.seconds, 0)
+            )
     if failure is not None:
         raise OnboardingFailed(
             f"{failure}; fix it and rerun member.onboard {member} to resume", states

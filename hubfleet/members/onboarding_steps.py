@@ -125,6 +125,7 @@ def bootstrap(
         host_key=HostKeyDecision(accept=options.accept_host_key),
         ready_timeout_s=float(options.timeout_s),
         dry_run=dry_run,
+        watcher=options.watcher,
     )
     if member.provider == "k3s":
         from hubfleet.k3s import bootstrap as k3s_bootstrap

@@ -34,23 +34,20 @@ def _options(**kw: object) -> object:
 
 
 def _run(action: str, member: str, **kw: object) -> None:
+    from hubfleet.console import Console
     from hubfleet.files.repo import find_repo
-    from hubfleet.hosts.steps import StepFailed, summary_table
     from hubfleet.k3s import bootstrap as k3s_bootstrap
 
-    options = _options(**kw)
     repo = find_repo()
-    try:
-        if action == "bootstrap":
-            reports = k3s_bootstrap.bootstrap(repo, member, options)
-        elif action == "kubeconfig":
-            reports = k3s_bootstrap.refresh_kubeconfig(repo, member, options)
-        else:
-            reports = k3s_bootstrap.uninstall(repo, member, options)
-    except StepFailed as err:
-        print(summary_table(err.reports))
-        raise
-    print(summary_table(reports))
+    run = {
+        "bootstrap": k3s_bootstrap.bootstrap,
+        "kubeconfig": k3s_bootstrap.refresh_kubeconfig,
+        "uninstall": k3s_bootstrap.uninstall,
+    }[action]
+    Console().show_steps(
+        f"k3s {action}: member {member}",
+        lambda progress: run(repo, member, _options(watcher=progress, **kw), say=progress.say),
+    )
 
 
 @task(

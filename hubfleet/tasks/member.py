@@ -217,12 +217,15 @@ def onboard(
     left by hand."""
 
     def go() -> None:
+        import dataclasses
         from pathlib import Path
 
+        from hubfleet.console import Console
         from hubfleet.files.repo import find_repo
         from hubfleet.members.onboarding import MANUAL, OnboardingFailed, OnboardOptions, checklist
         from hubfleet.members.onboarding_steps import onboard as run
 
+        console = Console()
         options = OnboardOptions(
             host=host,
             domain=domain,
@@ -238,7 +241,13 @@ def onboard(
             timeout_s=timeout,
         )
         try:
-            states = run(find_repo(), name, options)
+            with console.steps(f"onboarding member {name}") as progress:
+                states = run(
+                    find_repo(),
+                    name,
+                    dataclasses.replace(options, watcher=progress),
+                    say=progress.say,
+                )
         except OnboardingFailed as err:
             print(checklist(err.states))
             raise
@@ -251,22 +260,44 @@ def onboard(
 
 
 @task(
-    help={"member": "only this member (default: all)", "debug": DEBUG_HELP},
+    help={
+        "member": "only this member (default: all)",
+        "json": "print the rows as JSON (every field, for scripts) instead of the table",
+        "debug": DEBUG_HELP,
+    },
     optional=["member"],
 )
-def status(c: Context, member: str | None = None, debug: bool = False) -> None:
+def status(c: Context, member: str | None = None, json: bool = False, debug: bool = False) -> None:
     """Show the federation's members and how each one is doing.
 
     Per member: stage, provider, nodes Ready, version, release revision and when, kubeconfig
-    certificate days left, onboarding steps left. Exits 1 when a member cannot be reached."""
+    certificate days left, onboarding steps left. Exits 1 when a member cannot be reached
+    (after the whole table: each problem is listed under it)."""
 
     def go() -> None:
+        import json as json_module
         import os
 
+        from hubfleet.console import Console
+        from hubfleet.errors import HubfleetError
         from hubfleet.files.repo import find_repo
         from hubfleet.helm import engine_from_env
-        from hubfleet.members.status import federation_status, status_table
+        from hubfleet.members.status import COLUMNS, federation_status, unreachable_summary
 
-        print(status_table(federation_status(find_repo(), engine_from_env(os.environ), member)))
+        console = Console()
+        repo, engine = find_repo(), engine_from_env(os.environ)
+        if json:
+            rows = federation_status(repo, engine, member)
+            print(json_module.dumps([row.as_json() for row in rows], indent=1))
+        else:
+            with console.waiting("asking every member's cluster"):
+                rows = federation_status(repo, engine, member)
+            console.table(COLUMNS, [row.cells() for row in rows])
+            down = [row for row in rows if row.problem]
+            for row in down[1:]:  # the first one is the failure line below
+                console.say(f"member {row.member}: {row.problem}")
+        problem = unreachable_summary(rows)
+        if problem:
+            raise HubfleetError(problem)
 
     run_front(go, debug)

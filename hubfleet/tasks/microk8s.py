@@ -11,18 +11,22 @@ from hubfleet.tasks.k3s import SSH_HELP, _options
 
 
 def _bootstrap(member: str, **kw: object) -> None:
+    from hubfleet.console import Console
     from hubfleet.files.repo import find_repo
     from hubfleet.hosts.bootstrap import bootstrap_member
-    from hubfleet.hosts.steps import StepFailed, summary_table
     from hubfleet.microk8s import steps as microk8s_steps
 
-    options = _options(**kw)
-    try:
-        reports = bootstrap_member(find_repo(), member, options, microk8s_steps.flavour())  # type: ignore[arg-type]
-    except StepFailed as err:
-        print(summary_table(err.reports))
-        raise
-    print(summary_table(reports))
+    repo = find_repo()
+    Console().show_steps(
+        f"microk8s bootstrap: member {member}",
+        lambda progress: bootstrap_member(
+            repo,
+            member,
+            _options(watcher=progress, **kw),  # type: ignore[arg-type]
+            microk8s_steps.flavour(),
+            say=progress.say,
+        ),
+    )
 
 
 @task(
@@ -105,14 +109,24 @@ def wireguard_setup(
     Keys (sops-encrypted in the repo), configs, wg-quick@wg0 enabled and up."""
 
     def go() -> None:
+        from hubfleet.console import Console
         from hubfleet.files.repo import find_repo
         from hubfleet.hosts.bootstrap import bootstrap_member
-        from hubfleet.hosts.steps import summary_table
         from hubfleet.microk8s import partial as microk8s_runs
 
-        options = _options(accept_host_key=accept_host_key, identity=identity)
-        reports = bootstrap_member(find_repo(), member, options, microk8s_runs.wireguard_flavour())  # type: ignore[arg-type]
-        print(summary_table(reports))
+        repo = find_repo()
+        Console().show_steps(
+            f"wireguard setup: member {member}",
+            lambda progress: bootstrap_member(
+                repo,
+                member,
+                _options(  # type: ignore[arg-type]
+                    accept_host_key=accept_host_key, identity=identity, watcher=progress
+                ),
+                microk8s_runs.wireguard_flavour(),
+                say=progress.say,
+            ),
+        )
 
     run_front(go, debug)
 
@@ -131,13 +145,14 @@ def gpu_check(
     Kubernetes sees (once the cluster is up)."""
 
     def go() -> None:
+        from hubfleet.console import Console
         from hubfleet.files.repo import find_repo
         from hubfleet.microk8s import partial as microk8s_runs
 
+        console = Console()
         options = _options(accept_host_key=accept_host_key, identity=identity)
-        rows = microk8s_runs.gpu_report(find_repo(), member, options)
-        print(f"  {'node':<24} {'driver':<12} {'GPUs':>4}  allocatable nvidia.com/gpu")
-        for node, driver, gpus, allocatable in rows:
-            print(f"  {node:<24} {driver:<12} {gpus:>4}  {allocatable}")
+        with console.waiting(f"member {member}: asking every node for its GPUs"):
+            rows = microk8s_runs.gpu_report(find_repo(), member, options)
+        console.table(("node", "driver", "GPUs", "allocatable nvidia.com/gpu"), rows)
 
     run_front(go, debug)
