@@ -15,9 +15,9 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from rich.console import Console as RichConsole
 from rich.live import Live
@@ -28,6 +28,7 @@ from hubfleet.hosts.steps import StepFailed, StepReport, report_line, step_count
 from hubfleet.kube.rollout import RolloutState
 
 PLAIN_WIDTH = 80
+P = TypeVar("P", "StepProgress", "RolloutProgress")
 
 
 @dataclass
@@ -87,7 +88,7 @@ class Console:
     def waiting(self, what: str) -> Iterator[None]:
         """A spinner while `what` runs on a terminal; one line naming it elsewhere."""
         if not self.live:
-            self.say(f"{what} ...")
+            self.say(what)
             yield
             return
         with self._rich.status(Text(what)):
@@ -95,18 +96,16 @@ class Console:
 
     # --- step progress ----------------------------------------------------------------------
 
-    @contextmanager
-    def steps(self, title: str) -> Iterator[StepProgress]:
+    def steps(self, title: str) -> AbstractContextManager[StepProgress]:
         """Live per-host, per-step progress of a bootstrap (see `StepProgress`)."""
-        progress = StepProgress(self, title)
-        with self._live(progress.render) as refresh:
-            progress.refresh = refresh
-            yield progress
+        return self._showing(StepProgress(self, title))
+
+    def rollouts(self, title: str) -> AbstractContextManager[RolloutProgress]:
+        """Live per-workload progress while a deploy waits for its rollouts."""
+        return self._showing(RolloutProgress(self, title))
 
     @contextmanager
-    def rollouts(self, title: str) -> Iterator[RolloutProgress]:
-        """Live per-workload progress while a deploy waits for its rollouts."""
-        progress = RolloutProgress(self, title)
+    def _showing(self, progress: P) -> Iterator[P]:
         with self._live(progress.render) as refresh:
             progress.refresh = refresh
             yield progress

@@ -65,6 +65,8 @@ def imports_of(modules: Mapping[str, Path], package: str) -> list[Import]:
                     targets = list(_resolve(modules, base, [a.name for a in node.names]))
                 else:
                     targets = [base]
+            else:
+                continue
             for target in targets:
                 if not (target == package or target.startswith(package + ".")):
                     target = target.split(".")[0]

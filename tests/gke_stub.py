@@ -249,7 +249,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     @property
     def stub(self) -> GkeStub:
-        return self.server.stub  # type: ignore[attr-defined,no-any-return]
+        return self.server.stub  # type: ignore[attr-defined]
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet
         pass

@@ -94,9 +94,9 @@ def _loops_of(images: Iterable[Path]) -> list[tuple[str, Path]]:
     found = []
     for name in sorted(os.listdir("/sys/block")):
         if re.fullmatch(r"loop\d+", name):
-            image = wanted.get(_loop_backing(f"/dev/{name}") or (-1, -1))
-            if image is not None:
-                found.append((f"/dev/{name}", image))
+            served = wanted.get(_loop_backing(f"/dev/{name}") or (-1, -1))
+            if served is not None:
+                found.append((f"/dev/{name}", served))
     return found
 
 

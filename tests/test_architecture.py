@@ -44,6 +44,27 @@ OWNERS: dict[str, tuple[str, ...]] = {
     "subprocess": ("secrets.sops", "ci.git", "helm.cli", "helm.cli_output", "cloud.tofu_cli"),
 }
 FRONTS = ("tasks", "cli", "console")
+# The concerns, lowest first: each may import only those before it (README's package map).
+LAYERS = (
+    "hubfleet",
+    "errors",
+    "files",
+    "registry",
+    "secrets",
+    "values",
+    "kube",
+    "helm",
+    "hosts",
+    "cloud",
+    "deploy",
+    "k3s",
+    "microk8s",
+    "members",
+    "ci",
+    "console",
+    "cli",
+    "tasks",
+)
 
 
 def owned_by(module: str, package: str, owners: tuple[str, ...]) -> bool:
@@ -73,6 +94,31 @@ def front_imports(imports: list[Import], package: str) -> list[str]:
         ):
             found.append(f"{imp.module}:{imp.line} imports {imp.target}")
     return found
+
+
+def layer_breaks(graph: dict[str, set[str]], package: str) -> list[str]:
+    """Imports of a concern that is not below the importer in LAYERS."""
+    rank = {name: i for i, name in enumerate(LAYERS)}
+    found = []
+    for module, targets in sorted(graph.items()):
+        here = concern_of(module, package)
+        for target in sorted(targets):
+            there = concern_of(target, package)
+            if here != there and rank.get(there, len(LAYERS)) >= rank.get(here, -1):
+                found.append(f"{module} imports {target}")
+    return found
+
+
+def test_concerns_import_only_the_layers_below_them() -> None:
+    modules = module_names(PACKAGE_DIR, "hubfleet")
+    graph = internal_graph(imports_of(modules, "hubfleet"), modules)
+    assert sorted({concern_of(m, "hubfleet") for m in modules}) == sorted(LAYERS)
+    assert layer_breaks(graph, "hubfleet") == []
+    # and the check itself sees a break: the registry reaching up into deploy
+    broken = {**graph, "hubfleet.registry.members": {"hubfleet.deploy.member"}}
+    assert layer_breaks(broken, "hubfleet") == [
+        "hubfleet.registry.members imports hubfleet.deploy.member"
+    ]
 
 
 def check(package_dir: Path, package: str) -> dict[str, list[str]]:

@@ -112,7 +112,7 @@ def test_waiting_is_a_line_in_a_log_and_a_spinner_on_a_terminal() -> None:
     plain = io.StringIO()
     with Console(stream=plain, live=False).waiting("asking every member's cluster"):
         pass
-    assert plain.getvalue() == "asking every member's cluster ...\n"
+    assert plain.getvalue() == "asking every member's cluster\n"
     live = io.StringIO()
     with Console(stream=live, live=True).waiting("asking every member's cluster"):
         pass

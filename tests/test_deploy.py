@@ -7,12 +7,14 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from hubfleet.deploy.member import DeployOptions, deploy_member
+from hubfleet.deploy.member import DeployOptions, DeployResult, deploy_member
 from hubfleet.errors import ClusterError, HubfleetError, RolloutError
 from hubfleet.helm import engine_from_env
+from hubfleet.kube.credentials import ClusterCredentials
 from hubfleet.values.merge import MASK
 from tests.conftest_repo import MakeRepo, secret_values, tree_snapshot
 from tests.kube_stub import KubeStub
@@ -25,11 +27,13 @@ def kubeconfig_for(stub: KubeStub, member: str) -> dict[str, object]:
     return stub.kubeconfig(cluster=member, user=f"{member}-admin", context=member)
 
 
-def run(repo_root: Path, member: str, options: DeployOptions, **kw: object) -> tuple[object, str]:
+def run(
+    repo_root: Path, member: str, options: DeployOptions, **kw: Any
+) -> tuple[DeployResult, str]:
     from hubfleet.files.repo import DeployRepo
 
     lines: list[str] = []
-    result = deploy_member(DeployRepo(repo_root), member, ENGINE, options, say=lines.append, **kw)  # type: ignore[arg-type]
+    result = deploy_member(DeployRepo(repo_root), member, ENGINE, options, say=lines.append, **kw)
     return result, "\n".join(lines)
 
 
@@ -47,7 +51,7 @@ def test_dry_run_prints_the_plan_masks_secrets_and_touches_nothing(
     )
     before = tree_snapshot(repo.root)
     result, out = run(repo.root, "alpha", DeployOptions(dry_run=True))
-    assert result.outcome == "planned"  # type: ignore[attr-defined]
+    assert result.outcome == "planned"
     assert "release:   alpha in namespace alpha" in out
     assert "chart:     demo 0.1.0 (charts/demo)" in out
     assert "1 Deployment" in out and "1 Secret" in out and "objects:   4" in out
@@ -64,7 +68,7 @@ def test_first_deploy_installs_then_an_unchanged_one_is_skipped(
         {"alpha": {"domain": "alpha.example.org"}}, {"alpha": kubeconfig_for(kube_stub, "alpha")}
     )
     result, out = run(repo.root, "alpha", YES)
-    assert result.outcome == "deployed" and result.revision == 1  # type: ignore[attr-defined]
+    assert result.outcome == "deployed" and result.revision == 1
     assert kube_stub.get("Deployment", "alpha-hub", "alpha") is not None
     assert kube_stub.get("Namespace", "alpha", "") is not None
     assert "added    Secret alpha/alpha-hub" in out
@@ -72,11 +76,11 @@ def test_first_deploy_installs_then_an_unchanged_one_is_skipped(
     assert_no_secret(out, "alpha")
 
     again, out = run(repo.root, "alpha", YES)
-    assert again.outcome == "unchanged" and again.revision == 1  # type: ignore[attr-defined]
+    assert again.outcome == "unchanged" and again.revision == 1
     assert "nothing changed; skipping the upgrade" in out
 
     forced, _ = run(repo.root, "alpha", DeployOptions(yes=True, force=True, timeout_s=10))
-    assert forced.revision == 2  # type: ignore[attr-defined]
+    assert forced.revision == 2
 
 
 def test_diff_shows_the_change_and_stops(deploy_repo: MakeRepo, kube_stub: KubeStub) -> None:
@@ -86,14 +90,16 @@ def test_diff_shows_the_change_and_stops(deploy_repo: MakeRepo, kube_stub: KubeS
     run(repo.root, "alpha", YES)
     (repo.root / "config" / "alpha.yaml").write_text("hub:\n  replicas: 3\n")
     result, out = run(repo.root, "alpha", DeployOptions(diff=True))
-    assert result.outcome == "diffed" and result.revision == 1  # type: ignore[attr-defined]
+    assert result.outcome == "diffed" and result.revision == 1
     assert "changed  Deployment alpha/alpha-hub" in out
     assert "-  replicas: 1" in out and "+  replicas: 3" in out
-    assert kube_stub.get("Deployment", "alpha-hub", "alpha")["spec"]["replicas"] == 1
+    hub = kube_stub.get("Deployment", "alpha-hub", "alpha")
+    assert hub is not None and hub["spec"]["replicas"] == 1
 
     result, out = run(repo.root, "alpha", YES)
-    assert result.revision == 2  # type: ignore[attr-defined]
-    assert kube_stub.get("Deployment", "alpha-hub", "alpha")["spec"]["replicas"] == 3
+    assert result.revision == 2
+    hub = kube_stub.get("Deployment", "alpha-hub", "alpha")
+    assert hub is not None and hub["spec"]["replicas"] == 3
 
 
 def test_a_changed_secret_shows_as_a_fingerprint_never_the_value(
@@ -120,6 +126,11 @@ def test_without_confirmation_nothing_changes(deploy_repo: MakeRepo, kube_stub: 
         {"alpha": {"domain": "alpha.example.org"}}, {"alpha": kubeconfig_for(kube_stub, "alpha")}
     )
     asked: list[str] = []
+
+    def decline(question: str) -> bool:
+        asked.append(question)
+        return False
+
     with pytest.raises(
         HubfleetError,
         match=r"member alpha: deploy not confirmed; nothing was changed \(--yes deploys without asking\)",
@@ -128,13 +139,13 @@ def test_without_confirmation_nothing_changes(deploy_repo: MakeRepo, kube_stub: 
             repo.root,
             "alpha",
             DeployOptions(),
-            confirm=lambda q: asked.append(q) or False,
+            confirm=decline,
             environ={},
         )
     assert asked == ["Deploy 4 change(s) to member alpha (staging)?"]
     assert kube_stub.objects("Deployment") == []
     result, _ = run(repo.root, "alpha", DeployOptions(timeout_s=10), environ={"CI": "true"})
-    assert result.outcome == "deployed"  # type: ignore[attr-defined]
+    assert result.outcome == "deployed"
 
 
 def test_a_failed_rollout_rolls_back_and_shows_the_failing_pods(
@@ -167,13 +178,13 @@ def test_a_failed_rollout_rolls_back_and_shows_the_failing_pods(
     assert_no_secret(out, "alpha")
     live = ENGINE.history(_creds(kube_stub, "alpha"), "alpha", "alpha")
     assert [r.revision for r in live][-1] == 3 and live[-1].status == "deployed"
-    image = kube_stub.get("Deployment", "alpha-hub", "alpha")["spec"]["template"]["spec"][
-        "containers"
-    ][0]["image"]
+    hub = kube_stub.get("Deployment", "alpha-hub", "alpha")
+    assert hub is not None
+    image = hub["spec"]["template"]["spec"]["containers"][0]["image"]
     assert image != "example.org/broken:1"
 
 
-def _creds(stub: KubeStub, member: str):  # type: ignore[no-untyped-def]
+def _creds(stub: KubeStub, member: str) -> ClusterCredentials:
     from tests.conftest_kube import credentials_for
 
     return credentials_for(stub, member)
@@ -193,7 +204,7 @@ def test_an_unreachable_cluster_is_one_line_naming_the_member(
 
 def test_two_members_deploy_concurrently_to_their_own_clusters(
     deploy_repo: MakeRepo, kube_stub_factory
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     one, two = kube_stub_factory(), kube_stub_factory()
     repo = deploy_repo(
         {"alpha": {"domain": "alpha.example.org"}, "beta": {"domain": "beta.example.org"}},
@@ -201,7 +212,7 @@ def test_two_members_deploy_concurrently_to_their_own_clusters(
     )
     with ThreadPoolExecutor(2) as pool:
         results = list(pool.map(lambda m: run(repo.root, m, YES)[0], ["alpha", "beta"]))
-    assert [r.outcome for r in results] == ["deployed", "deployed"]  # type: ignore[attr-defined]
+    assert [r.outcome for r in results] == ["deployed", "deployed"]
     assert one.get("Deployment", "alpha-hub", "alpha") and not one.objects("Deployment", "beta")
     assert two.get("Deployment", "beta-hub", "beta") and not two.objects("Deployment", "alpha")
 

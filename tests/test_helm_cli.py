@@ -13,6 +13,7 @@ import json
 import os
 import stat
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -235,7 +236,7 @@ def test_release_from_json() -> None:
 
 
 def test_history_from_json_splits_the_chart_label() -> None:
-    entries = [
+    entries: list[Mapping[str, Any]] = [
         {"revision": 1, "updated": "2026-01-01T00:00:00Z", "status": "superseded",
          "chart": "binder-hub-1.0.0-0.dev.git.3", "app_version": "1.0",
          "description": "Install complete"},

@@ -306,9 +306,12 @@ def test_remove_with_purge_deletes_the_members_files_only(repo: DeployRepo) -> N
     (repo.secrets_dir / "alphabet.key").write_text("not alpha's")
     questions: list[str] = []
     lines: list[str] = []
-    deleted = remove_member(
-        repo, "alpha", purge=True, confirm=lambda q: questions.append(q) or True, say=lines.append
-    )
+
+    def agree(question: str) -> bool:
+        questions.append(question)
+        return True
+
+    deleted = remove_member(repo, "alpha", purge=True, confirm=agree, say=lines.append)
     assert [repo.relative(p) for p in deleted] == [
         "config/alpha.yaml",
         "secrets/config/alpha.yaml",

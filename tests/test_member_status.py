@@ -22,7 +22,7 @@ from tests.conftest_repo import MakeRepo
 def test_status_shows_nodes_release_and_unreachable_members(
     deploy_repo: MakeRepo,
     kube_stub_factory,
-    capsys,  # type: ignore[no-untyped-def]
+    capsys,
 ) -> None:
     up, down = kube_stub_factory(), kube_stub_factory()
     up.put(
@@ -58,6 +58,7 @@ def test_status_shows_nodes_release_and_unreachable_members(
     assert alpha.credential == "token" and alpha.onboarding_left == () and alpha.reachable
     assert not beta.reachable and beta.stage == "prod"
     assert beta.problem is not None and beta.problem.startswith("cannot reach cluster at")
+    assert alpha.release_updated is not None
     assert alpha.cells()[:6] == (
         "alpha",
         "staging",
@@ -65,7 +66,7 @@ def test_status_shows_nodes_release_and_unreachable_members(
         "1/1",
         "v1.32.5+k3s1",
         "r1 deployed " + alpha.release_updated[:10],
-    )  # type: ignore[index]
+    )
     assert beta.cells()[3] == "down"
     assert unreachable_summary([alpha]) is None
     assert unreachable_summary([alpha, beta]) == f"member beta: {beta.problem}"

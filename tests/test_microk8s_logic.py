@@ -585,7 +585,7 @@ def test_node_ip_already_right_is_unchanged() -> None:
 
 
 def test_calico_autodetection_from_the_env_json() -> None:
-    env = [
+    env: list[dict[str, Any]] = [
         {"name": "DATASTORE_TYPE", "value": "kubernetes"},
         {"name": "NODENAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
         {"name": "IP_AUTODETECTION_METHOD", "value": "first-found"},

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from typing import Any
 
 import pytest
 import yaml
@@ -22,7 +23,7 @@ def sh(host: TestHost, cmd: str, **kwargs: object) -> str:
     return host.run(cmd, check=True, **kwargs).stdout  # type: ignore[arg-type]
 
 
-def add_node(main: TestHost, ttl: int | None = None) -> dict:
+def add_node(main: TestHost, ttl: int | None = None) -> dict[str, Any]:
     ttl_arg = f" --token-ttl {ttl}" if ttl is not None else ""
     return json.loads(sh(main, f"microk8s add-node --format json{ttl_arg}"))
 
@@ -257,7 +258,13 @@ def test_ufw_rules_for_cni0(hosts) -> None:
     assert active.run("ufw status", user="nobody").returncode == 1
 
 
-def wg0_conf(host: TestHost, peer: TestHost, keys: dict, tunnel: dict, extra: str = "") -> str:
+def wg0_conf(
+    host: TestHost,
+    peer: TestHost,
+    keys: dict[str, tuple[str, str]],
+    tunnel: dict[str, str],
+    extra: str = "",
+) -> str:
     return (
         f"[Interface]\nAddress = {tunnel[host.name]}/24\nListenPort = 51820\n"
         f"PrivateKey = {keys[host.name][0]}\n{extra}\n[Peer]\nPublicKey = {keys[peer.name][1]}\n"

@@ -28,7 +28,7 @@ from tests.harness import HostLab
 from tests.kube_stub import KubeStub
 
 PROJECT = Path(__file__).resolve().parent.parent
-FACTS = {"mem_gb": 16, "cpus": 8, "disk_gb": 100, "os_release": "ubuntu-24.04"}
+FACTS: dict[str, Any] = {"mem_gb": 16, "cpus": 8, "disk_gb": 100, "os_release": "ubuntu-24.04"}
 
 
 def test_a_bare_host_becomes_a_deployed_member_resuming_after_each_interruption(

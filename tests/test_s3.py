@@ -13,7 +13,7 @@ import socket
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
 import pytest
 from invoke.context import Context
@@ -26,18 +26,11 @@ from hubfleet.registry.members import load_registry
 from hubfleet.registry.storage import BucketSettings, bucket_settings
 from hubfleet.tasks import s3 as s3_tasks
 from tests.conftest_repo import PROJECT, MakeRepo
-
-if TYPE_CHECKING:
-    from tests.conftest_s3 import S3Server
-
-
-class S3Keys(Protocol):
-    access_key: str
-    secret_key: str
+from tests.conftest_s3 import S3Keys, S3Server
 
 
 def make_keys(access_key: str, secret_key: str) -> S3Keys:
-    return s3.Keys(access_key, secret_key, source="test")
+    return S3Keys(access_key, secret_key)
 
 
 ABORT_RULE = {

@@ -130,3 +130,51 @@ def test_dry_run_and_yes_have_their_letters_on_the_real_command(tmp_path: Path) 
     )
     assert "-n, --dry-run" in done.stdout and "-y, --yes" in done.stdout
     assert "-d, " not in done.stdout
+
+
+def readme_task_rows() -> list[str]:
+    text = (PROJECT / "README.md").read_text(encoding="utf-8")
+    section = text.split("\n## Tasks\n", 1)[1].split("\n## ", 1)[0]
+    return [line for line in section.splitlines() if line.startswith("|")]
+
+
+def test_the_readme_task_table_is_one_table() -> None:
+    text = (PROJECT / "README.md").read_text(encoding="utf-8")
+    section = text.split("\n## Tasks\n", 1)[1].split("\n## ", 1)[0]
+    lines = section.strip("\n").splitlines()
+    table = [i for i, line in enumerate(lines) if line.startswith("|")]
+    assert table == list(range(table[0], table[0] + len(table))), "a blank line splits the table"
+    assert lines[table[0] + 1].startswith("|---")
+
+
+def readme_forms() -> list[str]:
+    import re
+
+    forms = []
+    for row in readme_task_rows()[2:]:
+        forms += re.findall(r"`(invoke [^`]+)`", row.split("|")[1])
+    return forms
+
+
+@pytest.mark.parametrize("form", readme_forms())
+def test_each_readme_form_parses_as_written(form: str) -> None:
+    """The form without its [optional] parts parses with invoke's own parser (placeholders as
+    values), and every flag the form names, optional ones included, exists."""
+    import re
+
+    from invoke.parser import Parser
+
+    words = form.replace("\\|", "|").split()[1:]
+    name = words[0]
+    assert name in TASKS, form
+    required, depth = [], 0
+    for word in words[1:]:
+        depth += word.count("[")
+        if depth == 0 and word != "...":
+            required.append(word)
+        depth -= word.count("]")
+    parsed = Parser(contexts=NAMESPACE.to_contexts()).parse_argv([name, *required])
+    assert [ctx.name for ctx in parsed] == [name]
+    known = {n for arg in NAMESPACE[name].get_arguments() for n in arg.names}
+    for flag in re.findall(r"--([a-z][a-z0-9-]*)", form):
+        assert flag in known, f"{form}: no --{flag}"

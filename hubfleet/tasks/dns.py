@@ -38,6 +38,7 @@ def check(
         import os
 
         from hubfleet.cloud import dns
+        from hubfleet.console import Console
         from hubfleet.files.repo import find_repo
         from hubfleet.registry.members import load_registry
 
@@ -50,10 +51,13 @@ def check(
 
             values = member_values(repo, record).effective.values
         expected = dns.expected_address(record, address, values)
-        print(f"member {record.name}: asking {chosen.described} for {record.domain}", flush=True)
-        checks = dns.check(record, chosen, expected)
+        console = Console()
+        with console.waiting(
+            f"member {record.name}: asking {chosen.described} for {record.domain}"
+        ):
+            checks = dns.check(record, chosen, expected)
         for result in checks:
-            print(result.line(), flush=True)
+            console.say(result.line())
         dns.require_ok(record, checks)
 
     run_front(body, debug)

@@ -10,20 +10,23 @@ from hubfleet.tasks.conventions import task
 from hubfleet.tasks.k3s import SSH_HELP, _options
 
 
-def _bootstrap(member: str, **kw: object) -> None:
+def _bootstrap(member: str, flavour: str = "bootstrap", **kw: object) -> None:
+    """A MicroK8s run with live step progress and the step table: the whole bootstrap (or a
+    worker's, with only_host), or WireGuard only."""
     from hubfleet.console import Console
     from hubfleet.files.repo import find_repo
     from hubfleet.hosts.bootstrap import bootstrap_member
-    from hubfleet.microk8s import steps as microk8s_steps
+    from hubfleet.microk8s import partial, steps
 
+    chosen = steps.flavour() if flavour == "bootstrap" else partial.wireguard_flavour()
     repo = find_repo()
     Console().show_steps(
-        f"microk8s bootstrap: member {member}",
+        f"microk8s {flavour}: member {member}",
         lambda progress: bootstrap_member(
             repo,
             member,
             _options(watcher=progress, **kw),  # type: ignore[arg-type]
-            microk8s_steps.flavour(),
+            chosen,
             say=progress.say,
         ),
     )
@@ -108,27 +111,10 @@ def wireguard_setup(
 
     Keys (sops-encrypted in the repo), configs, wg-quick@wg0 enabled and up."""
 
-    def go() -> None:
-        from hubfleet.console import Console
-        from hubfleet.files.repo import find_repo
-        from hubfleet.hosts.bootstrap import bootstrap_member
-        from hubfleet.microk8s import partial as microk8s_runs
-
-        repo = find_repo()
-        Console().show_steps(
-            f"wireguard setup: member {member}",
-            lambda progress: bootstrap_member(
-                repo,
-                member,
-                _options(  # type: ignore[arg-type]
-                    accept_host_key=accept_host_key, identity=identity, watcher=progress
-                ),
-                microk8s_runs.wireguard_flavour(),
-                say=progress.say,
-            ),
-        )
-
-    run_front(go, debug)
+    run_front(
+        lambda: _bootstrap(member, "wireguard", accept_host_key=accept_host_key, identity=identity),
+        debug,
+    )
 
 
 @task(help=SSH_HELP)

@@ -66,16 +66,17 @@ def check(c: Context, member: str, debug: bool = False) -> None:
 
     def body() -> None:
         from hubfleet.cloud import s3, s3_check
+        from hubfleet.console import Console
         from hubfleet.files.repo import find_repo
         from hubfleet.registry.members import load_registry
 
         repo = find_repo()
         record = load_registry(repo).member(member)
         settings, keys, client = s3.connect(repo, record)
-        print(f"{settings} ({keys})")
-        report = s3_check.check_bucket(
-            client, settings.bucket, member=record.name, keys_from=keys.source
-        )
+        with Console().waiting(f"{settings} ({keys})"):
+            report = s3_check.check_bucket(
+                client, settings.bucket, member=record.name, keys_from=keys.source
+            )
         for item in report.checks:
             print(f"  {item}")
         warned = len(report.warnings)

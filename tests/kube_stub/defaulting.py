@@ -29,9 +29,10 @@ def apply_defaults(res: Resource, obj: dict[str, Any]) -> None:
         _setdefaults(obj, {"spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}})
     elif res.kind == "Secret":
         string_data = obj.pop("stringData", None) or {}
-        data = obj.setdefault("data", {}) if string_data else obj.get("data")
-        for k, v in string_data.items():
-            data[k] = base64.b64encode(str(v).encode()).decode()
+        if string_data:
+            data = obj.setdefault("data", {})
+            for k, v in string_data.items():
+                data[k] = base64.b64encode(str(v).encode()).decode()
         obj.setdefault("type", "Opaque")
     if not isinstance(spec, dict):
         return

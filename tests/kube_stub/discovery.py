@@ -48,13 +48,13 @@ def discovery(path: str, port: int) -> dict[str, Any] | None:
         and len(parts) == 2
         and any(r.group == parts[1] for r in RESOURCES)
     ):
-        gv = {"groupVersion": f"{parts[1]}/v1", "version": "v1"}
+        version = {"groupVersion": f"{parts[1]}/v1", "version": "v1"}
         return {
             "kind": "APIGroup",
             "apiVersion": "v1",
             "name": parts[1],
-            "versions": [gv],
-            "preferredVersion": gv,
+            "versions": [version],
+            "preferredVersion": version,
         }
     gv = (
         "v1"

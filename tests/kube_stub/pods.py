@@ -59,7 +59,7 @@ class PodRecords(ObjectStore):
                 for c in names
             ]
         )
-        pod = {
+        pod: dict[str, Any] = {
             "apiVersion": "v1",
             "kind": "Pod",
             "metadata": {"name": name, "namespace": namespace, "labels": dict(labels or {})},

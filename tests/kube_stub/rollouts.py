@@ -73,7 +73,7 @@ class RolloutController(PodRecords):
         broken = sorted(_images(obj) & self.broken_images)
         if res.kind in WORKLOAD_KINDS and broken:
             name = obj["metadata"]["name"]
-            pod = f"{name}-{_template_hash(obj)[:5]}-{uuid.uuid4().hex[:5]}"
+            pod_name = f"{name}-{_template_hash(obj)[:5]}-{uuid.uuid4().hex[:5]}"
             labels = obj.get("spec", {}).get("template", {}).get("metadata", {}).get("labels")
             container = next(
                 c["name"]
@@ -81,14 +81,14 @@ class RolloutController(PodRecords):
                 if c.get("image") == broken[0]
             )
             self.add_failing_pod(
-                pod,
+                pod_name,
                 namespace=namespace,
                 labels=labels,
                 container=container,
                 logs=f"starting {broken[0]}\nfatal: the stub was told this image is broken\n",
             )
             owner = {"apiVersion": res.group_version, "kind": res.kind, "name": name, "uid": uid}
-            self._objects[self._key(pods, namespace, pod)]["metadata"]["ownerReferences"] = [
+            self._objects[self._key(pods, namespace, pod_name)]["metadata"]["ownerReferences"] = [
                 dict(owner, controller=True)
             ]
 

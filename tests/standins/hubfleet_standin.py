@@ -21,6 +21,8 @@ import json
 import os
 import sys
 import time
+from collections.abc import Mapping
+from typing import Any
 
 STATE = "/var/lib/hubfleet-standin"
 CALLS = STATE + "/calls.log"
@@ -30,10 +32,10 @@ SECRET_ENV = {"K3S_TOKEN", "K3S_AGENT_TOKEN", "K3S_CLUSTER_SECRET", "K3S_DATASTO
 BASE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-def recorded_env(env: dict[str, str] | None = None) -> dict[str, str]:
-    env = os.environ if env is None else env
+def recorded_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    source = os.environ if env is None else env
     out = {}
-    for key, value in sorted(env.items()):
+    for key, value in sorted(source.items()):
         if key.startswith(("INSTALL_K3S_", "K3S_")):
             out[key] = "<hidden>" if key in SECRET_ENV else value
     return out
@@ -72,7 +74,7 @@ def _cwd() -> str:
         return ""
 
 
-def host_info() -> dict:
+def host_info() -> dict[str, Any]:
     return read_json(HOST_INFO, {})
 
 
@@ -80,12 +82,12 @@ def host_name() -> str:
     return str(host_info().get("name") or os.uname().nodename)
 
 
-def options(name: str | None = None) -> dict:
+def options(name: str | None = None) -> dict[str, Any]:
     """The lab's options for a host (this one by default)."""
     return read_json(f"{SHARED}/hosts/{name or host_name()}/host.json", {})
 
 
-def read_json(path: str, default: object) -> object:
+def read_json(path: str, default: Any) -> Any:
     try:
         with open(path) as handle:
             return json.load(handle)
@@ -127,7 +129,7 @@ def is_root() -> bool:
     return os.geteuid() == 0
 
 
-def mirror_unit(unit: str, state: dict) -> None:
+def mirror_unit(unit: str, state: dict[str, Any]) -> None:
     """Publish a unit's state where the other hosts of the lab can see it (k3s nodes)."""
     directory = f"{SHARED}/hosts/{host_name()}/units"
     if os.path.isdir(directory):
@@ -135,5 +137,5 @@ def mirror_unit(unit: str, state: dict) -> None:
             write_json(f"{directory}/{unit}.json", state)
 
 
-def unit_state_elsewhere(host: str, unit: str) -> dict:
+def unit_state_elsewhere(host: str, unit: str) -> dict[str, Any]:
     return read_json(f"{SHARED}/hosts/{host}/units/{unit}.json", {})

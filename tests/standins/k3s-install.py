@@ -27,7 +27,7 @@ import sys
 import time
 
 sys.path[:0] = [os.path.dirname(os.path.realpath(__file__)), "/run/hubfleet-standins"]
-import hubfleet_standin as standin  # noqa: E402
+import hubfleet_standin as standin  # type: ignore[import-not-found]  # noqa: E402
 
 BIN_DIR = "/usr/local/bin"
 INSTALL_STATE = standin.STATE + "/k3s-install.json"
@@ -57,7 +57,7 @@ def quote(arg):
 
 
 def file_hashes(paths):
-    out = []
+    out: list[str | None] = []
     for path in paths:
         try:
             with open(path, "rb") as handle:
