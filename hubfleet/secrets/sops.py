@@ -313,8 +313,7 @@ def set_value(
         proc, used_env = _run(repo, argv, env, stdin=json.dumps(value).encode("utf-8"))
         if proc.returncode != 0:
             raise _failure(repo, path, proc, used_env, decrypting=True)
-        shutil.copymode(path, scratch)
-        os.replace(scratch, path)
+        write_atomically(path, scratch.read_bytes(), mode=path.stat().st_mode & 0o777)
     finally:
         scratch.unlink(missing_ok=True)
 

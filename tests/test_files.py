@@ -1,0 +1,72 @@
+"""files.atomic: the one way hubfleet replaces a file, and all-or-nothing repo changes."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from hubfleet.files.atomic import all_or_nothing, write_atomically
+from hubfleet.files.repo import DeployRepo
+from hubfleet.members.onboarding import Progress, load_progress, save_progress
+
+
+def test_write_atomically_sets_the_mode_and_replaces_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "kubeconfig"
+    write_atomically(path, "old", mode=0o600)
+    assert path.read_text() == "old" and path.stat().st_mode & 0o777 == 0o600
+    write_atomically(path, b"new")
+    assert path.read_bytes() == b"new" and path.stat().st_mode & 0o777 == 0o644
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kubeconfig"]
+
+
+def test_a_failed_write_leaves_the_file_and_no_temporary_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "known_hosts"
+    path.write_text("pinned\n")
+
+    def refuse(src: str, dst: str) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", refuse)
+    with pytest.raises(OSError, match="disk full"):
+        write_atomically(path, "half")
+    assert path.read_text() == "pinned\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["known_hosts"]
+
+
+def test_onboarding_progress_goes_through_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "federation.yaml").write_text("members: {}\n")
+    repo = DeployRepo(tmp_path)
+    save_progress(repo, Progress("uni", {"preflight": "2026-12-06T07:00:00+00:00"}, {}))
+    folder = tmp_path / ".hubfleet" / "onboarding"
+    before = sorted(os.listdir(folder))
+
+    def refuse(src: str, dst: str) -> None:
+        raise OSError("no")
+
+    monkeypatch.setattr(os, "replace", refuse)
+    with pytest.raises(OSError):
+        save_progress(repo, Progress("uni", {}, {"bootstrap": "boom"}))
+    assert sorted(os.listdir(folder)) == before  # the old record, no temporary file
+    assert load_progress(repo, "uni").done == {"preflight": "2026-12-06T07:00:00+00:00"}
+
+
+def test_all_or_nothing_puts_back_content_and_mode(tmp_path: Path) -> None:
+    secret = tmp_path / "secret.yaml"
+    write_atomically(secret, "sops: encrypted", mode=0o600)
+    with pytest.raises(RuntimeError), all_or_nothing() as changes:
+        changes.replaced(secret)
+        write_atomically(secret, "changed", mode=0o644)
+        created = tmp_path / "config.yaml"
+        changes.created(created)
+        created.write_text("new member")
+        raise RuntimeError("the registry write failed")
+    assert secret.read_text() == "sops: encrypted"
+    assert secret.stat().st_mode & 0o777 == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["secret.yaml"]
