@@ -45,7 +45,6 @@ SECRET_KEY = "alpha-harbor-secret-key-0123456789abcdef"
 ALPHA_S3 = {"endpoint": "https://fsn1.your-objectstorage.com/", "bucket": "alpha-harbor"}
 ALPHA_S3_REGION = {**ALPHA_S3, "region": "fsn1"}
 ALPHA_HARBOR = {
-    "enabled": True,
     "externalURL": "https://registry.alpha.example.org",
     "expose": {
         "ingress": {"hosts": {"core": "registry.alpha.example.org"}},
@@ -203,8 +202,8 @@ def alpha_and_beta(
             "beta": {"domain": "beta.example.org"},
         },
         values={
-            "alpha": alpha_values or {"harbor": ALPHA_HARBOR},
-            "beta": {"binderhub": {"enabled": False}, "jupyterhub": {"enabled": True}},
+            "alpha": alpha_values or {"harborEnabled": True, "harbor": ALPHA_HARBOR},
+            "beta": {"binderhubEnabled": False, "jupyterhubEnabled": True},
         },
         secrets={"alpha": harbor_keys(), "beta": {"hub": {"cookieSecret": "b" * 64}}},
     )
@@ -223,11 +222,20 @@ def test_the_umbrella_pins_harbor_behind_its_condition_and_leaves_it_off() -> No
     assert set(deps) == {"binderhub", "jupyterhub", "harbor"}
     harbor = deps["harbor"]
     assert harbor["repository"] == "https://helm.goharbor.io"
-    assert harbor["condition"] == "harbor.enabled"
+    assert harbor["condition"] == "harborEnabled"
     assert re.fullmatch(r"\d+\.\d+\.\d+", str(harbor["version"])), "pin an exact version"
+    # switched by top-level keys: the real binderhub/jupyterhub schemas refuse `enabled`
+    assert deps["binderhub"]["condition"] == "binderhubEnabled"
+    assert deps["jupyterhub"]["condition"] == "jupyterhubEnabled"
 
-    defaults = yaml.safe_load((CHART / "values.yaml").read_text())["harbor"]
-    assert defaults["enabled"] is False
+    top = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert (top["binderhubEnabled"], top["jupyterhubEnabled"], top["harborEnabled"]) == (
+        True,
+        False,
+        False,
+    )
+    defaults = top["harbor"]
+    assert "enabled" not in defaults
     assert defaults["expose"]["type"] == "ingress"
     storage = defaults["persistence"]["imageChartStorage"]
     assert storage["type"] == "s3" and storage["disableredirect"] is True
@@ -279,7 +287,7 @@ def test_values_with_origins_name_the_registry_and_mask_the_keys(
     assert "accesskey: '********'  # secrets/config/alpha.yaml" in out
     assert "secretkey: '********'  # secrets/config/alpha.yaml" in out
     assert "type: s3  # chart/values.yaml" in out
-    assert "enabled: true  # config/alpha.yaml" in out  # harbor, turned on by the member
+    assert "harborEnabled: true  # config/alpha.yaml" in out  # turned on by the member
     assert ACCESS_KEY not in out and SECRET_KEY not in out
 
     # the s3.* tasks read the keys from exactly there
@@ -299,7 +307,9 @@ def test_a_members_own_values_override_what_the_registry_gives_harbor(
     deploy_repo: MakeRepo,
 ) -> None:
     moved = {"persistence": {"imageChartStorage": {"s3": {"bucket": "alpha-harbor-2"}}}}
-    repo = alpha_and_beta(deploy_repo, alpha_values={"harbor": {**ALPHA_HARBOR, **moved}})
+    repo = alpha_and_beta(
+        deploy_repo, alpha_values={"harborEnabled": True, "harbor": {**ALPHA_HARBOR, **moved}}
+    )
     merged = member_values(repo, load_registry(repo).member("alpha")).effective
     bucket = (*STORAGE, "s3", "bucket")
     assert merged.values["harbor"]["persistence"]["imageChartStorage"]["s3"]["bucket"] == (
@@ -344,7 +354,7 @@ def test_harbor_renders_only_when_enabled_and_gets_the_registry_bucket_and_secre
     assert base64.b64decode(keys["REGISTRY_STORAGE_S3_SECRETKEY"]).decode() == SECRET_KEY
     assert alpha["ConfigMap/alpha-hubfleet-member"]["data"]["domain"] == "alpha.example.org"
 
-    # Harbor off by default; binderhub.enabled false and jupyterhub.enabled true are honoured
+    # Harbor off by default; binderhubEnabled false and jupyterhubEnabled true are honoured
     beta = by_name(render_member(repo, registry.member("beta"), engine).objects)
     assert set(beta) == {"ConfigMap/beta-hubfleet-member", "ConfigMap/beta-jupyterhub-stub"}
 
@@ -365,12 +375,19 @@ def test_a_dry_run_of_the_umbrella_shows_the_bucket_and_masks_the_keys(
     assert ACCESS_KEY not in out and SECRET_KEY not in out
 
 
-def test_a_missing_harbor_chart_names_its_repository(deploy_repo: MakeRepo, tmp_path: Path) -> None:
+def test_a_missing_harbor_chart_names_its_repository_only_where_harbor_is_on(
+    deploy_repo: MakeRepo, tmp_path: Path
+) -> None:
     repo = alpha_and_beta(deploy_repo)
     cache = stub_cache(tmp_path / "partial", names=("binderhub", "jupyterhub"))
-    member = load_registry(repo).member("alpha")
+    registry = load_registry(repo)
+    engine = SdkEngine(chart_cache=cache)
+    # beta runs no Harbor: its chart renders without the harbor chart anywhere
+    beta = by_name(render_member(repo, registry.member("beta"), engine).objects)
+    assert set(beta) == {"ConfigMap/beta-hubfleet-member", "ConfigMap/beta-jupyterhub-stub"}
+    assert not list((repo.root / "chart" / "charts").glob("harbor-*"))
     with pytest.raises(RenderError) as err:
-        render_member(repo, member, SdkEngine(chart_cache=cache))
+        render_member(repo, registry.member("alpha"), engine)
     version = pinned_versions()["harbor"]
     message = str(err.value)
     assert f"dependency harbor {version} from https://helm.goharbor.io is not in" in message
@@ -391,9 +408,9 @@ def test_harbor_enabled_without_its_bucket_or_keys_stops_deploy_and_validate(
             "off": {"domain": "off.example.org"},
         },
         values={
-            "nobucket": {"harbor": ALPHA_HARBOR},
-            "nokeys": {"harbor": ALPHA_HARBOR},
-            "off": {"harbor": {"enabled": False}},
+            "nobucket": {"harborEnabled": True, "harbor": ALPHA_HARBOR},
+            "nokeys": {"harborEnabled": True, "harbor": ALPHA_HARBOR},
+            "off": {"harborEnabled": False},
         },
         secrets={
             name: {"hub": {"cookieSecret": "c" * 64}} for name in ("nobucket", "nokeys", "off")

@@ -27,6 +27,7 @@ from hubfleet.deploy.manifests import (
 from hubfleet.errors import HubfleetError, RolloutError
 from hubfleet.files.repo import DeployRepo
 from hubfleet.files.yamlfile import load_mapping
+from hubfleet.helm.dependencies import declared_dependencies, enabled_dependencies
 from hubfleet.helm.engine import HelmEngine
 from hubfleet.kube.credentials import ClusterCredentials
 from hubfleet.kube.rollout import RolloutState
@@ -108,19 +109,27 @@ def _check_harbor_storage(member: Member, values: MemberValues) -> None:
         raise ConfigError(problem)
 
 
-def render_member(repo: DeployRepo, member: Member, engine: HelmEngine) -> Rendered:
-    """Values, validation, dependencies and render: all a deploy needs before the cluster."""
+def render_member(
+    repo: DeployRepo,
+    member: Member,
+    engine: HelmEngine,
+    decrypted: Mapping[Path, Any] | None = None,
+) -> Rendered:
+    """Values, validation, dependencies and render: all a deploy needs before the cluster,
+    and all `invoke validate` checks (`decrypted`: the secrets files, decrypted once)."""
     timings: dict[str, float] = {}
     start = time.perf_counter()
     chart_dir = repo.root / member.chart
     shown_chart = repo.relative(chart_dir)
-    values = member_values(repo, member)
+    values = member_values(repo, member, decrypted=decrypted)
     _check_harbor_storage(member, values)
     timings["decrypt"] = values.decrypt_s
     timings["read+merge"] = time.perf_counter() - start - values.decrypt_s
 
     mark = time.perf_counter()
-    engine.build_dependencies(chart_dir)  # first: subcharts carry schemas of their own
+    # first: subcharts carry schemas of their own; only those the values enable are needed
+    wanted = enabled_dependencies(declared_dependencies(chart_dir), values.effective.values)
+    engine.build_dependencies(chart_dir, only=wanted)
     engine.validate_values_schema(chart_dir, values.effective.values)
     timings["validate"] = time.perf_counter() - mark
 

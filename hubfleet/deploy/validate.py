@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hubfleet.deploy.member import render_member
 from hubfleet.errors import HubfleetError
 from hubfleet.files.repo import DeployRepo
 from hubfleet.helm.engine import HelmEngine
 from hubfleet.registry.members import Member, check_registry, member_from_record
-from hubfleet.values.harbor_storage import harbor_storage_problem
-from hubfleet.values.layers import ensure_secrets_encrypted, member_values, secret_layer_files
+from hubfleet.values.layers import ensure_secrets_encrypted, secret_layer_files
 
 
 @dataclass(frozen=True)
@@ -32,17 +32,19 @@ class ValidationReport:
 def _check_member_values(
     repo: DeployRepo, member: Member, engine: HelmEngine, decrypted: Mapping[Path, Any]
 ) -> list[str]:
-    """Schema-check and lint the member's chart with its merged values."""
+    """Everything a deploy does before the cluster (`render_member`: values, the dependencies
+    the values enable, every chart's schema, the render), then Helm's linter."""
     chart_dir = repo.root / member.chart
     try:
-        merged = member_values(repo, member, decrypted=decrypted)
-        problem = harbor_storage_problem(member, merged.effective.values)
-        if problem:
-            return [problem]
-        engine.validate_values_schema(chart_dir, merged.effective.values)
-        findings = engine.lint(chart_dir, merged.user.values)
+        rendered = render_member(repo, member, engine, decrypted=decrypted)
+        findings = engine.lint(chart_dir, rendered.values.user.values)
     except HubfleetError as err:
-        return [f"member {member.name}: {err}"]
+        message = str(err)
+        return [
+            message
+            if message.startswith(f"member {member.name}:")
+            else f"member {member.name}: {message}"
+        ]
     return [
         f"member {member.name}: chart {repo.relative(chart_dir)}: lint {f.path}: {f.message}"
         for f in findings

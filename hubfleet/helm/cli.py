@@ -14,7 +14,7 @@ import contextlib
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -265,7 +265,7 @@ class CliEngine:
         if proc.returncode != 0 and failure_kind(error_text(proc)) != "render":
             raise chart_error(chart_dir, proc)
 
-    def build_dependencies(self, chart_dir: Path) -> None:
+    def build_dependencies(self, chart_dir: Path, only: Collection[str] | None = None) -> None:
         def list_dependencies(chart: Path) -> list[DependencyState]:
             proc = self._run(dependency_list_argv(chart, helm=self.helm))
             if proc.returncode != 0:
@@ -288,6 +288,7 @@ class CliEngine:
             package_chart=package_chart,
             pull_chart=pull_chart if self.fetch_dependencies else None,
             cache_dir=self.chart_cache,
+            only=only,
         )
 
     # --- releases -------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,40 @@ def declared_dependencies(chart_dir: Path) -> list[dict[str, Any]]:
         ) from err
     deps = meta.get("dependencies") if isinstance(meta, dict) else None
     return [d for d in deps or [] if isinstance(d, dict)]
+
+
+def _lookup(values: Mapping[str, Any], path: str) -> tuple[bool, Any]:
+    """The value at a dotted path, and whether it is there."""
+    here: Any = values
+    for key in path.split("."):
+        if not isinstance(here, Mapping) or key not in here:
+            return False, None
+        here = here[key]
+    return True, here
+
+
+def enabled_dependencies(declared: list[dict[str, Any]], values: Mapping[str, Any]) -> list[str]:
+    """The dependencies Helm loads with these parent values (merged over the chart's
+    defaults), by name, as Helm decides: enabled unless its tags say otherwise (a dependency
+    with tags is on when any `tags.<tag>` is true, off when all that are set are false), and
+    its condition, when one of its comma-separated paths holds a boolean, wins over the tags.
+    """
+    enabled = []
+    for dep in declared:
+        on = True
+        tags = [str(t) for t in dep.get("tags") or []]
+        states = [v for t in tags for found, v in [_lookup(values, f"tags.{t}")] if found]
+        bools = [v for v in states if isinstance(v, bool)]
+        if bools:
+            on = any(bools)
+        for path in str(dep.get("condition") or "").split(","):
+            found, value = _lookup(values, path.strip()) if path.strip() else (False, None)
+            if found and isinstance(value, bool):
+                on = value
+                break
+        if on:
+            enabled.append(str(dep.get("name")))
+    return enabled
 
 
 def cache_candidates(cache_dir: Path | None, dep: DependencyState) -> list[Path]:
@@ -93,8 +127,11 @@ def resolve_dependencies(
     package_chart: Callable[[Path, Path], None],
     pull_chart: Callable[[DependencyState, Path], None] | None,
     cache_dir: Path | None,
+    only: Collection[str] | None = None,
 ) -> None:
-    """Fill charts/ for every declared dependency: cache, then file://, then (maybe) a pull.
+    """Fill charts/ for every declared dependency (or those named in `only`: a dependency its
+    conditions turn off is not loaded by Helm, so it need not be there): cache, then
+    file://, then (maybe) a pull.
 
     The engine supplies how to list dependency states, package a directory into charts/ and
     pull a chart into the cache; the order and the messages are the same for both engines.
@@ -104,6 +141,8 @@ def resolve_dependencies(
     charts = chart_dir / "charts"
     for dep in list_dependencies(chart_dir):
         if dep.status in ("ok", "unpacked"):
+            continue
+        if only is not None and dep.name not in only:
             continue
         if dep.status != "missing":
             raise RenderError(

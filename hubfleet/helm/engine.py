@@ -12,7 +12,7 @@ resolves chart dependencies offline first.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -89,9 +89,10 @@ class HelmEngine(Protocol):
         Raises ConfigError naming the chart and the failing key."""
         ...
 
-    def build_dependencies(self, chart_dir: Path) -> None:
-        """Make sure every Chart.yaml dependency is in charts/, offline first. Raises
-        RenderError naming the dependency, its repository and how to vendor it."""
+    def build_dependencies(self, chart_dir: Path, only: Collection[str] | None = None) -> None:
+        """Make sure every Chart.yaml dependency (or those named in `only`: the ones the
+        member's values enable) is in charts/, offline first. Raises RenderError naming the
+        dependency, its repository and how to vendor it."""
         ...
 
     def dry_run_install(

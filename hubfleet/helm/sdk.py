@@ -9,7 +9,7 @@ its own `helm_python.Config`, closed when the call ends, so members deploy concu
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn
@@ -77,13 +77,14 @@ class SdkEngine:
         with _chart_errors(chart_dir), helm.Chart.load(chart_dir) as chart:
             chart.validate_schema(plain_values(values))
 
-    def build_dependencies(self, chart_dir: Path) -> None:
+    def build_dependencies(self, chart_dir: Path, only: Collection[str] | None = None) -> None:
         resolve_dependencies(
             chart_dir,
             list_dependencies=_dependency_states,
             package_chart=_package,
             pull_chart=_pull if self.fetch_dependencies else None,
             cache_dir=self.chart_cache,
+            only=only,
         )
 
     # --- releases -------------------------------------------------------------------------

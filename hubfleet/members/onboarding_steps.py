@@ -211,7 +211,7 @@ def harbor_secrets(
 ) -> str:
     """Pin the secrets Harbor generated on its first deploy (when the chart deploys Harbor)."""
     from hubfleet.cloud import harbor
-    from hubfleet.files.yamlfile import load_mapping
+    from hubfleet.helm.dependencies import declared_dependencies, enabled_dependencies
     from hubfleet.registry.members import load_registry
     from hubfleet.values.layers import member_values
 
@@ -219,12 +219,11 @@ def harbor_secrets(
     if dry_run and name not in registry.members:
         return "would pin Harbor's generated secrets if the member's chart deploys Harbor"
     member = registry.member(name)
-    chart = repo.root / member.chart / "Chart.yaml"
-    dependencies = load_mapping(chart, repo.relative(chart)).data.get("dependencies") or []
-    if "harbor" not in {d.get("name") for d in dependencies if isinstance(d, Mapping)}:
+    declared = declared_dependencies(repo.root / member.chart)
+    if "harbor" not in {d.get("name") for d in declared}:
         return f"the member's chart ({member.chart}) deploys no Harbor: nothing to pin"
-    section = member_values(repo, member).effective.values.get("harbor")
-    if isinstance(section, Mapping) and section.get("enabled") is False:
+    effective = member_values(repo, member).effective.values
+    if "harbor" not in enabled_dependencies(declared, effective):
         return "Harbor is disabled in the member's values: nothing to pin"
     if dry_run:
         return "would read Harbor's generated secrets after the deploy and pin them"

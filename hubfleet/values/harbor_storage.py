@@ -10,6 +10,7 @@ from typing import Any
 from hubfleet.registry.members import Member
 from hubfleet.registry.storage import bucket_settings
 
+HARBOR_ENABLED = "harborEnabled"  # the umbrella chart's switch for its harbor dependency
 HARBOR_S3 = ("harbor", "persistence", "imageChartStorage", "s3")
 ACCESS_KEY_PATH = (*HARBOR_S3, "accesskey")
 SECRET_KEY_PATH = (*HARBOR_S3, "secretkey")
@@ -38,7 +39,7 @@ def harbor_storage_problem(member: Member, effective: Mapping[str, Any]) -> str 
     """Why the member's Harbor would not have its S3 storage (None when it would, or when
     Harbor is off or keeps images elsewhere): a bucket and both keys must be in the values."""
     harbor = effective.get("harbor")
-    if not isinstance(harbor, Mapping) or harbor.get("enabled") is not True:
+    if effective.get(HARBOR_ENABLED) is not True or not isinstance(harbor, Mapping):
         return None
     storage = harbor.get("persistence", {}).get("imageChartStorage", {})
     if not isinstance(storage, Mapping) or storage.get("type") != "s3":
@@ -48,7 +49,7 @@ def harbor_storage_problem(member: Member, effective: Mapping[str, Any]) -> str 
     if not s3.get("bucket"):
         return (
             f"member {member.name}: Harbor is enabled but has no S3 bucket; add an s3 block "
-            "(endpoint, bucket, vendor) to its registry record, or set harbor.enabled: false"
+            "(endpoint, bucket, vendor) to its registry record, or set harborEnabled: false"
         )
     missing = [key for key in ("accesskey", "secretkey") if not s3.get(key)]
     if missing:

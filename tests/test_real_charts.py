@@ -1,0 +1,136 @@
+"""The umbrella chart with the REAL upstream charts (../shared/charts as the chart cache):
+binderhub (its jupyterhub inside), jupyterhub, harbor, at the versions chart/Chart.yaml pins.
+
+What the stub-chart tests cannot show: the real schemas accept what the umbrella hands them
+(and refuse what they should), a member's stack is rendered whole, nested charts included,
+and `invoke validate` does not say ok where a deploy would fail.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hubfleet.deploy.member import DeployOptions, deploy_member, render_member
+from hubfleet.deploy.validate import validate_federation
+from hubfleet.errors import ConfigError
+from hubfleet.files.repo import DeployRepo
+from hubfleet.helm.dependencies import declared_dependencies
+from hubfleet.helm.sdk import SdkEngine
+from hubfleet.registry.members import load_registry
+from tests.conftest_repo import PROJECT, MakeRepo
+from tests.test_umbrella_chart import ALPHA_HARBOR, ALPHA_S3_REGION, harbor_keys, umbrella_repo
+
+SHARED_CHARTS = PROJECT.parent / "shared" / "charts"
+HUB_SECRETS = {"jupyterhub": {"hub": {"cookieSecret": "a" * 64}}}
+
+
+@pytest.fixture(scope="module")
+def real_charts() -> Path:
+    # beside the repo in every development checkout and in CI: its absence is a failure,
+    # never a skip (these tests are the evidence for every claim about the real charts)
+    assert SHARED_CHARTS.is_dir(), f"{SHARED_CHARTS} is missing: the real upstream charts"
+    return SHARED_CHARTS
+
+
+def test_the_umbrella_pins_the_versions_of_the_real_charts(real_charts: Path) -> None:
+    for dep in declared_dependencies(PROJECT / "chart"):
+        packaged = real_charts / f"{dep['name']}-{dep['version']}.tgz"
+        assert packaged.is_file(), f"chart/Chart.yaml pins {dep['name']} {dep['version']}"
+
+
+def stack_repo(deploy_repo: MakeRepo) -> DeployRepo:
+    """binder: BinderHub (the default); hub: JupyterHub alone; registry: BinderHub and Harbor."""
+    return umbrella_repo(
+        deploy_repo,
+        members={
+            "binder": {"domain": "binder.example.org"},
+            "hub": {"domain": "hub.example.org"},
+            "registry": {"domain": "registry.example.org", "s3": ALPHA_S3_REGION},
+        },
+        values={
+            "binder": {},
+            "hub": {"binderhubEnabled": False, "jupyterhubEnabled": True},
+            "registry": {"harborEnabled": True, "harbor": ALPHA_HARBOR},
+        },
+        secrets={
+            "binder": {"binderhub": HUB_SECRETS},
+            "hub": {"jupyterhub": {"hub": {"cookieSecret": "b" * 64}}},
+            "registry": {"binderhub": HUB_SECRETS, **harbor_keys()},
+        },
+    )
+
+
+def kinds_and_names(objects: list[dict[str, Any]]) -> set[str]:
+    return {f"{o['kind']}/{o['metadata']['name']}" for o in objects}
+
+
+def test_each_member_shape_renders_with_the_real_charts(
+    deploy_repo: MakeRepo, real_charts: Path
+) -> None:
+    repo = stack_repo(deploy_repo)
+    registry = load_registry(repo)
+    engine = SdkEngine(chart_cache=real_charts)
+
+    binder = kinds_and_names(render_member(repo, registry.member("binder"), engine).objects)
+    assert "Deployment/binder" in binder  # BinderHub itself
+    assert "Deployment/hub" in binder  # the jupyterhub chart nested inside binderhub
+    assert not any("harbor" in name for name in binder)
+    vendored = sorted(p.name for p in (repo.root / "chart" / "charts").iterdir())
+    assert vendored == ["binderhub-1.0.0-0.dev.git.3959.hb9fad995.tgz"]  # no harbor, no jupyterhub
+
+    hub = kinds_and_names(render_member(repo, registry.member("hub"), engine).objects)
+    assert "Deployment/hub" in hub and "Deployment/binder" not in hub
+
+    with_harbor = kinds_and_names(render_member(repo, registry.member("registry"), engine).objects)
+    assert "Deployment/binder" in with_harbor
+    assert {"Deployment/registry-harbor-core", "Deployment/registry-harbor-registry"} <= with_harbor
+
+
+def test_validate_passes_the_real_stacks_and_agrees_with_a_dry_run(
+    deploy_repo: MakeRepo, real_charts: Path
+) -> None:
+    repo = stack_repo(deploy_repo)
+    engine = SdkEngine(chart_cache=real_charts)
+    report = validate_federation(repo, engine)
+    assert report.problems == ()
+    assert report.members_checked == ("binder", "hub", "registry")
+    for name in report.members_checked:
+        planned = deploy_member(repo, name, engine, DeployOptions(dry_run=True), say=lambda _: None)
+        assert planned.outcome == "planned"
+
+
+def test_a_key_the_real_binderhub_schema_refuses_fails_validate_and_deploy_alike(
+    deploy_repo: MakeRepo, real_charts: Path
+) -> None:
+    repo = umbrella_repo(
+        deploy_repo,
+        members={"old": {"domain": "old.example.org"}},
+        # the umbrella's switch as it used to be: inside binderhub's own values
+        values={"old": {"binderhub": {"enabled": True}}},
+        secrets={"old": {"binderhub": HUB_SECRETS}},
+    )
+    engine = SdkEngine(chart_cache=real_charts)
+    (problem,) = validate_federation(repo, engine).problems
+    assert problem.startswith("member old: ")
+    assert "binderhub" in problem and "'enabled' not allowed" in problem
+    with pytest.raises(ConfigError) as err:
+        deploy_member(repo, "old", engine, DeployOptions(dry_run=True), say=lambda _: None)
+    assert str(err.value) in problem
+
+
+def test_validate_is_not_green_without_the_charts(deploy_repo: MakeRepo, tmp_path: Path) -> None:
+    repo = stack_repo(deploy_repo)
+    empty = tmp_path / "empty-cache"
+    empty.mkdir()
+    report = validate_federation(repo, SdkEngine(chart_cache=empty))
+    assert len(report.problems) == 3
+    for problem in report.problems:
+        assert "is not in charts/ nor the chart cache" in problem
+    binder, hub, registry = report.problems
+    assert binder.startswith("member binder: ")
+    assert "dependency binderhub 1.0.0-0.dev.git.3959.hb9fad995" in binder
+    assert hub.startswith("member hub: ") and "dependency jupyterhub 4.2.0" in hub
+    assert registry.startswith("member registry: ") and "dependency binderhub" in registry
