@@ -7,9 +7,10 @@ checks it), and each outside library or binary is used in one place only:
     files       the deploy repo on disk: finding it, YAML with line numbers, atomic writes
     registry    config/federation.yaml: members, hosts, roles, Harbor bucket, sizing (jsonschema)
     secrets     sops: decrypt in memory, encrypt, edit; fresh random secrets (sops)
-    values      Helm values layers merged with Helm's rules, origins, masking
     kube        the Kubernetes adapter: credentials, kubeconfigs, client, apply, rollouts (kubernetes)
-    helm        the Helm engine: interface, SDK and CLI engines, dependencies (helm_python, helm)
+    helm        the Helm engine: interface, SDK and CLI engines, dependencies and conditions,
+                values files as Helm reads them (helm_python, helm)
+    values      Helm values layers merged with Helm's rules, origins, masking
     hosts       SSH, pinned host keys, host facts, the step runner (paramiko, fabric)
     cloud       S3, GKE, DNS, OpenTofu, Harbor's secrets, cluster credentials (boto3,
                 google-auth, dnspython, tofu, hcl2)

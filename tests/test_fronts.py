@@ -243,7 +243,7 @@ def test_malformed_values_file_names_file_and_line(deploy_repo: MakeRepo, tmp_pa
     repo = deploy_repo({"alpha": {"domain": "alpha.example.org"}})
     (repo.root / "config" / "alpha.yaml").write_text("hub:\n  replicas: 1\n  image: [unclosed\n")
     line = one_error_line(run_in(repo, ["deploy", "alpha", "--dry-run"], tmp_path))
-    assert line.startswith("error: config/alpha.yaml:4: malformed YAML")
+    assert line.startswith("error: config/alpha.yaml:3: malformed YAML")
 
 
 def test_a_render_error_names_the_template_line(deploy_repo: MakeRepo, tmp_path: Path) -> None:

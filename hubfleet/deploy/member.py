@@ -113,7 +113,7 @@ def render_member(
     repo: DeployRepo,
     member: Member,
     engine: HelmEngine,
-    decrypted: Mapping[Path, Any] | None = None,
+    decrypted: Mapping[Path, str | Exception] | None = None,
 ) -> Rendered:
     """Values, validation, dependencies and render: all a deploy needs before the cluster,
     and all `invoke validate` checks (`decrypted`: the secrets files, decrypted once)."""
@@ -130,7 +130,7 @@ def render_member(
     # first: subcharts carry schemas of their own; only those the values enable are needed
     wanted = enabled_dependencies(declared_dependencies(chart_dir), values.effective.values)
     engine.build_dependencies(chart_dir, only=wanted)
-    engine.validate_values_schema(chart_dir, values.effective.values)
+    engine.validate_values_schema(chart_dir, values.user.values)  # Helm coalesces it
     timings["validate"] = time.perf_counter() - mark
 
     mark = time.perf_counter()

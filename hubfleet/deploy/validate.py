@@ -30,7 +30,10 @@ class ValidationReport:
 
 
 def _check_member_values(
-    repo: DeployRepo, member: Member, engine: HelmEngine, decrypted: Mapping[Path, Any]
+    repo: DeployRepo,
+    member: Member,
+    engine: HelmEngine,
+    decrypted: Mapping[Path, str | Exception],
 ) -> list[str]:
     """Everything a deploy does before the cluster (`render_member`: values, the dependencies
     the values enable, every chart's schema, the render), then Helm's linter."""
@@ -54,16 +57,16 @@ def _check_member_values(
 
 def _decrypt_each_once(
     repo: DeployRepo, members: list[Member], pool: ThreadPoolExecutor
-) -> dict[Path, Any]:
+) -> dict[Path, str | Exception]:
     """Every secrets file the members' layers use, decrypted once (the common one is shared);
     a file that fails maps to its error, reported by each member that needs it."""
     from hubfleet.secrets import sops
 
     files = list(dict.fromkeys(p for m in members for p in secret_layer_files(repo, m)))
 
-    def one(path: Path) -> Any:
+    def one(path: Path) -> str | Exception:
         try:
-            return sops.decrypt_yaml(repo, path)
+            return sops.decrypt(repo, path)
         except HubfleetError as err:
             return err
 

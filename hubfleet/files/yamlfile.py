@@ -104,3 +104,40 @@ def load_mapping(path: Path, shown: str | None = None) -> YamlDocument:
     if not isinstance(doc.data, dict):
         raise ConfigError(f"{shown or path}:1: expected a mapping at the top level")
     return doc
+
+
+def key_lines(text: str) -> tuple[dict[PathKey, int], int | None]:
+    """Where each key and item of a YAML text sits (1-based lines, by path), read without
+    building the data: for values files, whose data Helm's own parser reads. Merge keys (<<)
+    are skipped (the keys they bring in are found under their anchor). When the text does
+    not parse, ({}, the line where PyYAML stopped) so an error can still name a line."""
+    try:
+        node = yaml.compose(text, Loader=_Loader)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        return {}, (mark.line + 1 if mark else None)
+    except yaml.YAMLError:
+        return {}, None
+    lines: dict[PathKey, int] = {}
+
+    def walk(node: yaml.Node, here: PathKey, seen: frozenset[int] = frozenset()) -> None:
+        lines.setdefault(here, node.start_mark.line + 1)
+        if id(node) in seen:  # an alias of a node that holds it: no deeper
+            return
+        seen = seen | {id(node)}
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(
+                    key_node, yaml.ScalarNode
+                ):
+                    continue
+                path = (*here, key_node.value)
+                lines.setdefault(path, key_node.start_mark.line + 1)
+                walk(value_node, path, seen)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                walk(item, (*here, i), seen)
+
+    if node is not None:
+        walk(node, ())
+    return lines, None

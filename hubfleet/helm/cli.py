@@ -14,6 +14,7 @@ import contextlib
 import os
 import shutil
 import subprocess
+import threading
 from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -178,6 +179,7 @@ class CliEngine:
         helm_major: int | None = None,
     ):
         self.environ = dict(environ)
+        self._dependencies_lock = threading.Lock()
         self.chart_cache = chart_cache
         self.fetch_dependencies = fetch_dependencies
         self._helm_major = helm_major
@@ -266,6 +268,11 @@ class CliEngine:
             raise chart_error(chart_dir, proc)
 
     def build_dependencies(self, chart_dir: Path, only: Collection[str] | None = None) -> None:
+        # members validated or deployed at once share a chart's charts/: one at a time
+        with self._dependencies_lock:
+            self._build_dependencies(chart_dir, only)
+
+    def _build_dependencies(self, chart_dir: Path, only: Collection[str] | None = None) -> None:
         def list_dependencies(chart: Path) -> list[DependencyState]:
             proc = self._run(dependency_list_argv(chart, helm=self.helm))
             if proc.returncode != 0:

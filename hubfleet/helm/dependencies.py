@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
 from hubfleet.errors import HubfleetError, RenderError
+from hubfleet.files.atomic import write_atomically
 from hubfleet.helm.engine import DependencyState
 from hubfleet.helm.errors import one_line, shown_path
 
@@ -203,7 +203,7 @@ def _from_cache(
     for candidate in cache_candidates(cache_dir, dep):
         (chart_dir / "charts").mkdir(exist_ok=True)
         target = chart_dir / "charts" / candidate.name
-        shutil.copyfile(candidate, target)
+        write_atomically(target, candidate.read_bytes())  # a reader never sees half a chart
         if _state(chart_dir, dep, list_dependencies) == "ok":
             return True
         os.unlink(target)

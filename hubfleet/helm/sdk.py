@@ -9,6 +9,7 @@ its own `helm_python.Config`, closed when the call ends, so members deploy concu
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -45,6 +46,7 @@ class SdkEngine:
     def __init__(self, *, chart_cache: Path | None = None, fetch_dependencies: bool = False):
         self.chart_cache = chart_cache
         self.fetch_dependencies = fetch_dependencies
+        self._dependencies_lock = threading.Lock()
 
     # --- offline: charts and values -------------------------------------------------------
 
@@ -78,6 +80,11 @@ class SdkEngine:
             chart.validate_schema(plain_values(values))
 
     def build_dependencies(self, chart_dir: Path, only: Collection[str] | None = None) -> None:
+        # members validated or deployed at once share a chart's charts/: one at a time
+        with self._dependencies_lock:
+            self._build_dependencies(chart_dir, only)
+
+    def _build_dependencies(self, chart_dir: Path, only: Collection[str] | None = None) -> None:
         resolve_dependencies(
             chart_dir,
             list_dependencies=_dependency_states,

@@ -116,6 +116,13 @@ def decrypt_mapping(
     return data
 
 
+def decrypt_texts(
+    repo: DeployRepo, paths: Iterable[Path], env: Mapping[str, str] | None = None
+) -> dict[Path, str]:
+    """decrypt for independent files, concurrently; the first failure (in order) is raised."""
+    return _concurrently(lambda path: decrypt(repo, path, env), paths)
+
+
 def decrypt_many(
     repo: DeployRepo, paths: Iterable[Path], env: Mapping[str, str] | None = None
 ) -> dict[Path, Any]:

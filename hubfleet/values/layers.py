@@ -19,7 +19,8 @@ import yaml
 
 from hubfleet.errors import ConfigError, SecretsError
 from hubfleet.files.repo import DeployRepo
-from hubfleet.files.yamlfile import load_mapping
+from hubfleet.files.yamlfile import key_lines
+from hubfleet.helm.values_yaml import parse_values
 from hubfleet.registry.members import Member
 from hubfleet.values.harbor_storage import harbor_storage_values
 from hubfleet.values.merge import MergedValues, ValuesLayer, merge_layers, merge_leaves
@@ -53,12 +54,29 @@ def registry_layer(member: Member, registry_name: str) -> ValuesLayer:
     return ValuesLayer(registry_name, {"hubfleet": facts, **harbor_storage_values(member)})
 
 
+def values_layer(text: str, shown: str, secret: bool = False) -> ValuesLayer:
+    """A layer from a values file's text, read as `helm -f` reads it (Helm's own parser), with
+    the line of each key for messages."""
+    lines, stopped = key_lines(text)
+    return ValuesLayer(shown, parse_values(text, shown, line_hint=stopped), secret, lines)
+
+
+def read_values_file(path: Path, shown: str) -> ValuesLayer:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(f"{shown}: cannot read: {err.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{shown}: not UTF-8 text") from None
+    return values_layer(text, shown)
+
+
 def chart_defaults(repo: DeployRepo, member: Member) -> ValuesLayer:
     path = repo.root / member.chart / "values.yaml"
     shown = repo.relative(path)
     if not path.is_file():
         return ValuesLayer(shown, {})
-    return ValuesLayer(shown, load_mapping(path, shown).data)
+    return read_values_file(path, shown)
 
 
 def ensure_secrets_encrypted(repo: DeployRepo) -> None:
@@ -73,14 +91,6 @@ def ensure_secrets_encrypted(repo: DeployRepo) -> None:
         )
 
 
-def _secret_mapping(data: Any, shown: str) -> Mapping[str, Any]:
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{shown}: expected a mapping of helm values at the top level")
-    return data
-
-
 def secret_layer_files(repo: DeployRepo, member: Member) -> list[Path]:
     """The secrets files among `member`'s layers that exist."""
     files = [repo.common_secret_values(), repo.member_secret_values(member.name)]
@@ -91,33 +101,33 @@ def member_values(
     repo: DeployRepo,
     member: Member,
     registry_name: str = "config/federation.yaml",
-    decrypted: Mapping[Path, Any] | None = None,
+    decrypted: Mapping[Path, str | Exception] | None = None,
 ) -> MemberValues:
-    """Read and merge all layers of `member`. Its secrets files are decrypted concurrently,
-    unless `decrypted` already holds them (a value that is an exception is raised)."""
+    """Read and merge all layers of `member`. Its secrets files are decrypted concurrently (to
+    their text, read like every layer by Helm's parser), unless `decrypted` already holds
+    their texts (a value that is an exception is raised)."""
     from hubfleet.secrets import sops
 
     present = secret_layer_files(repo, member)
     started = time.perf_counter()
     if decrypted is None:
         ensure_secrets_encrypted(repo)
-        decrypted = sops.decrypt_many(repo, present) if present else {}
+        decrypted = sops.decrypt_texts(repo, present) if present else {}
     for path in present:
-        if isinstance(decrypted.get(path), Exception):
-            raise decrypted[path]
+        failed = decrypted.get(path)
+        if isinstance(failed, Exception):
+            raise failed
     decrypt_s = time.perf_counter() - started
 
     def plain(path: Path) -> ValuesLayer | None:
         if not path.is_file():
             return None
-        shown = repo.relative(path)
-        return ValuesLayer(shown, load_mapping(path, shown).data)
+        return read_values_file(path, repo.relative(path))
 
     def secret(path: Path) -> ValuesLayer | None:
         if path not in decrypted:
             return None
-        shown = repo.relative(path)
-        return ValuesLayer(shown, _secret_mapping(decrypted[path], shown), secret=True)
+        return values_layer(str(decrypted[path]), repo.relative(path), secret=True)
 
     defaults = chart_defaults(repo, member)
     ordered = [

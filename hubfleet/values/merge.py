@@ -34,6 +34,8 @@ class ValuesLayer:
     name: str
     data: Mapping[str, Any]
     secret: bool = False
+    # the line of each key in the layer's file, by path (for messages); empty when unknown
+    lines: Mapping[tuple[str | int, ...], int] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
