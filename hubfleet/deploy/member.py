@@ -18,17 +18,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hubfleet.deploy.findings import explain_schema_error
 from hubfleet.deploy.manifests import (
     ObjectChange,
     count_by_kind,
     diff_objects,
     parse_manifests,
 )
-from hubfleet.errors import HubfleetError, RolloutError
+from hubfleet.errors import ConfigError, HubfleetError, RolloutError
 from hubfleet.files.repo import DeployRepo
 from hubfleet.files.yamlfile import load_mapping
 from hubfleet.helm.dependencies import declared_dependencies, enabled_dependencies
 from hubfleet.helm.engine import HelmEngine
+from hubfleet.helm.errors import SchemaError
 from hubfleet.kube.credentials import ClusterCredentials
 from hubfleet.kube.rollout import RolloutState
 from hubfleet.registry.members import Member, load_registry
@@ -130,12 +132,21 @@ def render_member(
     # first: subcharts carry schemas of their own; only those the values enable are needed
     wanted = enabled_dependencies(declared_dependencies(chart_dir), values.effective.values)
     engine.build_dependencies(chart_dir, only=wanted)
-    engine.validate_values_schema(chart_dir, values.user.values)  # Helm coalesces it
-    timings["validate"] = time.perf_counter() - mark
-
-    mark = time.perf_counter()
-    manifests = engine.render(chart_dir, member.release, member.namespace, values.user.values)
-    objects = parse_manifests(manifests)
+    secrets = values.effective.secret_strings()
+    try:
+        engine.validate_values_schema(chart_dir, values.user.values)  # Helm coalesces it
+        timings["validate"] = time.perf_counter() - mark
+        mark = time.perf_counter()
+        manifests = engine.render(chart_dir, member.release, member.namespace, values.user.values)
+        objects = parse_manifests(manifests)
+    except SchemaError as err:
+        # from None: Helm's own text (the cause) may quote a value from a secrets layer
+        raise ConfigError(explain_schema_error(err, values, chart_dir, shown_chart)) from None
+    except HubfleetError as err:  # a template or a rendered manifest may quote a secret
+        text = redact(str(err), secrets)
+        if text == str(err):
+            raise
+        raise type(err)(text) from None
     timings["render"] = time.perf_counter() - mark
     name, version = _chart_meta(chart_dir, shown_chart)
     return Rendered(member, chart_dir, name, version, values, manifests, objects, timings)

@@ -24,7 +24,7 @@ from hubfleet.helm.errors import (
     one_line,
     release_failure,
     render_error_message,
-    schema_error_message,
+    schema_error,
     shown_path,
 )
 
@@ -143,8 +143,9 @@ def chart_error(chart_dir: Path, proc: subprocess.CompletedProcess[str]) -> Hubf
     detail = error_text(proc)
     kind = failure_kind(detail)
     if kind == "values":
-        message = schema_error_message(chart_dir, detail)
-        return ConfigError(message or f"chart {shown_path(chart_dir)}: {one_line(detail)}")
+        return schema_error(chart_dir, detail) or ConfigError(
+            f"chart {shown_path(chart_dir)}: {one_line(detail)}"
+        )
     if kind == "render":
         return RenderError(render_error_message(chart_dir, detail))
     return RenderError(f"chart {shown_path(chart_dir)}: helm failed: {one_line(detail)}")

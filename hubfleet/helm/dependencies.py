@@ -81,6 +81,55 @@ def enabled_dependencies(declared: list[dict[str, Any]], values: Mapping[str, An
     return enabled
 
 
+def _vendored_chart_yaml(chart_dir: Path, name: str) -> dict[str, Any]:
+    """The Chart.yaml of subchart `name` as vendored in charts/ (a directory or a .tgz)."""
+    import tarfile
+
+    import yaml
+
+    charts = chart_dir / "charts"
+    unpacked = charts / name / "Chart.yaml"
+    try:
+        if unpacked.is_file():
+            meta = yaml.safe_load(unpacked.read_text(encoding="utf-8"))
+            return meta if isinstance(meta, dict) else {}
+        for archive in sorted(charts.glob(f"{name}-*.tgz")):
+            with tarfile.open(archive) as tar:
+                member = tar.extractfile(f"{name}/Chart.yaml")
+                if member is not None:
+                    meta = yaml.safe_load(member.read().decode("utf-8"))
+                    return meta if isinstance(meta, dict) else {}
+    except (OSError, KeyError, tarfile.TarError, yaml.YAMLError, UnicodeDecodeError):
+        return {}
+    return {}
+
+
+def subchart_paths(chart_dir: Path, values: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Where the values of each subchart the values enable sit, dotted, by the chart name
+    Helm's messages use: for the umbrella with BinderHub on, `binderhub` -> ["binderhub"] and
+    `jupyterhub` -> ["binderhub.jupyterhub"] (the hub nested in binderhub). Nested charts are
+    read from the vendored charts (their own charts/ is inside the archive)."""
+    found: dict[str, list[str]] = {}
+
+    def walk(
+        declared: list[dict[str, Any]], here: Mapping[str, Any], prefix: str, vendored: Path | None
+    ) -> None:
+        for name in enabled_dependencies(declared, here):
+            dep = next(d for d in declared if str(d.get("name")) == name)
+            key = str(dep.get("alias") or name)
+            path = f"{prefix}.{key}" if prefix else key
+            found.setdefault(name, []).append(path)
+            if vendored is None:
+                continue
+            meta = _vendored_chart_yaml(vendored, name)
+            nested = [d for d in meta.get("dependencies") or [] if isinstance(d, dict)]
+            below = here.get(key)
+            walk(nested, below if isinstance(below, Mapping) else {}, path, None)
+
+    walk(declared_dependencies(chart_dir), values, "", chart_dir)
+    return found
+
+
 def cache_candidates(cache_dir: Path | None, dep: DependencyState) -> list[Path]:
     """Packaged charts in the cache that may satisfy `dep`: the exact version first."""
     if cache_dir is None or not cache_dir.is_dir():

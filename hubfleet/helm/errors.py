@@ -9,6 +9,7 @@ line, values.schema.json failures naming the key, release failures naming the me
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -111,7 +112,7 @@ def release_failure(
     where = f"{cluster_label(creds)}: release {release} in namespace {namespace}"
     kind = failure_kind(detail)
     if kind == "values" and chart_dir is not None:
-        return ConfigError(schema_error_message(chart_dir, detail) or f"{where}: {action}: {text}")
+        return schema_error(chart_dir, detail) or ConfigError(f"{where}: {action}: {text}")
     if kind == "render" and chart_dir is not None:
         return RenderError(render_error_message(chart_dir, detail))
     if kind == "unreachable":
@@ -127,33 +128,70 @@ def release_failure(
 _SCHEMA_ENTRY = re.compile(r"^- at '(?P<path>[^']*)':\s*(?P<message>.*)$")
 
 
-def schema_error_message(chart_dir: Path, detail: str) -> str | None:
-    """The one-line ConfigError text for a values.schema.json failure, None if it is not one.
+@dataclass(frozen=True)
+class SchemaFinding:
+    """One thing a values.schema.json refused: in chart `chart` (the chart Helm names, the
+    parent's own name for the parent), at `keys` under that chart's values, and why."""
 
-    Helm reports `<chart>:` then `- at '/a/b': <why>` per violation; keys are shown dotted as
-    in a values file, subchart keys under the subchart's name.
-    """
-    root = chart_name(chart_dir)
-    chart = root
-    problems: list[str] = []
+    chart: str
+    keys: tuple[str, ...]
+    message: str
+
+
+class SchemaError(ConfigError):
+    """Values refused by a chart's (or a subchart's) values.schema.json, finding by finding."""
+
+    def __init__(self, message: str, chart_dir: Path, findings: list[SchemaFinding]):
+        super().__init__(message)
+        self.chart_dir = chart_dir
+        self.findings = tuple(findings)
+
+
+def schema_findings(chart_dir: Path, detail: str) -> list[SchemaFinding]:
+    """Helm's schema failure text as findings: `<chart>:` then `- at '/a/b': <why>` per
+    violation. A missing required key and a key the schema does not allow are findings at
+    that key."""
+    chart = chart_name(chart_dir)
+    found: list[SchemaFinding] = []
     for raw in str(detail).splitlines():
         line = raw.strip()
         entry = _SCHEMA_ENTRY.match(line)
         if entry:
-            keys = [k for k in entry["path"].split("/") if k]
+            keys = tuple(k for k in entry["path"].split("/") if k)
             message = entry["message"]
             missing = re.fullmatch(r"missing propert(?:y|ies) (.+)", message)
+            extra = re.fullmatch(r"additional propert(?:y|ies) (.+) not allowed", message)
             if missing:
-                names = re.findall(r"'([^']*)'", missing[1]) or [missing[1]]
-                for name in names:
-                    problems.append(f"{_key(chart, root, [*keys, name])}: required but missing")
-                continue
-            problems.append(f"{_key(chart, root, keys)}: {message}")
+                for name in re.findall(r"'([^']*)'", missing[1]) or [missing[1]]:
+                    found.append(SchemaFinding(chart, (*keys, name), "required but missing"))
+            elif extra:
+                for name in re.findall(r"'([^']*)'", extra[1]) or [extra[1]]:
+                    found.append(SchemaFinding(chart, (*keys, name), "not a key this chart has"))
+            else:
+                found.append(SchemaFinding(chart, keys, message))
         elif line.endswith(":") and not line.startswith("-") and " " not in line:
             chart = line[:-1]
-    if not problems:
+    return found
+
+
+def schema_error(chart_dir: Path, detail: str) -> SchemaError | None:
+    """The SchemaError for a values.schema.json failure (None if `detail` is not one); its
+    message names each key dotted as in a values file, a subchart's under its chart's name."""
+    findings = schema_findings(chart_dir, detail)
+    if not findings:
         return None
-    return f"chart {shown_path(chart_dir)}: values fail values.schema.json: {'; '.join(problems)}"
+    root = chart_name(chart_dir)
+    problems = [f"{_key(f.chart, root, list(f.keys))}: {f.message}" for f in findings]
+    message = (
+        f"chart {shown_path(chart_dir)}: values fail values.schema.json: {'; '.join(problems)}"
+    )
+    return SchemaError(message, chart_dir, findings)
+
+
+def schema_error_message(chart_dir: Path, detail: str) -> str | None:
+    """The one-line text of `schema_error`, None if `detail` is not a schema failure."""
+    found = schema_error(chart_dir, detail)
+    return str(found) if found else None
 
 
 def _key(chart: str, root: str, keys: list[str]) -> str:

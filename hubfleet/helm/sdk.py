@@ -32,7 +32,7 @@ from hubfleet.helm.errors import (
     one_line,
     release_failure,
     render_error_message,
-    schema_error_message,
+    schema_error,
     shown_path,
 )
 from hubfleet.kube.credentials import ClusterCredentials, kubeconfig_file
@@ -316,8 +316,9 @@ def _raise_chart_error(chart_dir: Path, err: helm.HelmError) -> NoReturn:
     detail = str(err)
     shown = shown_path(chart_dir)
     if isinstance(err, helm.HelmValuesError):
-        message = schema_error_message(chart_dir, detail)
-        raise ConfigError(message or f"chart {shown}: values rejected: {one_line(detail)}") from err
+        raise schema_error(chart_dir, detail) or ConfigError(
+            f"chart {shown}: values rejected: {one_line(detail)}"
+        ) from err
     if isinstance(err, helm.HelmRenderError):
         raise RenderError(render_error_message(chart_dir, detail)) from err
     if isinstance(err, helm.HelmChartLoadError | helm.HelmChartInvalidError | helm.HelmIOError):
