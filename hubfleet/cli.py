@@ -102,14 +102,16 @@ def show_values(member: str, show_origin: bool = False) -> None:
     print(values_as_yaml(member_values(repo, record).effective, show_origin), end="")
 
 
-def run_validate(member: str | None = None) -> None:
+def run_validate(member: str | None = None, strict: bool = False) -> None:
     import os
 
     from hubfleet.deploy.validate import validate_federation
     from hubfleet.files.repo import find_repo
     from hubfleet.helm import engine_from_env
 
-    report = validate_federation(find_repo(), engine_from_env(os.environ), member)
+    report = validate_federation(find_repo(), engine_from_env(os.environ), member, strict=strict)
+    for warning in report.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     for problem in report.problems:
         print(problem, file=sys.stderr)
     if not report.ok:

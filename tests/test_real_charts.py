@@ -137,3 +137,47 @@ def test_validate_is_not_green_without_the_charts(deploy_repo: MakeRepo, tmp_pat
     assert "dependency binderhub 1.0.0-0.dev.git.3959.hb9fad995" in binder
     assert hub.startswith("member hub: ") and "dependency jupyterhub 4.2.0" in hub
     assert registry.startswith("member registry: ") and "dependency binderhub" in registry
+
+
+def test_keys_no_chart_reads_are_warnings_with_file_and_line(
+    deploy_repo: MakeRepo, real_charts: Path
+) -> None:
+    repo = umbrella_repo(
+        deploy_repo,
+        members={"typo": {"domain": "typo.example.org"}},
+        values={
+            "typo": {
+                "binderhubb": {"replicas": 2},  # a typo'd top-level key
+                "jupyterhub": {"hub": {"config": {"X": 1}}},  # the standalone hub is off
+                "harbor": {"externalURL": "https://registry.typo.example.org"},  # Harbor is off
+                "binderhub": {"config": {"BinderHub": {"hub_url": "https://hub.typo"}}},
+            }
+        },
+        secrets={"typo": {"binderhub": HUB_SECRETS}},
+    )
+    engine = SdkEngine(chart_cache=real_charts)
+    report = validate_federation(repo, engine)
+    assert report.problems == ()
+    # in the file's order (the fixture writes keys sorted); hub_url is under a map the
+    # binderhub schema leaves open, so it is binderhub's to read
+    assert report.warnings == (
+        "config/typo.yaml:5: binderhubb: no chart of member typo reads it",
+        "config/typo.yaml:8: harbor.externalURL: no chart of member typo reads it "
+        "(harbor is off for this member)",
+        "config/typo.yaml:9: jupyterhub: no chart of member typo reads it "
+        "(jupyterhub is off for this member)",
+    )
+    strict = validate_federation(repo, engine, strict=True)
+    assert strict.problems == report.warnings and strict.warnings == ()
+    said: list[str] = []
+    deploy_member(repo, "typo", engine, DeployOptions(dry_run=True), say=said.append)
+    assert [line for line in said if line.startswith("warning: ")] == [
+        f"warning: {line}" for line in report.warnings
+    ]
+
+
+def test_the_real_stacks_read_every_key_their_files_set(
+    deploy_repo: MakeRepo, real_charts: Path
+) -> None:
+    report = validate_federation(stack_repo(deploy_repo), SdkEngine(chart_cache=real_charts))
+    assert report.warnings == ()

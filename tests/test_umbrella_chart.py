@@ -186,6 +186,7 @@ def umbrella_repo(
         members={name: {"chart": "chart", **record} for name, record in members.items()},
         values=values,
         secrets=secrets,
+        common={"binderhubEnabled": True},  # the chart's default, said once for every member
     )
     shutil.copytree(CHART, repo.root / "chart", ignore=shutil.ignore_patterns("charts"))
     return repo

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from hubfleet.helm.dependencies import subchart_paths
 from hubfleet.helm.errors import SchemaError, chart_name
+from hubfleet.helm.stack import StackChart
 from hubfleet.values.layers import MemberValues
 from hubfleet.values.merge import ValuesLayer, get_path, redact
 
@@ -71,3 +73,66 @@ def explain_schema_error(
         problems.append(f"{dotted}: {finding.message} ({where_from(values, keys)})")
     text = f"chart {shown_chart}/: values fail values.schema.json: {'; '.join(problems)}"
     return redact(text, values.effective.secret_strings())
+
+
+def _properties(schema: Any) -> Mapping[str, Any]:
+    found = schema.get("properties") if isinstance(schema, Mapping) else None
+    return found if isinstance(found, Mapping) else {}
+
+
+def _open(schema: Any) -> bool:
+    """The schema lets this map hold keys it does not name (additionalProperties: true or a
+    schema): what is below is the chart's to read, whatever it is called."""
+    extra = schema.get("additionalProperties") if isinstance(schema, Mapping) else None
+    return extra is True or isinstance(extra, Mapping)
+
+
+def unread_values(values: MemberValues, stack: list[StackChart], member: str) -> list[str]:
+    """Keys set in the member's layer files that no chart of its stack reads: neither in the
+    chart's values.yaml nor among its schema's properties (where a default or the schema
+    leaves a map open, anything below it is the chart's to read). One line each, file:line."""
+    charts_at = {chart.path: chart for chart in stack}
+    declared = {str(d.get("alias") or d.get("name")) for d in stack[0].dependencies}
+    found: list[str] = []
+
+    def walk(
+        layer: ValuesLayer,
+        data: Mapping[str, Any],
+        path: Keys,
+        owner: StackChart,
+        defaults: Any,
+        schema: Any,
+    ) -> None:
+        for key, value in data.items():
+            here = (*path, str(key))
+            if here in charts_at:
+                chart = charts_at[here]
+                if isinstance(value, Mapping):
+                    walk(layer, value, here, chart, chart.defaults, chart.schema)
+                continue
+            if not path and key in ("global", "tags"):
+                continue
+            in_defaults = isinstance(defaults, Mapping) and key in defaults
+            sub_schema = _properties(schema).get(key)
+            if not in_defaults and sub_schema is None and str(key) in owner.template_words:
+                continue  # read by a template though not declared: below is the chart's
+            if not in_defaults and sub_schema is None:
+                line = _line(layer, here)
+                where = f"{layer.name}:{line}" if line else layer.name
+                off = here[0] in declared and (here[0],) not in charts_at
+                off_note = f" ({here[0]} is off for this member)" if off else ""
+                found.append(
+                    f"{where}: {'.'.join(here)}: no chart of member {member} reads it{off_note}"
+                )
+                continue
+            below = defaults.get(key) if in_defaults else None
+            open_map = _open(sub_schema) or (
+                not (isinstance(below, Mapping) and below) and not _properties(sub_schema)
+            )
+            if isinstance(value, Mapping) and not open_map:
+                child = below if isinstance(below, Mapping) else {}
+                walk(layer, value, here, owner, child, sub_schema)
+
+    for layer in values.layers[2:]:  # the operators' files (not the defaults, nor the registry's)
+        walk(layer, layer.data, (), stack[0], stack[0].defaults, stack[0].schema)
+    return found

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hubfleet.deploy.findings import explain_schema_error
+from hubfleet.deploy.findings import explain_schema_error, unread_values
 from hubfleet.deploy.manifests import (
     ObjectChange,
     count_by_kind,
@@ -31,6 +31,7 @@ from hubfleet.files.yamlfile import load_mapping
 from hubfleet.helm.dependencies import declared_dependencies, enabled_dependencies
 from hubfleet.helm.engine import HelmEngine
 from hubfleet.helm.errors import SchemaError
+from hubfleet.helm.stack import chart_stack
 from hubfleet.kube.credentials import ClusterCredentials
 from hubfleet.kube.rollout import RolloutState
 from hubfleet.registry.members import Member, load_registry
@@ -66,6 +67,8 @@ class Rendered:
     manifests: dict[str, str]
     objects: list[dict[str, Any]]
     timings: dict[str, float] = field(default_factory=dict)
+    # keys of the member's files that no chart of its stack reads, one line each (file:line)
+    unread: tuple[str, ...] = ()
 
     def secret_strings(self) -> set[str]:
         return self.values.effective.secret_strings()
@@ -149,7 +152,10 @@ def render_member(
         raise type(err)(text) from None
     timings["render"] = time.perf_counter() - mark
     name, version = _chart_meta(chart_dir, shown_chart)
-    return Rendered(member, chart_dir, name, version, values, manifests, objects, timings)
+    unread = unread_values(values, chart_stack(chart_dir, values.effective.values), member.name)
+    return Rendered(
+        member, chart_dir, name, version, values, manifests, objects, timings, tuple(unread)
+    )
 
 
 def plan_text(repo: DeployRepo, rendered: Rendered) -> str:
@@ -198,6 +204,8 @@ def deploy_member(
     registry = load_registry(repo)
     member = registry.member(name)
     rendered = render_member(repo, member, engine)
+    for line in rendered.unread:
+        say(f"warning: {line}")
     secrets = rendered.secret_strings()
 
     if options.dry_run:

@@ -23,6 +23,7 @@ from hubfleet.values.layers import ensure_secrets_encrypted, secret_layer_files
 class ValidationReport:
     members_checked: tuple[str, ...]
     problems: tuple[str, ...]
+    warnings: tuple[str, ...] = ()  # keys no chart reads (errors with --strict)
 
     @property
     def ok(self) -> bool:
@@ -34,25 +35,25 @@ def _check_member_values(
     member: Member,
     engine: HelmEngine,
     decrypted: Mapping[Path, str | Exception],
-) -> list[str]:
+) -> tuple[list[str], list[str]]:
     """Everything a deploy does before the cluster (`render_member`: values, the dependencies
-    the values enable, every chart's schema, the render), then Helm's linter."""
+    the values enable, every chart's schema, the render), then Helm's linter: the problems,
+    and the keys no chart reads (warnings)."""
     chart_dir = repo.root / member.chart
     try:
         rendered = render_member(repo, member, engine, decrypted=decrypted)
         findings = engine.lint(chart_dir, rendered.values.user.values)
     except HubfleetError as err:
         message = str(err)
-        return [
-            message
-            if message.startswith(f"member {member.name}:")
-            else f"member {member.name}: {message}"
-        ]
-    return [
+        if not message.startswith(f"member {member.name}:"):
+            message = f"member {member.name}: {message}"
+        return [message], []
+    problems = [
         f"member {member.name}: chart {repo.relative(chart_dir)}: lint {f.path}: {f.message}"
         for f in findings
         if f.severity == "error"
     ]
+    return problems, list(rendered.unread)
 
 
 def _decrypt_each_once(
@@ -90,10 +91,15 @@ def _stack_problems(repo: DeployRepo, doc: Any, members: list[Member]) -> list[s
 
 
 def validate_federation(
-    repo: DeployRepo, engine: HelmEngine, only: str | None = None, workers: int = 8
+    repo: DeployRepo,
+    engine: HelmEngine,
+    only: str | None = None,
+    workers: int = 8,
+    strict: bool = False,
 ) -> ValidationReport:
-    """Check the whole registry, then the values of `only` (or of every valid member):
-    against the chart's values.schema.json, and by Helm's linter with those values."""
+    """Check the whole registry, then the values of `only` (or of every valid member): as a
+    deploy would, up to the cluster, and by Helm's linter. Keys no chart reads are warnings,
+    problems with `strict`."""
     doc, problems = check_registry(repo)
     lines = [str(p) for p in problems]
     members = doc.data.get("members") if isinstance(doc.data, dict) else None
@@ -111,6 +117,9 @@ def validate_federation(
     with ThreadPoolExecutor(max_workers=workers) as pool:
         decrypted = _decrypt_each_once(repo, chosen, pool)
         results = list(pool.map(lambda m: _check_member_values(repo, m, engine, decrypted), chosen))
-    lines += [line for found in results for line in found]
+    lines += [line for found, _ in results for line in found]
+    unread = [line for _, found in results for line in found]
     lines += _stack_problems(repo, doc, chosen)
-    return ValidationReport(tuple(names), tuple(lines))
+    if strict:
+        return ValidationReport(tuple(names), tuple(lines + unread))
+    return ValidationReport(tuple(names), tuple(lines), tuple(unread))

@@ -58,11 +58,18 @@ def values(c: Context, member: str, show_origin: bool = False, debug: bool = Fal
     optional=["member"],
     help={
         "member": "check only this member's values (the registry is always checked whole)",
+        "strict": "make keys that no chart of a member's stack reads errors, not warnings",
         "debug": DEBUG_HELP,
     },
 )
-def validate(c: Context, member: str | None = None, debug: bool = False) -> None:
-    """Check the registry (every member) and each member's merged values against its chart."""
+def validate(
+    c: Context, member: str | None = None, strict: bool = False, debug: bool = False
+) -> None:
+    """Check the registry and each member's values as a deploy would, up to the cluster.
+
+    Per member: its values layers read as Helm reads them, the dependencies they enable from
+    the chart cache, every chart's values.schema.json, the render, Helm's linter. Keys that no
+    chart of the member's stack reads are warnings (errors with --strict)."""
     from hubfleet.cli import run_validate
 
-    run_front(lambda: run_validate(member), debug)
+    run_front(lambda: run_validate(member, strict), debug)

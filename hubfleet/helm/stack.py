@@ -1,0 +1,142 @@
+"""A member's chart stack as data: the parent chart and every subchart its values enable (nested
+ones too), each with where its values sit in the parent's, its default values and its
+values.schema.json. Read from the chart directory and the charts vendored in its charts/ (a
+directory, or a .tgz whose own subcharts are inside it), without rendering anything.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tarfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hubfleet.helm.dependencies import declared_dependencies, enabled_dependencies
+from hubfleet.helm.values_yaml import parse_values
+
+_WORD = re.compile(r'\.([A-Za-z_][A-Za-z0-9_]*)|"([A-Za-z_][A-Za-z0-9_.-]*)"')
+
+
+@dataclass(frozen=True)
+class StackChart:
+    name: str
+    path: tuple[str, ...]  # where its values sit in the parent chart's values; () for the parent
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    schema: Mapping[str, Any] | None = None
+    dependencies: tuple[dict[str, Any], ...] = ()
+    # every name its templates use after a dot or as a quoted word (`.Values.hub.config`,
+    # `index $x "accesskey"`): keys a chart reads without declaring them in values.yaml
+    template_words: frozenset[str] = frozenset()
+
+
+def _files_of(chart_dir: Path, name: str) -> dict[str, bytes]:
+    """The files of vendored subchart `name` that say what it reads, by path inside it
+    ("values.yaml", "charts/jupyterhub/values.yaml", ...)."""
+    wanted = ("Chart.yaml", "values.yaml", "values.schema.json")
+
+    def keep(inside: str) -> bool:
+        last = inside.rsplit("/", 1)[-1]
+        return last in wanted or (
+            "templates/" in inside and last.endswith((".yaml", ".tpl", ".yml", ".txt"))
+        )
+
+    charts = chart_dir / "charts"
+    found: dict[str, bytes] = {}
+    unpacked = charts / name
+    if (unpacked / "Chart.yaml").is_file():
+        for path in unpacked.rglob("*"):
+            if path.is_file() and keep(str(path.relative_to(unpacked))):
+                found[str(path.relative_to(unpacked))] = path.read_bytes()
+        return found
+    for archive in sorted(charts.glob(f"{name}-*.tgz")):
+        try:
+            with tarfile.open(archive) as tar:
+                for member in tar.getmembers():
+                    inside = member.name.split("/", 1)
+                    if member.isfile() and len(inside) == 2 and keep(inside[1]):
+                        data = tar.extractfile(member)
+                        if data is not None:
+                            found[inside[1]] = data.read()
+        except (OSError, tarfile.TarError):
+            continue
+        if found:
+            return found
+    return found
+
+
+def _chart(name: str, path: tuple[str, ...], files: Mapping[str, bytes], prefix: str) -> StackChart:
+    import yaml
+
+    def text(file: str) -> str | None:
+        raw = files.get(prefix + file)
+        return raw.decode("utf-8", errors="replace") if raw is not None else None
+
+    values_text = text("values.yaml")
+    schema_text = text("values.schema.json")
+    meta_text = text("Chart.yaml")
+    try:
+        meta = yaml.safe_load(meta_text) if meta_text else {}
+    except yaml.YAMLError:
+        meta = {}
+    deps = meta.get("dependencies") if isinstance(meta, dict) else None
+    try:
+        schema = json.loads(schema_text) if schema_text else None
+    except ValueError:
+        schema = None
+    words: set[str] = set()
+    own_templates = f"{prefix}templates/"
+    for file, raw in files.items():
+        if file.startswith(own_templates):
+            words.update(_WORD.findall(raw.decode("utf-8", errors="replace")))
+    return StackChart(
+        name=name,
+        path=path,
+        defaults=parse_values(values_text, f"{name}/values.yaml") if values_text else {},
+        schema=schema if isinstance(schema, dict) else None,
+        dependencies=tuple(d for d in deps or [] if isinstance(d, dict)),
+        template_words=frozenset(w for pair in words for w in pair if w),
+    )
+
+
+def chart_stack(chart_dir: Path, values: Mapping[str, Any]) -> list[StackChart]:
+    """The parent chart and the subcharts `values` (merged over the parent's defaults) enable."""
+    parent_files = {
+        name: (chart_dir / name).read_bytes()
+        for name in ("Chart.yaml", "values.yaml", "values.schema.json")
+        if (chart_dir / name).is_file()
+    }
+    for template in sorted((chart_dir / "templates").glob("*")):
+        if template.is_file():
+            parent_files[f"templates/{template.name}"] = template.read_bytes()
+    parent = _chart("", (), parent_files, "")
+    parent = StackChart(
+        parent.name,
+        (),
+        parent.defaults,
+        parent.schema,
+        tuple(declared_dependencies(chart_dir)),
+        parent.template_words,
+    )
+    stack = [parent]
+
+    def walk(
+        owner: StackChart, here: Mapping[str, Any], files: Mapping[str, bytes] | None, prefix: str
+    ) -> None:
+        for name in enabled_dependencies(list(owner.dependencies), here):
+            dep = next(d for d in owner.dependencies if str(d.get("name")) == name)
+            key = str(dep.get("alias") or name)
+            own_files: Mapping[str, bytes]
+            if files is None:  # a subchart of the parent: its own vendored files
+                own_files, own_prefix = _files_of(chart_dir, name), ""
+            else:  # nested inside a subchart's files
+                own_files, own_prefix = files, f"{prefix}charts/{name}/"
+            chart = _chart(name, (*owner.path, key), own_files, own_prefix)
+            stack.append(chart)
+            below = here.get(key)
+            walk(chart, below if isinstance(below, Mapping) else {}, own_files, own_prefix)
+
+    walk(parent, values, None, "")
+    return stack
