@@ -17,15 +17,16 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
-from typing import IO, Any, TypeVar
-
-from rich.console import Console as RichConsole
-from rich.live import Live
-from rich.table import Table
-from rich.text import Text
+from functools import cached_property
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from hubfleet.hosts.steps import StepFailed, StepReport, report_line, step_counts
 from hubfleet.kube.rollout import RolloutState
+
+if TYPE_CHECKING:  # rich is imported when first drawn: a plain run (CI, pipes) never loads it
+    from rich.console import Console as RichConsole
+    from rich.live import Live
+    from rich.table import Table
 
 PLAIN_WIDTH = 80
 P = TypeVar("P", "StepProgress", "RolloutProgress")
@@ -45,7 +46,12 @@ class Console:
         if self.live is None:
             isatty = getattr(self.stream, "isatty", None)
             self.live = bool(isatty and isatty())
-        self._rich = RichConsole(
+
+    @cached_property
+    def _rich(self) -> RichConsole:
+        from rich.console import Console as RichConsole
+
+        return RichConsole(
             file=self.stream,
             force_terminal=self.live,
             width=self.width or (None if self.live else PLAIN_WIDTH),
@@ -60,6 +66,11 @@ class Console:
     def say(self, line: str) -> None:
         """One line, above any live display."""
         with self._lock:
+            if self._active is None and not self.live:
+                print(line, file=self.stream, flush=True)
+                return
+            from rich.text import Text
+
             if self._active is not None:
                 self._active.console.print(Text(line), soft_wrap=True)
             else:
@@ -91,6 +102,8 @@ class Console:
             self.say(what)
             yield
             return
+        from rich.text import Text
+
         with self._rich.status(Text(what)):
             yield
 
@@ -115,6 +128,8 @@ class Console:
         if not self.live:
             yield lambda: None
             return
+        from rich.live import Live
+
         with Live(render(), console=self._rich, refresh_per_second=8, transient=True) as live:
             self._active = live
 
@@ -129,6 +144,9 @@ class Console:
 
 def make_table(columns: Sequence[str], rows: Sequence[Sequence[object]]) -> Table:
     """A plain table: header, rows, long cells folded within their column."""
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(
         box=None, pad_edge=False, show_edge=False, collapse_padding=True, header_style="bold"
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -393,3 +394,19 @@ def test_a_secret_failing_a_schema_pattern_is_never_printed(
         assert secret not in done.stdout + done.stderr, argv
     dry_run = one_error_line(run_in(repo, ["deploy", "alpha", "--dry-run"], tmp_path))
     assert dry_run == "error: " + validate.stderr.splitlines()[0].removeprefix("member alpha: ")
+
+
+def test_validate_lints_each_chart_once(deploy_repo: MakeRepo, tmp_path: Path) -> None:
+    repo = deploy_repo(
+        {"alpha": {"domain": "alpha.example.org"}, "beta": {"domain": "beta.example.org"}}
+    )
+    chart_yaml = repo.root / "charts" / "demo" / "Chart.yaml"
+    text = re.sub(r"(?m)^icon: .*$", "icon: not a url", chart_yaml.read_text())
+    chart_yaml.write_text(text)
+    done = run_in(repo, ["validate"], tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "chart charts/demo: lint Chart.yaml: invalid icon URL 'not a url' "
+        "(with the values of member alpha)",
+        "error: 1 problem(s) found",
+    ]

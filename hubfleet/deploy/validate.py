@@ -35,25 +35,43 @@ def _check_member_values(
     member: Member,
     engine: HelmEngine,
     decrypted: Mapping[Path, str | Exception],
-) -> tuple[list[str], list[str]]:
+) -> tuple[list[str], list[str], Mapping[str, Any] | None]:
     """Everything a deploy does before the cluster (`render_member`: values, the dependencies
-    the values enable, every chart's schema, the render), then Helm's linter: the problems,
-    and the keys no chart reads (warnings)."""
-    chart_dir = repo.root / member.chart
+    the values enable, every chart's schema, the render): the problems, the keys no chart
+    reads (warnings), and the values Helm was handed (None when it got none)."""
     try:
         rendered = render_member(repo, member, engine, decrypted=decrypted)
-        findings = engine.lint(chart_dir, rendered.values.user.values)
     except HubfleetError as err:
         message = str(err)
         if not message.startswith(f"member {member.name}:"):
             message = f"member {member.name}: {message}"
-        return [message], []
-    problems = [
-        f"member {member.name}: chart {repo.relative(chart_dir)}: lint {f.path}: {f.message}"
-        for f in findings
-        if f.severity == "error"
-    ]
-    return problems, list(rendered.unread)
+        return [message], [], None
+    return [], list(rendered.unread), rendered.values.user.values
+
+
+def _lint_each_chart_once(
+    repo: DeployRepo, engine: HelmEngine, linted: list[tuple[Member, Mapping[str, Any]]]
+) -> list[str]:
+    """Helm's linter, once per chart (with the values of the first member using it): what it
+    finds beyond the render (Chart.yaml, the chart's files) is the chart's, not a member's,
+    and a second run on the same chart would render it all again."""
+    first: dict[str, tuple[Member, Mapping[str, Any]]] = {}
+    for member, values in linted:
+        first.setdefault(member.chart, (member, values))
+    problems = []
+    for chart, (member, values) in first.items():
+        chart_dir = repo.root / chart
+        try:
+            findings = engine.lint(chart_dir, values)
+        except HubfleetError as err:
+            problems.append(f"chart {chart}: lint: {err}")
+            continue
+        problems += [
+            f"chart {chart}: lint {f.path}: {f.message} (with the values of member {member.name})"
+            for f in findings
+            if f.severity == "error"
+        ]
+    return problems
 
 
 def _decrypt_each_once(
@@ -117,8 +135,10 @@ def validate_federation(
     with ThreadPoolExecutor(max_workers=workers) as pool:
         decrypted = _decrypt_each_once(repo, chosen, pool)
         results = list(pool.map(lambda m: _check_member_values(repo, m, engine, decrypted), chosen))
-    lines += [line for found, _ in results for line in found]
-    unread = [line for _, found in results for line in found]
+    lines += [line for found, _, _ in results for line in found]
+    unread = [line for _, found, _ in results for line in found]
+    rendered = [(m, values) for m, (_, _, values) in zip(chosen, results, strict=True) if values]
+    lines += _lint_each_chart_once(repo, engine, rendered)
     lines += _stack_problems(repo, doc, chosen)
     if strict:
         return ValidationReport(tuple(names), tuple(lines + unread))
