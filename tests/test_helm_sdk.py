@@ -234,8 +234,8 @@ def test_unvendored_remote_dependency_fails_with_the_repo_and_how_to_vendor(
     assert "dependency jupyterhub 4.1.0 from https://hub.jupyter.org/helm-chart/" in message
     assert "fetching is off (HUBFLEET_HELM_FETCH=1 allows it)" in message
     assert message.endswith(
-        "vendor it: helm pull jupyterhub --repo https://hub.jupyter.org/helm-chart/ "
-        f"--version '4.1.0' -d {shown_path(chart)}/charts"
+        "fetch it: invoke charts.update (or vendor it: helm pull jupyterhub --repo "
+        f"https://hub.jupyter.org/helm-chart/ --version '4.1.0' -d {shown_path(chart)}/charts)"
     )
     assert not (chart / "charts").exists()  # nothing half-done left behind
 

@@ -19,6 +19,7 @@ from hubfleet.errors import HubfleetError, RenderError
 from hubfleet.files.atomic import write_atomically
 from hubfleet.helm.engine import DependencyState
 from hubfleet.helm.errors import one_line, shown_path
+from hubfleet.helm.lock import digest_problem
 
 
 def chart_cache_from_env(environ: Mapping[str, str]) -> Path | None:
@@ -165,7 +166,8 @@ def missing_dependency_message(
     )
     return (
         f"chart {shown_path(chart_dir)}: dependency {dep.name} {dep.version} from {dep.repository} "
-        f"is not in {where} and {why}; vendor it: {vendor_hint(chart_dir, dep)}"
+        f"is not in {where} and {why}; fetch it: invoke charts.update "
+        f"(or vendor it: {vendor_hint(chart_dir, dep)})"
     )
 
 
@@ -250,6 +252,9 @@ def _from_cache(
 ) -> bool:
     """Copy cache candidates into charts/ until one satisfies `dep` (Helm decides what does)."""
     for candidate in cache_candidates(cache_dir, dep):
+        problem = digest_problem(chart_dir, dep.name, dep.version, candidate)
+        if problem is not None:
+            raise RenderError(f"chart {shown_path(chart_dir)}: {problem}")
         (chart_dir / "charts").mkdir(exist_ok=True)
         target = chart_dir / "charts" / candidate.name
         write_atomically(target, candidate.read_bytes())  # a reader never sees half a chart

@@ -253,6 +253,11 @@ def _package(source: Path, destination: Path) -> None:
         helm.package(source, destination=destination)
 
 
+def pull_chart(name: str, version: str, repository: str, destination: Path) -> None:
+    """Fetch chart `name` `version` from `repository` (HTTP or oci://) into `destination`."""
+    _pull(DependencyState(name, version, repository, "missing"), destination)
+
+
 def _pull(dep: DependencyState, cache_dir: Path) -> None:
     try:
         if dep.repository.startswith("oci://"):

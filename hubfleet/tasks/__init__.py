@@ -8,6 +8,7 @@ from __future__ import annotations
 from invoke.collection import Collection
 
 from hubfleet.tasks import (
+    charts,
     ci,
     core,
     dns,
@@ -44,6 +45,7 @@ def build_namespace() -> Collection:
     ns.add_collection(Collection.from_module(dns, name="dns"))
     ns.add_collection(Collection.from_module(s3, name="s3"))
     ns.add_collection(Collection.from_module(ci, name="ci"))
+    ns.add_collection(Collection.from_module(charts, name="charts"))
     ns.add_collection(Collection.from_module(member, name="member"))
     ns.add_collection(Collection.from_module(harbor, name="harbor"))
     ns.add_collection(Collection.from_module(tofu, name="tofu"))
