@@ -8,14 +8,16 @@ and `invoke validate` does not say ok where a deploy would fail.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from hubfleet.deploy.member import DeployOptions, deploy_member, render_member
 from hubfleet.deploy.validate import validate_federation
-from hubfleet.errors import ConfigError
+from hubfleet.errors import ConfigError, RenderError
 from hubfleet.files.repo import DeployRepo
 from hubfleet.helm.dependencies import declared_dependencies
 from hubfleet.helm.sdk import SdkEngine
@@ -181,3 +183,65 @@ def test_the_real_stacks_read_every_key_their_files_set(
 ) -> None:
     report = validate_federation(stack_repo(deploy_repo), SdkEngine(chart_cache=real_charts))
     assert report.warnings == ()
+
+
+def repackaged(source: Path, into: Path, change: Any) -> Path:
+    """A real chart, unpacked, changed by `change(chart_dir)`, archived again into `into` as
+    `<name>-<version>.tgz` (tar itself: `helm package` refuses a chart missing a subchart)."""
+    import tarfile
+
+    work = into / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(source) as tar:
+        tar.extractall(work, filter="data")
+    (chart_dir,) = [p for p in work.iterdir() if p.is_dir()]
+    change(chart_dir)
+    meta = yaml.safe_load((chart_dir / "Chart.yaml").read_text())
+    packaged = into / f"{meta['name']}-{meta['version']}.tgz"
+    with tarfile.open(packaged, "w:gz") as tar:
+        tar.add(chart_dir, arcname=chart_dir.name)
+    shutil.rmtree(work)
+    return packaged
+
+
+def test_a_binderhub_package_without_its_jupyterhub_is_named(
+    deploy_repo: MakeRepo, real_charts: Path, tmp_path: Path
+) -> None:
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    for name in ("jupyterhub-4.2.0.tgz", "harbor-1.18.1.tgz"):
+        shutil.copy(real_charts / name, cache / name)
+    binderhub = repackaged(
+        real_charts / "binderhub-1.0.0-0.dev.git.3959.hb9fad995.tgz",
+        tmp_path / "binderhub",
+        lambda chart: shutil.rmtree(chart / "charts" / "jupyterhub"),
+    )
+    shutil.copy(binderhub, cache / binderhub.name)
+    repo = stack_repo(deploy_repo)
+    with pytest.raises(RenderError) as err:
+        render_member(repo, load_registry(repo).member("binder"), SdkEngine(chart_cache=cache))
+    assert str(err.value).endswith(
+        "binderhub declares jupyterhub 4.2.0 but its package carries no such chart; the "
+        "package is incomplete: remove it from the chart cache and run invoke charts.update"
+    )
+
+
+def test_a_wrong_version_in_charts_says_which(
+    deploy_repo: MakeRepo, real_charts: Path, tmp_path: Path
+) -> None:
+    def older(chart: Path) -> None:
+        meta = yaml.safe_load((chart / "Chart.yaml").read_text())
+        meta["version"] = "4.1.0"
+        (chart / "Chart.yaml").write_text(yaml.safe_dump(meta))
+
+    old = repackaged(real_charts / "jupyterhub-4.2.0.tgz", tmp_path / "old", older)
+    repo = stack_repo(deploy_repo)
+    (repo.root / "chart" / "charts").mkdir()
+    shutil.copy(old, repo.root / "chart" / "charts" / old.name)
+    with pytest.raises(RenderError) as err:
+        render_member(repo, load_registry(repo).member("hub"), SdkEngine(chart_cache=real_charts))
+    message = str(err.value)
+    assert (
+        "dependency jupyterhub: Chart.yaml pins 4.2.0, but charts/ has the wrong version" in message
+    )
+    assert "(charts/ holds jupyterhub-4.1.0.tgz); remove it and run invoke charts.update" in message

@@ -25,13 +25,13 @@ from hubfleet.deploy.manifests import (
     diff_objects,
     parse_manifests,
 )
-from hubfleet.errors import ConfigError, HubfleetError, RolloutError
+from hubfleet.errors import ConfigError, HubfleetError, RenderError, RolloutError
 from hubfleet.files.repo import DeployRepo
 from hubfleet.files.yamlfile import load_mapping
 from hubfleet.helm.dependencies import declared_dependencies, enabled_dependencies
 from hubfleet.helm.engine import HelmEngine
 from hubfleet.helm.errors import SchemaError
-from hubfleet.helm.stack import chart_stack
+from hubfleet.helm.stack import chart_stack, missing_nested_charts
 from hubfleet.kube.credentials import ClusterCredentials
 from hubfleet.kube.rollout import RolloutState
 from hubfleet.registry.members import Member, load_registry
@@ -135,6 +135,10 @@ def render_member(
     # first: subcharts carry schemas of their own; only those the values enable are needed
     wanted = enabled_dependencies(declared_dependencies(chart_dir), values.effective.values)
     engine.build_dependencies(chart_dir, only=wanted)
+    stack = chart_stack(chart_dir, values.effective.values)
+    incomplete = missing_nested_charts(stack, chart_dir)
+    if incomplete:
+        raise RenderError(incomplete[0])
     secrets = values.effective.secret_strings()
     timings["dependencies"] = time.perf_counter() - mark
     mark = time.perf_counter()
@@ -153,7 +157,7 @@ def render_member(
         raise type(err)(text) from None
     timings["render"] = time.perf_counter() - mark
     name, version = _chart_meta(chart_dir, shown_chart)
-    unread = unread_values(values, chart_stack(chart_dir, values.effective.values), member.name)
+    unread = unread_values(values, stack, member.name)
     return Rendered(
         member, chart_dir, name, version, values, manifests, objects, timings, tuple(unread)
     )

@@ -196,9 +196,12 @@ def resolve_dependencies(
         if only is not None and dep.name not in only:
             continue
         if dep.status != "missing":
+            held = sorted(p.name for p in (chart_dir / "charts").glob(f"{dep.name}-*.tgz"))
+            what = f" (charts/ holds {', '.join(held)})" if held else ""
             raise RenderError(
-                f"chart {shown_path(chart_dir)}: dependency {dep.name} {dep.version} in charts/ is "
-                f"{dep.status}; replace it: {vendor_hint(chart_dir, dep)}"
+                f"chart {shown_path(chart_dir)}: dependency {dep.name}: Chart.yaml pins "
+                f"{dep.version}, but charts/ has the {dep.status}{what}; remove it and run "
+                f"invoke charts.update (or vendor it: {vendor_hint(chart_dir, dep)})"
             )
         if _from_cache(chart_dir, dep, cache_dir, list_dependencies):
             continue

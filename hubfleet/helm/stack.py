@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from hubfleet.helm.dependencies import declared_dependencies, enabled_dependencies
+from hubfleet.helm.errors import shown_path
 from hubfleet.helm.values_yaml import parse_values
 
 _WORD = re.compile(r'\.([A-Za-z_][A-Za-z0-9_]*)|"([A-Za-z_][A-Za-z0-9_.-]*)"')
@@ -133,6 +134,8 @@ def chart_stack(chart_dir: Path, values: Mapping[str, Any]) -> list[StackChart]:
                 own_files, own_prefix = _files_of(chart_dir, name), ""
             else:  # nested inside a subchart's files
                 own_files, own_prefix = files, f"{prefix}charts/{name}/"
+            if f"{own_prefix}Chart.yaml" not in own_files:
+                continue  # not carried (see missing_nested_charts)
             chart = _chart(name, (*owner.path, key), own_files, own_prefix)
             stack.append(chart)
             below = here.get(key)
@@ -140,3 +143,24 @@ def chart_stack(chart_dir: Path, values: Mapping[str, Any]) -> list[StackChart]:
 
     walk(parent, values, None, "")
     return stack
+
+
+def missing_nested_charts(stack: list[StackChart], chart_dir: Path) -> list[str]:
+    """Subcharts a vendored chart declares but does not carry (binderhub's own jupyterhub):
+    Helm would fail on a template with no hint; say which package is incomplete."""
+    present = {chart.path for chart in stack}
+    problems = []
+    for chart in stack[1:]:
+        for dep in chart.dependencies:
+            key = str(dep.get("alias") or dep.get("name"))
+            if (*chart.path, key) in present:
+                continue
+            condition = str(dep.get("condition") or "")
+            if condition:  # a condition may have turned it off: not needed then
+                continue
+            problems.append(
+                f"chart {shown_path(chart_dir)}: {chart.name} declares {dep.get('name')} "
+                f"{dep.get('version')} but its package carries no such chart; the package is "
+                "incomplete: remove it from the chart cache and run invoke charts.update"
+            )
+    return problems
