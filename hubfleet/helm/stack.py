@@ -6,6 +6,7 @@ directory, or a .tgz whose own subcharts are inside it), without rendering anyth
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import tarfile
@@ -102,6 +103,36 @@ def _chart(name: str, path: tuple[str, ...], files: Mapping[str, bytes], prefix:
     )
 
 
+def _signature(chart_dir: Path, name: str) -> tuple[tuple[str, int, int], ...]:
+    """What identifies the vendored files of `name`: each file's name, mtime and size."""
+    charts = chart_dir / "charts"
+    unpacked = charts / name
+    files = (
+        [p for p in unpacked.rglob("*") if p.is_file()]
+        if (unpacked / "Chart.yaml").is_file()
+        else sorted(charts.glob(f"{name}-*.tgz"))
+    )
+    return tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in files)
+
+
+@functools.lru_cache(maxsize=128)
+def _vendored_chart(
+    chart_dir: str,
+    top: str,
+    signature: tuple[tuple[str, int, int], ...],
+    name: str,
+    path: tuple[str, ...],
+    prefix: str,
+) -> StackChart | None:
+    """A vendored (sub)chart read once per version of its files: every member of a federation
+    shares the same charts, and reading an archive costs more than the rest of the check. The
+    result is shared: read it, never change it."""
+    files = _files_of(Path(chart_dir), top)
+    if f"{prefix}Chart.yaml" not in files:
+        return None
+    return _chart(name, path, files, prefix)
+
+
 def chart_stack(chart_dir: Path, values: Mapping[str, Any]) -> list[StackChart]:
     """The parent chart and the subcharts `values` (merged over the parent's defaults) enable."""
     parent_files = {
@@ -123,23 +154,25 @@ def chart_stack(chart_dir: Path, values: Mapping[str, Any]) -> list[StackChart]:
     )
     stack = [parent]
 
-    def walk(
-        owner: StackChart, here: Mapping[str, Any], files: Mapping[str, bytes] | None, prefix: str
-    ) -> None:
+    def walk(owner: StackChart, here: Mapping[str, Any], top: str | None, prefix: str) -> None:
         for name in enabled_dependencies(list(owner.dependencies), here):
             dep = next(d for d in owner.dependencies if str(d.get("name")) == name)
             key = str(dep.get("alias") or name)
-            own_files: Mapping[str, bytes]
-            if files is None:  # a subchart of the parent: its own vendored files
-                own_files, own_prefix = _files_of(chart_dir, name), ""
-            else:  # nested inside a subchart's files
-                own_files, own_prefix = files, f"{prefix}charts/{name}/"
-            if f"{own_prefix}Chart.yaml" not in own_files:
+            # a subchart of the parent is its own archive; a nested one is inside its top's
+            own_top, own_prefix = (name, "") if top is None else (top, f"{prefix}charts/{name}/")
+            chart = _vendored_chart(
+                str(chart_dir),
+                own_top,
+                _signature(chart_dir, own_top),
+                name,
+                (*owner.path, key),
+                own_prefix,
+            )
+            if chart is None:
                 continue  # not carried (see missing_nested_charts)
-            chart = _chart(name, (*owner.path, key), own_files, own_prefix)
             stack.append(chart)
             below = here.get(key)
-            walk(chart, below if isinstance(below, Mapping) else {}, own_files, own_prefix)
+            walk(chart, below if isinstance(below, Mapping) else {}, own_top, own_prefix)
 
     walk(parent, values, None, "")
     return stack
