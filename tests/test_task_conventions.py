@@ -178,3 +178,45 @@ def test_each_readme_form_parses_as_written(form: str) -> None:
     known = {n for arg in NAMESPACE[name].get_arguments() for n in arg.names}
     for flag in re.findall(r"--([a-z][a-z0-9-]*)", form):
         assert flag in known, f"{form}: no --{flag}"
+
+
+def number_flags() -> list[tuple[str, str]]:
+    found = []
+    for name in TASKS:
+        for arg in NAMESPACE[name].get_arguments():
+            if arg.kind in (int, float) and not arg.positional:
+                found.append((name, str(arg.names[0])))
+    return found
+
+
+@pytest.mark.parametrize(("name", "flag"), number_flags())
+def test_a_number_flag_refuses_what_is_not_a_number_in_its_range(name: str, flag: str) -> None:
+    from invoke.exceptions import ParseError
+    from invoke.parser import Parser
+
+    positionals = ["x"] * len(NAMESPACE[name].positional)
+
+    def parse(value: str) -> None:
+        Parser(contexts=NAMESPACE.to_contexts()).parse_argv(
+            [name, *positionals, f"--{flag}={value}"]
+        )
+
+    for bad in ("abc", "1e23", "-5", "99999999999"):
+        with pytest.raises(ParseError) as err:
+            parse(bad)
+        message = str(err.value)
+        assert message.startswith(f"error: --{flag}: ") and "\n" not in message
+    parse("22")  # in every flag's range
+
+
+def test_a_bad_timeout_is_one_line_before_anything_runs(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "invoke", "deploy", "demo", "--timeout", "abc"],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": str(Path(sys.executable).parent), "HOME": str(tmp_path)},
+    )
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == "error: --timeout: 'abc' is not a whole number\n"

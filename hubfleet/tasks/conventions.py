@@ -21,12 +21,22 @@ from collections.abc import Callable, Iterator
 from typing import Any, overload
 
 from invoke.collection import Collection
+from invoke.exceptions import ParseError
 from invoke.parser.argument import Argument
 from invoke.program import Program
 from invoke.tasks import Task
 from invoke.tasks import task as invoke_task
 
 SHORT_FLAGS = {"dry_run": "n", "yes": "y"}
+# The range each number flag accepts, by its name; any other number flag: 0 .. 10**9.
+BOUNDS: dict[str, tuple[float, float]] = {
+    "timeout": (1, 86_400),
+    "port": (1, 65_535),
+    "bytes": (8, 1_024),
+    "node_cpus": (1, 1_024),
+    "node_ram_gb": (0.5, 65_536),
+    "node_disk_gb": (1, 1_000_000),
+}
 DEBUG_HELP = "show the traceback of a failure"
 HELP_HELP = "show this help and exit"
 
@@ -49,6 +59,23 @@ class _Positional(Argument):
     @value.setter
     def value(self, arg: str) -> None:
         self.set_value(arg, cast=True)
+
+
+class _Number(Argument):
+    """A number flag: a value that is not a number, or out of its range, is one line (exit
+    1) naming the flag, before the task runs; invoke alone ends in a traceback."""
+
+    def set_value(self, value: Any, cast: bool = True) -> None:
+        flag = f"--{str(self.name).replace('_', '-')}"
+        word = "whole number" if self.kind is int else "number"
+        try:
+            super().set_value(value, cast)
+        except (TypeError, ValueError):
+            raise ParseError(f"error: {flag}: {value!r} is not a {word}") from None
+        low, high = BOUNDS.get(str(self.attr_name or self.name), (0, 10**9))
+        number = self.value
+        if not (isinstance(number, int | float) and low <= number <= high):
+            raise ParseError(f"error: {flag}: {value} is out of range ({low:g} to {high:g})")
 
 
 class HubfleetTask(Task[Any]):
@@ -74,6 +101,16 @@ class HubfleetTask(Task[Any]):
         help_flag = Argument(names=("help", "h"), kind=bool, default=False, help=HELP_HELP)
         shaped: list[Argument] = []
         for arg in args:
+            if arg.kind in (int, float) and not arg.positional:
+                arg = _Number(
+                    names=arg.names,
+                    kind=arg.kind,
+                    default=arg.default,
+                    help=arg.help,
+                    optional=arg.optional,
+                    incrementable=arg.incrementable,
+                    attr_name=arg.attr_name,
+                )
             if arg.positional:
                 arg = _Positional(
                     help_flag,
