@@ -70,3 +70,27 @@ def test_all_or_nothing_puts_back_content_and_mode(tmp_path: Path) -> None:
     assert secret.read_text() == "sops: encrypted"
     assert secret.stat().st_mode & 0o777 == 0o600
     assert sorted(p.name for p in tmp_path.iterdir()) == ["secret.yaml"]
+
+
+def billion_laughs(levels: int = 9) -> str:
+    text = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
+    previous = "a"
+    for name in "bcdefghijk"[: levels - 1]:
+        text += f"{name}: &{name} [" + ",".join([f"*{previous}"] * 9) + "]\n"
+        previous = name
+    return text
+
+
+def test_an_alias_bomb_in_a_values_file_is_refused_at_once() -> None:
+    import time
+
+    from hubfleet.errors import ConfigError
+    from hubfleet.files.yamlfile import key_lines
+    from hubfleet.values.layers import values_layer
+
+    started = time.perf_counter()
+    lines, _ = key_lines(billion_laughs())
+    assert len(lines) < 200  # each alias's keys are placed once, where its anchor is
+    with pytest.raises(ConfigError, match=r"^config/m\.yaml: malformed YAML: .*excessive aliasing"):
+        values_layer(billion_laughs(), "config/m.yaml")
+    assert time.perf_counter() - started < 5

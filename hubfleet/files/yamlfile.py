@@ -120,11 +120,13 @@ def key_lines(text: str) -> tuple[dict[PathKey, int], int | None]:
         return {}, None
     lines: dict[PathKey, int] = {}
 
-    def walk(node: yaml.Node, here: PathKey, seen: frozenset[int] = frozenset()) -> None:
+    visited: set[int] = set()
+
+    def walk(node: yaml.Node, here: PathKey) -> None:
         lines.setdefault(here, node.start_mark.line + 1)
-        if id(node) in seen:  # an alias of a node that holds it: no deeper
-            return
-        seen = seen | {id(node)}
+        if id(node) in visited:  # an alias: its keys were placed where its anchor is, and
+            return  # following every alias again would be exponential ("billion laughs")
+        visited.add(id(node))
         if isinstance(node, yaml.MappingNode):
             for key_node, value_node in node.value:
                 if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(
@@ -133,10 +135,10 @@ def key_lines(text: str) -> tuple[dict[PathKey, int], int | None]:
                     continue
                 path = (*here, key_node.value)
                 lines.setdefault(path, key_node.start_mark.line + 1)
-                walk(value_node, path, seen)
+                walk(value_node, path)
         elif isinstance(node, yaml.SequenceNode):
             for i, item in enumerate(node.value):
-                walk(item, (*here, i), seen)
+                walk(item, (*here, i))
 
     if node is not None:
         walk(node, ())
