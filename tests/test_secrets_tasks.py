@@ -150,8 +150,9 @@ def test_wrong_identity_is_one_line_and_exit_1(
     done = invoke(other, "secrets.generate", "secrets/config/m.yaml", "hub.cookieSecret")
     assert (done.returncode, done.stdout) == (1, "")
     assert done.stderr == (
-        "error: cannot decrypt secrets/config/m.yaml: no matching age identity; "
-        "set SOPS_AGE_KEY_FILE\n"
+        "error: cannot decrypt secrets/config/m.yaml: the age identity in "
+        f"SOPS_AGE_KEY_FILE={keys['other'][0]} is not one of its recipients; ask someone who "
+        "can decrypt it to add yours (.sops.yaml, invoke secrets.updatekeys)\n"
     )
     debug = invoke(
         other, "secrets.generate", "--debug", "secrets/config/m.yaml", "hub.cookieSecret"

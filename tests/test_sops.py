@@ -134,10 +134,13 @@ def test_relative_key_file_means_the_callers_cwd(
 
 def test_wrong_identity_is_one_line(repo: DeployRepo, make_env: Env) -> None:
     path = put(repo, "secrets/config/a.yaml", {"x": "1"}, make_env("a"))
+    env = make_env("c")
     with pytest.raises(SecretsError) as err:
-        sops.decrypt(repo, path, make_env("c"))
+        sops.decrypt(repo, path, env)
     assert str(err.value) == (
-        "cannot decrypt secrets/config/a.yaml: no matching age identity; set SOPS_AGE_KEY_FILE"
+        "cannot decrypt secrets/config/a.yaml: the age identity in "
+        f"SOPS_AGE_KEY_FILE={env['SOPS_AGE_KEY_FILE']} is not one of its recipients; ask "
+        "someone who can decrypt it to add yours (.sops.yaml, invoke secrets.updatekeys)"
     )
 
 
@@ -148,7 +151,8 @@ def test_no_identity_is_the_same_line(repo: DeployRepo, make_env: Env) -> None:
     with pytest.raises(SecretsError) as err:
         sops.decrypt_yaml(repo, path, env)
     assert str(err.value) == (
-        "cannot decrypt secrets/config/a.yaml: no matching age identity; set SOPS_AGE_KEY_FILE"
+        "cannot decrypt secrets/config/a.yaml: no age identity; "
+        "set SOPS_AGE_KEY_FILE to your key file"
     )
 
 
@@ -157,8 +161,10 @@ def test_unreadable_or_bad_key_file_is_named(
 ) -> None:
     path = put(repo, "secrets/config/a.yaml", {"x": "1"}, make_env("a"))
     missing = tmp_path / "missing.agekey"
-    with pytest.raises(SecretsError, match=r"SOPS_AGE_KEY_FILE=\S+missing\.agekey cannot be read$"):
+    with pytest.raises(SecretsError, match=r"SOPS_AGE_KEY_FILE=\S+missing\.agekey does not exist$"):
         sops.decrypt(repo, path, make_env() | {"SOPS_AGE_KEY_FILE": str(missing)})
+    with pytest.raises(SecretsError, match=r"=\S+ is a directory, not an age key file$"):
+        sops.decrypt(repo, path, make_env() | {"SOPS_AGE_KEY_FILE": str(tmp_path)})
     garbage = tmp_path / "garbage.agekey"
     garbage.write_text("not a key\n")
     with pytest.raises(SecretsError, match=r"garbage\.agekey holds no age identity$"):
@@ -219,10 +225,8 @@ def test_decrypt_many_reports_the_first_failure(repo: DeployRepo, make_env: Env)
     only_b.append(put(repo, "secrets/b-kubeconfig.yaml", {"x": "3"}, make_env("b")))
     with pytest.raises(SecretsError) as err:
         sops.decrypt_many(repo, [ok, *only_b], make_env("a"))
-    assert str(err.value) == (
-        "cannot decrypt secrets/config/b.yaml: no matching age identity; "
-        "set SOPS_AGE_KEY_FILE (and 1 more failing)"
-    )
+    assert str(err.value).startswith("cannot decrypt secrets/config/b.yaml: the age identity in ")
+    assert str(err.value).endswith("invoke secrets.updatekeys) (and 1 more failing)")
 
 
 # --- recipients -------------------------------------------------------------------------------
@@ -238,7 +242,10 @@ def test_member_files_open_only_to_their_members(
     assert recipients(b_file) == [keys["b"][1]]
 
     assert sops.decrypt_yaml(repo, b_file, make_env("b")) == {"who": "b"}
-    with pytest.raises(SecretsError, match=r"cannot decrypt secrets/config/a\.yaml: no matching"):
+    with pytest.raises(
+        SecretsError,
+        match=r"cannot decrypt secrets/config/a\.yaml: the age identity in \S+ is not one of its recipients",
+    ):
         sops.decrypt_yaml(repo, a_file, make_env("b"))
     assert sops.decrypt_many(repo, [shared], make_env("b")) == {shared: {"who": "all"}}
     assert sops.decrypt_many(repo, [a_file, shared], make_env("a"))[a_file] == {"who": "a"}
@@ -249,7 +256,7 @@ def test_updatekeys_lets_a_new_recipient_in(
 ) -> None:
     a_file = put(repo, "secrets/config/a.yaml", {"who": "a"}, make_env())
     shared = put(repo, "secrets/config/common.yaml", {"who": "all"}, make_env())
-    with pytest.raises(SecretsError, match="no matching age identity"):
+    with pytest.raises(SecretsError, match="is not one of its recipients"):
         sops.decrypt(repo, a_file, make_env("c"))
 
     a, b, c = (keys[n][1] for n in "abc")
@@ -268,7 +275,10 @@ def test_updatekeys_needs_an_identity_only_to_change_something(
     assert sops.updatekeys(repo, [a_file], make_env()) == []  # sops compares recipients first
     a, c = keys["a"][1], keys["c"][1]
     repo.sops_config.write_text(sops_yaml([(r"(^|/)secrets/", [a, c])]))
-    with pytest.raises(SecretsError, match=r"cannot decrypt secrets/config/a\.yaml: no matching"):
+    with pytest.raises(
+        SecretsError,
+        match=r"cannot decrypt secrets/config/a\.yaml: the age identity in \S+ is not one of its recipients",
+    ):
         sops.updatekeys(repo, [a_file], make_env("b"))
 
 
@@ -321,7 +331,7 @@ def test_set_value_creates_a_missing_file_per_sops_yaml(
 def test_set_value_failure_leaves_the_file_alone(repo: DeployRepo, make_env: Env) -> None:
     path = put(repo, "secrets/config/a.yaml", {"x": "1"}, make_env("a"))
     before = path.read_bytes()
-    with pytest.raises(SecretsError, match="no matching age identity"):
+    with pytest.raises(SecretsError, match="is not one of its recipients"):
         sops.set_value(repo, path, ["x"], "2", make_env("b"))
     assert path.read_bytes() == before
     assert sorted(p.name for p in path.parent.iterdir()) == ["a.yaml"]
@@ -361,7 +371,7 @@ def test_edit_runs_the_users_editor(repo: DeployRepo, make_env: Env, tmp_path: P
     assert sops.edit(repo, path, make_env("a") | {"EDITOR": str(editor)}) is True
     assert sops.decrypt_yaml(repo, path, make_env("a")) == {"x": "1", "added": "yes"}
     assert sops.edit(repo, path, make_env("a") | {"EDITOR": "true"}) is False
-    with pytest.raises(SecretsError, match="no matching age identity"):
+    with pytest.raises(SecretsError, match="is not one of its recipients"):
         sops.edit(repo, path, make_env("b") | {"EDITOR": "true"})
 
 

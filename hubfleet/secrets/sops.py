@@ -31,6 +31,7 @@ from hubfleet.errors import HubfleetError, SecretsError
 from hubfleet.files.atomic import write_atomically
 from hubfleet.files.repo import DeployRepo
 from hubfleet.files.yamlfile import YamlDocument, parse_with_lines
+from hubfleet.secrets.failures import identity_message, last_line
 
 # sops' own exit codes (cmd/sops/codes) that mean something specific to us.
 EXIT_NO_DATA_KEY = 128  # no identity could open the file's data key
@@ -45,7 +46,6 @@ DEMO_IDENTITY = Path("secrets/demo-insecure.agekey")
 MAX_WORKERS = 8
 T = TypeVar("T")
 _YamlLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_LOG_PREFIX = re.compile(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d ")
 
 
 @functools.cache
@@ -275,7 +275,7 @@ def edit(repo: DeployRepo, path: Path, env: Mapping[str, str] | None = None) -> 
         return False
     shown = repo.relative(path)
     if code == EXIT_NO_DATA_KEY:
-        raise SecretsError(_identity_message(shown, "", used_env))
+        raise SecretsError(identity_message(shown, "", used_env))
     if code == EXIT_NO_EDITOR:
         raise SecretsError(f"cannot edit {shown}: no editor found; set EDITOR")
     raise SecretsError(f"sops failed editing {shown} (exit code {code}; its message is above)")
@@ -375,23 +375,12 @@ def _failure(
     shown = repo.relative(path)
     stderr = proc.stderr.decode("utf-8", errors="replace")
     if proc.returncode == EXIT_NO_DATA_KEY or "Failed to get the data key" in stderr:
-        return SecretsError(_identity_message(shown, stderr, env))
+        return SecretsError(identity_message(shown, stderr, env))
     if decrypting and ("sops metadata not found" in stderr or not is_encrypted(path)):
         return SecretsError(not_encrypted_message(repo, path))
     if "no matching creation rules found" in stderr:
         return SecretsError(f"cannot encrypt {shown}: no creation_rule in .sops.yaml matches it")
-    lines = [_LOG_PREFIX.sub("", line).strip() for line in stderr.splitlines()]
-    last = next((line for line in reversed(lines) if line), f"exit code {proc.returncode}")
-    return SecretsError(f"sops failed on {shown}: {last}")
-
-
-def _identity_message(shown: str, stderr: str, env: Mapping[str, str]) -> str:
-    key_file = env.get("SOPS_AGE_KEY_FILE", "")
-    if "failed to open SOPS_AGE_KEY_FILE" in stderr:
-        return f"cannot decrypt {shown}: SOPS_AGE_KEY_FILE={key_file} cannot be read"
-    if "failed to parse 'SOPS_AGE_KEY_FILE'" in stderr:
-        return f"cannot decrypt {shown}: SOPS_AGE_KEY_FILE={key_file} holds no age identity"
-    return f"cannot decrypt {shown}: no matching age identity; set SOPS_AGE_KEY_FILE"
+    return SecretsError(f"sops failed on {shown}: {last_line(stderr, proc.returncode)}")
 
 
 def _concurrently(action: Callable[[Path], T], paths: Iterable[Path]) -> dict[Path, T]:
