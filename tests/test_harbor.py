@@ -18,10 +18,13 @@ GENERATED = {
     "alpha-harbor-core": {
         "secret": "core-secret-Xq7",
         "CSRF_KEY": "csrf-key-Yz8",
-        "tls.key": "-----BEGIN PRIVATE KEY-----\nTOKENKEY\n-----END PRIVATE KEY-----\n",
-        "tls.crt": "-----BEGIN CERTIFICATE-----\nTOKENCERT\n-----END CERTIFICATE-----\n",
         "REGISTRY_CREDENTIAL_PASSWORD": "registry-cred-pw-Ab1",
         "HARBOR_ADMIN_PASSWORD": "not-pinned-here",
+    },
+    # made by the umbrella chart (chart/templates/harbor-token.yaml), not by Harbor's
+    "harbor-token": {
+        "tls.key": "-----BEGIN PRIVATE KEY-----\nTOKENKEY\n-----END PRIVATE KEY-----\n",
+        "tls.crt": "-----BEGIN CERTIFICATE-----\nTOKENCERT\n-----END CERTIFICATE-----\n",
     },
     "alpha-harbor-jobservice": {"JOBSERVICE_SECRET": "jobservice-secret-Cd2"},
     "alpha-harbor-registry": {"REGISTRY_HTTP_SECRET": "registry-http-secret-Ef3"},
@@ -32,8 +35,8 @@ GENERATED = {
 EXPECTED = {
     "harbor.core.secret": "core-secret-Xq7",
     "harbor.core.xsrfKey": "csrf-key-Yz8",
-    "harbor.core.tokenKey": GENERATED["alpha-harbor-core"]["tls.key"],
-    "harbor.core.tokenCert": GENERATED["alpha-harbor-core"]["tls.crt"],
+    "harbor.core.tokenKey": GENERATED["harbor-token"]["tls.key"],
+    "harbor.core.tokenCert": GENERATED["harbor-token"]["tls.crt"],
     "harbor.registry.credentials.password": "registry-cred-pw-Ab1",
     "harbor.jobservice.secret": "jobservice-secret-Cd2",
     "harbor.registry.secret": "registry-http-secret-Ef3",
@@ -143,6 +146,7 @@ def test_a_missing_key_is_named(repo: DeployRepo, kube_stub: KubeStub) -> None:
 def test_release_names_containing_harbor_are_the_fullname() -> None:
     assert harbor.secret_names("alpha") == [
         "alpha-harbor-core",
+        "harbor-token",
         "alpha-harbor-jobservice",
         "alpha-harbor-registry",
         "alpha-harbor-registry-htpasswd",

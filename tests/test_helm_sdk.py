@@ -27,6 +27,7 @@ import helm_python
 import pytest
 
 from hubfleet.errors import ClusterError, ConfigError, RenderError
+from hubfleet.helm import sdk
 from hubfleet.helm.engine import ReleaseInfo
 from hubfleet.helm.errors import shown_path
 from hubfleet.helm.sdk import SdkEngine
@@ -252,6 +253,32 @@ def test_dependency_found_in_the_chart_cache(tmp_path: Path) -> None:
         "    repository: https://charts.example.invalid\n",
     )
     SdkEngine(chart_cache=cache).build_dependencies(chart)
+    assert [p.name for p in (chart / "charts").iterdir()] == ["sub-0.1.0.tgz"]
+
+
+def test_dependencies_are_resolved_again_only_when_the_chart_changed(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    helm_python.package(CHARTS / "withdep" / "charts" / "sub", destination=cache)
+    chart = write_chart(
+        tmp_path,
+        "cached",
+        "a: b\n",
+        "dependencies:\n  - name: sub\n    version: ~0.1.0\n"
+        "    repository: https://charts.example.invalid\n",
+    )
+    engine = SdkEngine(chart_cache=cache)
+    listed: list[Path] = []
+    real = sdk._dependency_states
+    engine.build_dependencies(chart)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sdk, "_dependency_states", lambda c: listed.append(c) or real(c))
+        engine.build_dependencies(chart)  # same files: the answer is known
+        assert listed == []
+        engine.build_dependencies(chart, only=["sub"])  # another question: asked
+        assert listed == [chart]
+        (chart / "charts" / "sub-0.1.0.tgz").unlink()  # charts/ changed: resolved again
+        engine.build_dependencies(chart)
+        assert len(listed) > 1  # listed again (and once more after the copy)
     assert [p.name for p in (chart / "charts").iterdir()] == ["sub-0.1.0.tgz"]
 
 

@@ -336,6 +336,7 @@ def test_harbor_renders_only_when_enabled_and_gets_the_registry_bucket_and_secre
         "ConfigMap/alpha-binderhub-stub",
         "ConfigMap/alpha-harbor-stub",
         "Secret/alpha-harbor-stub-registry",
+        "Secret/harbor-token",  # the umbrella's: the key Harbor's core signs tokens with
     }
     assert alpha["ConfigMap/alpha-harbor-stub"]["data"] == {
         "externalURL": "https://registry.alpha.example.org",
@@ -370,7 +371,7 @@ def test_a_dry_run_of_the_umbrella_shows_the_bucket_and_masks_the_keys(
     out = "\n".join(lines)
     assert result.outcome == "planned"
     assert "chart:     hubfleet 0.1.0 (chart)" in out
-    assert "objects:   4" in out
+    assert "objects:   5" in out
     assert "bucket: alpha-harbor" in out
     assert "accesskey: '********'" in out
     assert ACCESS_KEY not in out and SECRET_KEY not in out

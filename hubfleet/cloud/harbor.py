@@ -23,25 +23,38 @@ if TYPE_CHECKING:
     from hubfleet.kube.credentials import ClusterCredentials
 
 
+# The Secret holding the key and certificate Harbor's core signs registry tokens with. The
+# umbrella chart makes it (chart/templates/harbor-token.yaml) and points Harbor at it
+# (`harbor.core.secretName` in chart/values.yaml): left to itself, Harbor's chart creates a CA
+# on every render, an RSA key each time, even when the token is pinned (0.2 s of CPU, most of a
+# member's render).
+TOKEN_SECRET = "harbor-token"
+
+
 @dataclass(frozen=True)
 class PinnedSecret:
-    """One generated value: in Secret `<fullname>-<secret_suffix>` at `key`; pinned by `value`."""
+    """One generated value: in a Secret at `key`; pinned by chart value `value`. The Secret is
+    `<fullname>-<secret>` (Harbor's own), or `secret` itself when the umbrella chart makes it."""
 
-    secret_suffix: str
+    secret: str
     key: str
     value: str  # the chart value path, dotted, under the umbrella chart
+    umbrella: bool = False
 
     @property
     def value_path(self) -> list[str]:
         return self.value.split(".")
+
+    def secret_name(self, release: str) -> str:
+        return self.secret if self.umbrella else f"{harbor_fullname(release)}-{self.secret}"
 
 
 # The Harbor chart's table (REFERENCE.md): chart value <- generated Secret and key.
 PINNED_SECRETS: tuple[PinnedSecret, ...] = (
     PinnedSecret("core", "secret", "harbor.core.secret"),
     PinnedSecret("core", "CSRF_KEY", "harbor.core.xsrfKey"),
-    PinnedSecret("core", "tls.key", "harbor.core.tokenKey"),
-    PinnedSecret("core", "tls.crt", "harbor.core.tokenCert"),
+    PinnedSecret(TOKEN_SECRET, "tls.key", "harbor.core.tokenKey", umbrella=True),
+    PinnedSecret(TOKEN_SECRET, "tls.crt", "harbor.core.tokenCert", umbrella=True),
     PinnedSecret("core", "REGISTRY_CREDENTIAL_PASSWORD", "harbor.registry.credentials.password"),
     PinnedSecret("jobservice", "JOBSERVICE_SECRET", "harbor.jobservice.secret"),
     PinnedSecret("registry", "REGISTRY_HTTP_SECRET", "harbor.registry.secret"),
@@ -58,8 +71,7 @@ def harbor_fullname(release: str) -> str:
 
 
 def secret_names(release: str) -> list[str]:
-    fullname = harbor_fullname(release)
-    return list(dict.fromkeys(f"{fullname}-{p.secret_suffix}" for p in PINNED_SECRETS))
+    return list(dict.fromkeys(p.secret_name(release) for p in PINNED_SECRETS))
 
 
 @dataclass(frozen=True)
@@ -81,7 +93,6 @@ def generated_values(
     member: str, namespace: str, release: str, read: Callable[[str], Mapping[str, str] | None]
 ) -> dict[str, str]:
     """Chart value path -> value, from the Secrets `read(name)` returns (None: missing)."""
-    fullname = harbor_fullname(release)
     secrets: dict[str, Mapping[str, str]] = {}
     for name in secret_names(release):
         data = read(name)
@@ -93,7 +104,7 @@ def generated_values(
         secrets[name] = data
     values: dict[str, str] = {}
     for pinned in PINNED_SECRETS:
-        name = f"{fullname}-{pinned.secret_suffix}"
+        name = pinned.secret_name(release)
         if pinned.key not in secrets[name]:
             raise ClusterError(
                 f"member {member}: Secret {namespace}/{name} has no key {pinned.key} "

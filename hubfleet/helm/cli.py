@@ -14,7 +14,6 @@ import contextlib
 import os
 import shutil
 import subprocess
-import threading
 from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,7 @@ from hubfleet.helm.cli_output import (
     release_json,
     values_yaml,
 )
-from hubfleet.helm.dependencies import resolve_dependencies
+from hubfleet.helm.dependencies import ResolvedOnce, resolve_dependencies
 from hubfleet.helm.engine import (
     EMPTY_KUBECONFIG,
     HISTORY_MAX,
@@ -179,7 +178,7 @@ class CliEngine:
         helm_major: int | None = None,
     ):
         self.environ = dict(environ)
-        self._dependencies_lock = threading.Lock()
+        self._dependencies = ResolvedOnce()
         self.chart_cache = chart_cache
         self.fetch_dependencies = fetch_dependencies
         self._helm_major = helm_major
@@ -268,9 +267,7 @@ class CliEngine:
             raise chart_error(chart_dir, proc)
 
     def build_dependencies(self, chart_dir: Path, only: Collection[str] | None = None) -> None:
-        # members validated or deployed at once share a chart's charts/: one at a time
-        with self._dependencies_lock:
-            self._build_dependencies(chart_dir, only)
+        self._dependencies.run(chart_dir, only, lambda: self._build_dependencies(chart_dir, only))
 
     def _build_dependencies(self, chart_dir: Path, only: Collection[str] | None = None) -> None:
         def list_dependencies(chart: Path) -> list[DependencyState]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
@@ -265,3 +266,44 @@ def _from_cache(
             return True
         os.unlink(target)
     return False
+
+
+def charts_signature(chart_dir: Path) -> tuple[tuple[str, int, int], ...]:
+    """What resolving a chart's dependencies reads: its Chart.yaml and Chart.lock, and each
+    entry of charts/ (name, size, modification time). The same signature, the same answer."""
+    paths = [chart_dir / "Chart.yaml", chart_dir / "Chart.lock"]
+    charts = chart_dir / "charts"
+    if charts.is_dir():
+        paths += sorted(charts.iterdir())
+        paths += sorted(p / "Chart.yaml" for p in paths[2:] if p.is_dir())
+    signature = []
+    for path in paths:
+        try:
+            stat = path.stat()
+        except OSError:
+            continue
+        signature.append((str(path), stat.st_size, stat.st_mtime_ns))
+    return tuple(signature)
+
+
+class ResolvedOnce:
+    """Dependencies resolved once per chart and set of enabled dependencies, while the chart's
+    files stay as they were: members validated or deployed together share a chart, and
+    listing its dependencies loads it whole (20 ms a member with the real charts). One
+    resolution at a time, since they share the chart's charts/."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._done: set[tuple[Path, frozenset[str] | None, tuple[tuple[str, int, int], ...]]] = (
+            set()
+        )
+
+    def run(
+        self, chart_dir: Path, only: Collection[str] | None, resolve: Callable[[], None]
+    ) -> None:
+        wanted = None if only is None else frozenset(only)
+        with self._lock:
+            if (chart_dir, wanted, charts_signature(chart_dir)) in self._done:
+                return
+            resolve()  # raises when it cannot: nothing remembered
+            self._done.add((chart_dir, wanted, charts_signature(chart_dir)))

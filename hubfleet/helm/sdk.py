@@ -9,7 +9,6 @@ its own `helm_python.Config`, closed when the call ends, so members deploy concu
 from __future__ import annotations
 
 import contextlib
-import threading
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any, NoReturn
 import helm_python as helm
 
 from hubfleet.errors import ClusterError, ConfigError, HubfleetError, RenderError
-from hubfleet.helm.dependencies import resolve_dependencies
+from hubfleet.helm.dependencies import ResolvedOnce, resolve_dependencies
 from hubfleet.helm.engine import (
     EMPTY_KUBECONFIG,
     HISTORY_MAX,
@@ -46,7 +45,7 @@ class SdkEngine:
     def __init__(self, *, chart_cache: Path | None = None, fetch_dependencies: bool = False):
         self.chart_cache = chart_cache
         self.fetch_dependencies = fetch_dependencies
-        self._dependencies_lock = threading.Lock()
+        self._dependencies = ResolvedOnce()
 
     # --- offline: charts and values -------------------------------------------------------
 
@@ -80,9 +79,7 @@ class SdkEngine:
             chart.validate_schema(plain_values(values))
 
     def build_dependencies(self, chart_dir: Path, only: Collection[str] | None = None) -> None:
-        # members validated or deployed at once share a chart's charts/: one at a time
-        with self._dependencies_lock:
-            self._build_dependencies(chart_dir, only)
+        self._dependencies.run(chart_dir, only, lambda: self._build_dependencies(chart_dir, only))
 
     def _build_dependencies(self, chart_dir: Path, only: Collection[str] | None = None) -> None:
         resolve_dependencies(
