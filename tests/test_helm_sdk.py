@@ -271,7 +271,12 @@ def test_dependencies_are_resolved_again_only_when_the_chart_changed(tmp_path: P
     real = sdk._dependency_states
     engine.build_dependencies(chart)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(sdk, "_dependency_states", lambda c: listed.append(c) or real(c))
+
+        def counted(chart_dir: Path) -> list[Any]:
+            listed.append(chart_dir)
+            return real(chart_dir)
+
+        patch.setattr(sdk, "_dependency_states", counted)
         engine.build_dependencies(chart)  # same files: the answer is known
         assert listed == []
         engine.build_dependencies(chart, only=["sub"])  # another question: asked
