@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import hmac
+import re
 import secrets
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -44,8 +45,27 @@ class ObjectChange:
         return f"{self.kind} {where}{self.name}"
 
 
+# Helm's own document separator (releaseutil.SplitManifests): `---` at the start of a line,
+# whatever follows it on that line. Charts rely on it: cert-manager's templates render
+# `---# comment`, which a YAML parser reads as one broken document.
+_SEPARATOR = re.compile(r"(?:^|\s*\n)---\s*")
+
+
+def split_manifest(text: str) -> list[tuple[int, str]]:
+    """The documents of one rendered template as Helm splits them, each with the line (from 0)
+    it starts on in `text`."""
+    docs: list[tuple[int, str]] = []
+    start = 0
+    for match in _SEPARATOR.finditer(text):
+        docs.append((text.count("\n", 0, start), text[start : match.start()]))
+        start = match.end()
+    docs.append((text.count("\n", 0, start), text[start:]))
+    return [(line, doc) for line, doc in docs if doc.strip()]
+
+
 def parse_manifests(texts: Iterable[str] | Mapping[str, str]) -> list[dict[str, Any]]:
-    """Every Kubernetes object in the given YAML streams, in order (empty documents dropped).
+    """Every Kubernetes object in the given YAML streams, in order (empty documents dropped),
+    the streams split into documents as Helm splits them.
 
     Given a mapping of template name to rendered text, a template that renders to invalid
     YAML is a RenderError naming the template and the line.
@@ -53,13 +73,15 @@ def parse_manifests(texts: Iterable[str] | Mapping[str, str]) -> list[dict[str, 
     named = texts.items() if isinstance(texts, Mapping) else (("manifest", t) for t in texts)
     objects: list[dict[str, Any]] = []
     for name, text in named:
-        try:
-            docs = list(yaml.load_all(text, Loader=_Loader))
-        except yaml.MarkedYAMLError as err:
-            mark = err.context_mark or err.problem_mark  # where the broken construct starts
-            where = f"{name}:{mark.line + 1}" if mark else name
-            raise RenderError(f"{where}: rendered to invalid YAML: {err.problem}") from None
-        objects.extend(d for d in docs if isinstance(d, dict) and d.get("kind"))
+        for first, doc in split_manifest(text):
+            try:
+                loaded = yaml.load(doc, Loader=_Loader)
+            except yaml.MarkedYAMLError as err:
+                mark = err.context_mark or err.problem_mark  # where the broken construct starts
+                where = f"{name}:{first + mark.line + 1}" if mark else name
+                raise RenderError(f"{where}: rendered to invalid YAML: {err.problem}") from None
+            if isinstance(loaded, dict) and loaded.get("kind"):
+                objects.append(loaded)
     return objects
 
 

@@ -38,17 +38,27 @@ class DeployRepo:
     def sops_config(self) -> Path:
         return self.root / ".sops.yaml"
 
-    def common_values(self) -> Path:
-        return self.config_dir / "common.yaml"
+    def part_config_dir(self, part: str = "member") -> Path:
+        """Where the values layers of a member's release live: config/ for its hub, and
+        config/support/ for its support release (secrets/config/ and secrets/config/support/
+        for the encrypted ones)."""
+        return self.config_dir if part == "member" else self.config_dir / part
 
-    def common_secret_values(self) -> Path:
-        return self.secrets_dir / "config" / "common.yaml"
+    def part_secrets_dir(self, part: str = "member") -> Path:
+        base = self.secrets_dir / "config"
+        return base if part == "member" else base / part
 
-    def member_values(self, member: str) -> Path:
-        return self.config_dir / f"{member}.yaml"
+    def common_values(self, part: str = "member") -> Path:
+        return self.part_config_dir(part) / "common.yaml"
 
-    def member_secret_values(self, member: str) -> Path:
-        return self.secrets_dir / "config" / f"{member}.yaml"
+    def common_secret_values(self, part: str = "member") -> Path:
+        return self.part_secrets_dir(part) / "common.yaml"
+
+    def member_values(self, member: str, part: str = "member") -> Path:
+        return self.part_config_dir(part) / f"{member}.yaml"
+
+    def member_secret_values(self, member: str, part: str = "member") -> Path:
+        return self.part_secrets_dir(part) / f"{member}.yaml"
 
     def member_kubeconfig(self, member: str) -> Path:
         return self.secrets_dir / f"{member}-kubeconfig.yaml"

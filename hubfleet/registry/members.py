@@ -56,6 +56,9 @@ class Member:
     health_check: bool
     hosts: tuple[Host, ...]
     record: Mapping[str, Any]
+    # which of the member's releases this is: its hub ("member") or its cluster-wide parts
+    # ("support", hubfleet.registry.support.support_release)
+    part: str = "member"
 
     @property
     def k3s(self) -> Mapping[str, Any]:
@@ -172,6 +175,9 @@ def _describe(error: Any) -> tuple[PathKey, str | None, str]:
             return (*path, key), key, f"unknown key{hint}"
     if validator == "required":
         missing = [k for k in error.validator_value if k not in (error.instance or {})]
+        if path[-1:] == ("support",) and missing == ["email"]:
+            why = "is required: the ACME contact for Let's Encrypt (or issuer: selfsigned)"
+            return path, "email", why
         return path, (str(missing[0]) if missing else None), "is required"
     if validator == "not" and error.validator_value == {"required": ["hosts"]}:
         return (*path, "hosts"), "hosts", "only k3s and microk8s members have hosts"

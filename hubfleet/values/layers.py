@@ -2,7 +2,9 @@
 
 Order, last wins: chart defaults < the member's registry facts (`hubfleet.*`, and Harbor's
 bucket from the member's `s3` block) < config/common.yaml < secrets/config/common.yaml <
-config/<m>.yaml < secrets/config/<m>.yaml.
+config/<m>.yaml < secrets/config/<m>.yaml. A member's support release has the same layers
+under config/support/ and secrets/config/support/, over its registry facts
+(hubfleet.values.support).
 A layer file that does not exist is simply absent; a secrets file that is plaintext stops
 everything before anything is decrypted.
 """
@@ -51,6 +53,10 @@ def registry_layer(member: Member, registry_name: str) -> ValuesLayer:
     `invoke values MEMBER --show-origin` names whichever file set each value.
     """
     facts = {"member": member.name, "stage": member.stage, "domain": member.domain}
+    if member.part == "support":
+        from hubfleet.values.support import support_values
+
+        return ValuesLayer(registry_name, {"hubfleet": facts, **support_values(member)})
     return ValuesLayer(registry_name, {"hubfleet": facts, **harbor_storage_values(member)})
 
 
@@ -93,7 +99,8 @@ def ensure_secrets_encrypted(repo: DeployRepo) -> None:
 
 def secret_layer_files(repo: DeployRepo, member: Member) -> list[Path]:
     """The secrets files among `member`'s layers that exist."""
-    files = [repo.common_secret_values(), repo.member_secret_values(member.name)]
+    part = member.part
+    files = [repo.common_secret_values(part), repo.member_secret_values(member.name, part)]
     return [p for p in files if p.is_file()]
 
 
@@ -130,12 +137,13 @@ def member_values(
         return values_layer(str(decrypted[path]), repo.relative(path), secret=True)
 
     defaults = chart_defaults(repo, member)
+    part = member.part
     ordered = [
         registry_layer(member, registry_name),
-        plain(repo.common_values()),
-        secret(repo.common_secret_values()),
-        plain(repo.member_values(member.name)),
-        secret(repo.member_secret_values(member.name)),
+        plain(repo.common_values(part)),
+        secret(repo.common_secret_values(part)),
+        plain(repo.member_values(member.name, part)),
+        secret(repo.member_secret_values(member.name, part)),
     ]
     user_layers = tuple(layer for layer in ordered if layer is not None)
     return MemberValues(
