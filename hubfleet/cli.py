@@ -69,6 +69,7 @@ def run_deploy(
     yes: bool = False,
     timeout: int = 300,
     force: bool = False,
+    only: str | None = None,
 ) -> None:
     import os
 
@@ -76,7 +77,10 @@ def run_deploy(
     from hubfleet.deploy.member import DeployOptions, deploy_member
     from hubfleet.files.repo import find_repo
     from hubfleet.helm import engine_from_env
+    from hubfleet.registry.support import check_part
 
+    if only is not None:
+        check_part(only, "--only")
     options = DeployOptions(dry_run=dry_run, diff=diff, yes=yes, timeout_s=timeout, force=force)
     console = Console()
     deploy_member(
@@ -88,18 +92,27 @@ def run_deploy(
         confirm=ask,
         environ=os.environ,
         watch_rollouts=console.rollouts,
+        only=only,
     )
 
 
-def show_values(member: str, show_origin: bool = False) -> None:
+def show_values(member: str, show_origin: bool = False, part: str = "member") -> None:
     from hubfleet.files.repo import find_repo
     from hubfleet.registry.members import load_registry
+    from hubfleet.registry.support import check_part, releases
     from hubfleet.values.layers import member_values
     from hubfleet.values.merge import values_as_yaml
 
+    check_part(part, "--only")
     repo = find_repo()
     record = load_registry(repo).member(member)
-    print(values_as_yaml(member_values(repo, record).effective, show_origin), end="")
+    chosen = releases(record, part)
+    if not chosen:
+        raise HubfleetError(
+            f"member {member}: runs no support release (no support block in "
+            f"{repo.relative(repo.registry)})"
+        )
+    print(values_as_yaml(member_values(repo, chosen[0]).effective, show_origin), end="")
 
 
 def run_validate(member: str | None = None, strict: bool = False) -> None:
@@ -134,6 +147,9 @@ def deploy_main(argv: list[str] | None = None) -> None:
     parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     parser.add_argument("--timeout", type=int, default=300, help="rollout timeout in seconds")
     parser.add_argument("--force", action="store_true", help="upgrade even when nothing changed")
+    parser.add_argument(
+        "--only", choices=["support", "member"], help="deploy one release of the member"
+    )
     parser.add_argument("--debug", action="store_true", help="show the traceback of a failure")
     args = parser.parse_args(argv)
     run_front(
@@ -144,6 +160,7 @@ def deploy_main(argv: list[str] | None = None) -> None:
             yes=args.yes,
             timeout=args.timeout,
             force=args.force,
+            only=args.only,
         ),
         args.debug,
     )

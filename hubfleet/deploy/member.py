@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from hubfleet.deploy.manifests import (
     diff_objects,
     parse_manifests,
 )
+from hubfleet.deploy.support import apply_support_crds, support_crds
 from hubfleet.errors import ConfigError, HubfleetError, RenderError, RolloutError
 from hubfleet.files.repo import DeployRepo
 from hubfleet.files.yamlfile import load_mapping
@@ -81,6 +82,8 @@ class DeployResult:
     revision: int | None
     seconds: float
     changes: tuple[ObjectChange, ...] = ()
+    part: str = "member"  # which release: the hub ("member") or "support"
+    support: DeployResult | None = None  # the support release's, deployed before this one
 
 
 def _chart_meta(chart_dir: Path, shown: str) -> tuple[str, str]:
@@ -127,7 +130,8 @@ def render_member(
     chart_dir = repo.root / member.chart
     shown_chart = repo.relative(chart_dir)
     values = member_values(repo, member, decrypted=decrypted)
-    _check_harbor_storage(member, values)
+    if member.part == "member":
+        _check_harbor_storage(member, values)
     timings["decrypt"] = values.decrypt_s
     timings["read+merge"] = time.perf_counter() - start - values.decrypt_s
 
@@ -163,7 +167,9 @@ def render_member(
     )
 
 
-def plan_text(repo: DeployRepo, rendered: Rendered) -> str:
+def plan_text(
+    repo: DeployRepo, rendered: Rendered, crds: list[dict[str, Any]] | None = None
+) -> str:
     """What a deploy would do, secrets masked: release, chart, objects by kind, values."""
     m = rendered.member
     lines = [
@@ -171,8 +177,11 @@ def plan_text(repo: DeployRepo, rendered: Rendered) -> str:
         f"  release:   {m.release} in namespace {m.namespace}",
         f"  chart:     {rendered.chart_name} {rendered.chart_version} ({repo.relative(rendered.chart_dir)})",
         f"  layers:    {', '.join(layer.name for layer in rendered.values.layers)}",
-        f"  objects:   {len(rendered.objects)}",
     ]
+    if crds:
+        lines.append(f"  applied first: {len(crds)} CustomResourceDefinition(s) of cert-manager")
+        lines += [f"    {crd['metadata']['name']}" for crd in crds]
+    lines.append(f"  objects:   {len(rendered.objects)}")
     lines += [f"    {count:3d} {kind}" for kind, count in count_by_kind(rendered.objects).items()]
     lines.append("  values (secrets masked):")
     shown = values_as_yaml(rendered.values.user)
@@ -200,29 +209,73 @@ def deploy_member(
     environ: Mapping[str, str] | None = None,
     credentials: ClusterCredentials | None = None,
     watch_rollouts: WatchRollouts | None = None,
+    only: str | None = None,
 ) -> DeployResult:
-    """Deploy member `name` (or plan/diff it) and return what happened.
+    """Deploy member `name` (or plan/diff it) and return what happened: its support release
+    first when it runs one (hubfleet.registry.support), then its hub; `only` ("support" or
+    "member") deploys one of them. The result is the last release's, with the support
+    release's result in `support`.
 
     `credentials` replaces the member's own decrypted kubeconfig (tests point it at a stub);
     `watch_rollouts` shows the wait for the workloads (default: a line per change, via `say`)."""
+    from hubfleet.registry.support import releases
+
+    member = load_registry(repo).member(name)
+    chosen = releases(member, only)
+    if not chosen:
+        raise ConfigError(
+            f"member {member.name}: runs no support release (no support block in "
+            f"{repo.relative(repo.registry)}); deploy it without --only support"
+        )
+    # rendered all first: a broken support values file stops the deploy before anything changes
+    rendered = [render_member(repo, release, engine) for release in chosen]
+    creds = credentials
+    results: list[DeployResult] = []
+    for one in rendered:
+        if creds is None and not options.dry_run:
+            from hubfleet.cloud.credentials import member_credentials
+
+            creds = member_credentials(repo, member)
+        results.append(
+            _deploy_release(
+                repo, one, engine, options, say, confirm, environ, creds, watch_rollouts
+            )
+        )
+    last = results[-1]
+    if len(results) > 1:
+        return replace(last, support=results[0])
+    return last
+
+
+def _deploy_release(
+    repo: DeployRepo,
+    rendered: Rendered,
+    engine: HelmEngine,
+    options: DeployOptions,
+    say: Say,
+    confirm: Confirm | None,
+    environ: Mapping[str, str] | None,
+    creds: ClusterCredentials | None,
+    watch_rollouts: WatchRollouts | None,
+) -> DeployResult:
     started = time.perf_counter()
-    registry = load_registry(repo)
-    member = registry.member(name)
-    rendered = render_member(repo, member, engine)
+    member = rendered.member
     for line in rendered.unread:
         say(f"warning: {line}")
     secrets = rendered.secret_strings()
+    crds = support_crds(engine, member, rendered.chart_dir, rendered.values.effective.values)
 
     if options.dry_run:
-        say(plan_text(repo, rendered))
+        say(plan_text(repo, rendered, crds))
         say(f"{member.name}: dry run, nothing was changed")
-        return DeployResult(member.name, "planned", None, time.perf_counter() - started)
+        return DeployResult(
+            member.name, "planned", None, time.perf_counter() - started, part=member.part
+        )
 
-    from hubfleet.cloud.credentials import member_credentials
     from hubfleet.kube import client as kube
     from hubfleet.kube.rollout import workloads_in_manifest
 
-    creds = credentials or member_credentials(repo, member)
+    assert creds is not None  # deploy_member reads them for anything but a dry run
     _check_token_lifetime(member, creds, options.timeout_s)
     with kube.member_api(creds) as api:
         kube.check_reachable(api, creds)
@@ -239,20 +292,31 @@ def deploy_member(
                 live.revision if live else None,
                 time.perf_counter() - started,
                 tuple(changes),
+                part=member.part,
             )
         if live and live.status == "deployed" and not changes and not options.force:
-            say(f"{member.name}: nothing changed; skipping the upgrade (--force deploys anyway)")
+            say(
+                f"{member.name}: nothing changed; skipping the upgrade of {member.release} "
+                "(--force deploys anyway)"
+            )
             return DeployResult(
-                member.name, "unchanged", live.revision, time.perf_counter() - started
+                member.name,
+                "unchanged",
+                live.revision,
+                time.perf_counter() - started,
+                part=member.part,
             )
         env = {} if environ is None else environ
         if not (options.yes or env.get("CI")):
-            question = f"Deploy {len(changes)} change(s) to member {member.name} ({member.stage})?"
+            what = "member" if member.part == "member" else "the support release of member"
+            question = f"Deploy {len(changes)} change(s) to {what} {member.name} ({member.stage})?"
             if confirm is None or not confirm(question):
                 raise HubfleetError(
                     f"member {member.name}: deploy not confirmed; nothing was changed "
                     "(--yes deploys without asking)"
                 )
+        if crds:
+            apply_support_crds(api, crds, member, options.timeout_s, say)
         action = "upgrading" if live else "installing"
         say(f"{member.name}: {action} release {member.release} (timeout {options.timeout_s}s)")
         release = engine.upgrade_or_install(
@@ -269,7 +333,9 @@ def deploy_member(
         ]
         watch = watch_rollouts or (lambda title: nullcontext(lambda state: say(f"  {state}")))
         try:
-            with watch(f"member {member.name}: waiting for {len(targets)} workload(s)") as seen:
+            with watch(
+                f"member {member.name}: waiting for {len(targets)} workload(s) of {member.release}"
+            ) as seen:
                 kube.wait_for_rollouts(
                     api, member.namespace, targets, options.timeout_s, on_progress=seen
                 )
@@ -277,16 +343,17 @@ def deploy_member(
             for report in kube.pod_diagnostics(api, member.namespace):
                 for line in report.lines():
                     say(redact(f"  {line}", secrets))
+            of = "" if member.part == "member" else f" of release {member.release}"
             if live is not None:
                 engine.rollback(creds, member.release, member.namespace, live.revision)
                 raise RolloutError(
-                    f"member {member.name}: {err}; rolled back to revision {live.revision}"
+                    f"member {member.name}: {err}; rolled back to revision {live.revision}{of}"
                 ) from err
             raise RolloutError(
-                f"member {member.name}: {err}; no earlier revision to roll back to"
+                f"member {member.name}: {err}; no earlier revision{of} to roll back to"
             ) from err
 
-    if member.health_check:
+    if member.health_check and member.part == "member":
         from hubfleet.deploy.health import health_checks, run_health_checks
 
         checks = health_checks(rendered.values.effective.values)
@@ -296,4 +363,6 @@ def deploy_member(
         f"{member.name}: deployed revision {release.revision} of {member.release} "
         f"in {member.namespace} in {seconds:.1f}s ({len(changes)} object(s) changed)"
     )
-    return DeployResult(member.name, "deployed", release.revision, seconds, tuple(changes))
+    return DeployResult(
+        member.name, "deployed", release.revision, seconds, tuple(changes), part=member.part
+    )

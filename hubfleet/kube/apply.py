@@ -1,7 +1,8 @@
 """Applying custom objects to a member's cluster: create what is missing, replace what differs.
 
 The objects are custom resources (such as system-upgrade-controller's Plans, see
-hubfleet.k3s.upgrade_plan), written through the CustomObjectsApi of a member's client
+hubfleet.k3s.upgrade_plan) and CustomResourceDefinitions (cert-manager's, applied before the
+support release: `apply_crds`), written through the CustomObjectsApi of a member's client
 (`hubfleet.kube.client.member_api`); their plural and scope come from the API server's discovery.
 As in hubfleet.kube.client, `kubernetes` is imported inside the functions that need it.
 """
@@ -32,7 +33,8 @@ class ApplyOutcome:
 
     def __str__(self) -> str:
         detail = "" if self.action == "unchanged" else f" ({self.action})"
-        return f"{self.kind} {self.namespace}/{self.name}: {self.state}{detail}"
+        where = f"{self.namespace}/{self.name}" if self.namespace else self.name
+        return f"{self.kind} {where}: {self.state}{detail}"
 
 
 _NOT_CONTENT = ("apiVersion", "kind", "metadata", "status")
@@ -114,26 +116,36 @@ def apply_custom_objects(
         if kind not in discovered[api_version]:
             raise ClusterError(f"{where}: {api_version} has no kind {kind}")
         plural, namespaced = discovered[api_version][kind]
-        if not namespaced:
-            raise ClusterError(f"{where}: {kind} is cluster-scoped; only namespaced kinds here")
         group, _, version = api_version.rpartition("/")
-        shown = f"{kind} {namespace}/{name}"
+        if not namespaced:
+            namespace = ""
+        shown = f"{kind} {namespace}/{name}" if namespaced else f"{kind} {name}"
+        at = (group, version, namespace, plural) if namespaced else (group, version, plural)
+        get, create, replace = (
+            (
+                custom.get_namespaced_custom_object,
+                custom.create_namespaced_custom_object,
+                custom.replace_namespaced_custom_object,
+            )
+            if namespaced
+            else (
+                custom.get_cluster_custom_object,
+                custom.create_cluster_custom_object,
+                custom.replace_cluster_custom_object,
+            )
+        )
         try:
-            live = custom.get_namespaced_custom_object(group, version, namespace, plural, name)
+            live = get(*at, name)
         except ApiException as err:
             if err.status != 404:
                 raise api_error(where, f"reading {shown}", err) from None
             live = None
         try:
             if live is None:
-                custom.create_namespaced_custom_object(
-                    group, version, namespace, plural, copy.deepcopy(dict(obj))
-                )
+                create(*at, copy.deepcopy(dict(obj)))
                 outcomes.append(ApplyOutcome(kind, namespace, name, "changed", "created"))
             elif _differs(obj, live):
-                custom.replace_namespaced_custom_object(
-                    group, version, namespace, plural, name, _replacement(obj, live)
-                )
+                replace(*at, name, _replacement(obj, live))
                 outcomes.append(ApplyOutcome(kind, namespace, name, "changed", "replaced"))
             else:
                 outcomes.append(ApplyOutcome(kind, namespace, name, "ok", "unchanged"))
@@ -149,3 +161,36 @@ def apply_custom_objects(
                 ) from None
             raise api_error(where, f"writing {shown}", err) from None
     return outcomes
+
+
+def wait_established(
+    api: ApiClient, names: Iterable[str], timeout_s: float, where: str = "cluster"
+) -> None:
+    """Wait until each CustomResourceDefinition is Established (the API server serves its
+    kinds): objects of those kinds can be created only then."""
+    import time
+
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    custom = client.CustomObjectsApi(api)
+    waiting = list(names)
+    deadline = time.monotonic() + timeout_s
+    while waiting:
+        name = waiting[0]
+        try:
+            crd = custom.get_cluster_custom_object(
+                "apiextensions.k8s.io", "v1", "customresourcedefinitions", name
+            )
+        except ApiException as err:
+            raise api_error(where, f"reading CustomResourceDefinition {name}", err) from None
+        conditions = (crd.get("status") or {}).get("conditions") or []
+        if any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions):
+            waiting.pop(0)
+            continue
+        if time.monotonic() >= deadline:
+            raise ClusterError(
+                f"{where}: CustomResourceDefinition {name} is not Established after "
+                f"{timeout_s:.0f}s; see kubectl describe crd {name}"
+            )
+        time.sleep(0.2)

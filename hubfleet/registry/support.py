@@ -7,9 +7,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from hubfleet.errors import ConfigError
 from hubfleet.registry.members import Member
 
 SUPPORT_RELEASE = "support"
+PARTS = ("support", "member")  # a member's releases, in deploy order
+
+
+def check_part(part: str, flag: str) -> None:
+    """A release named on the command line: support or member, else a one-line error."""
+    if part not in PARTS:
+        raise ConfigError(f"{flag}: {part!r} is not a release of a member (use support or member)")
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from hubfleet.tasks.conventions import DEBUG_HELP, task
         "yes": "do not ask for confirmation (also implied when CI is set)",
         "timeout": "seconds to wait for the release's workloads to become ready (default 300)",
         "force": "upgrade even when nothing changed",
+        "only": "deploy one release: support (ingress, certificates, monitoring) or member",
         "debug": DEBUG_HELP,
     }
 )
@@ -27,14 +28,17 @@ def deploy(
     yes: bool = False,
     timeout: int = 300,
     force: bool = False,
+    only: str | None = None,
     debug: bool = False,
 ) -> None:
-    """Deploy one member's chart with its layered values (same as: python deploy.py MEMBER)."""
+    """Deploy one member (same as: python deploy.py MEMBER): its support release first, when
+    the registry gives it a support block (cert-manager's CRDs applied before it), then its
+    hub's release. Each release is skipped when nothing in it changed."""
     from hubfleet.cli import run_deploy
 
     run_front(
         lambda: run_deploy(
-            member, dry_run=dry_run, diff=diff, yes=yes, timeout=timeout, force=force
+            member, dry_run=dry_run, diff=diff, yes=yes, timeout=timeout, force=force, only=only
         ),
         debug,
     )
@@ -44,14 +48,21 @@ def deploy(
     help={
         "member": "the member whose merged values to print",
         "show_origin": "append the file each value came from",
+        "only": "the values of this release: member (the default) or support",
         "debug": DEBUG_HELP,
     }
 )
-def values(c: Context, member: str, show_origin: bool = False, debug: bool = False) -> None:
+def values(
+    c: Context,
+    member: str,
+    show_origin: bool = False,
+    only: str | None = None,
+    debug: bool = False,
+) -> None:
     """Print a member's merged Helm values; values from secrets layers are masked."""
     from hubfleet.cli import show_values
 
-    run_front(lambda: show_values(member, show_origin), debug)
+    run_front(lambda: show_values(member, show_origin, only or "member"), debug)
 
 
 @task(
