@@ -22,9 +22,8 @@ import yaml
 
 from hubfleet.errors import ClusterError, ConfigError, HubfleetError, RenderError, RolloutError
 from hubfleet.helm import engine_from_env
-from hubfleet.helm.cli import (
-    MISSING_HELM,
-    CliEngine,
+from hubfleet.helm.cli import MISSING_HELM, CliEngine
+from hubfleet.helm.cli_argv import (
     dependency_list_argv,
     dry_run_argv,
     history_argv,

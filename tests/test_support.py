@@ -7,18 +7,34 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from hubfleet.deploy.manifests import parse_manifests, split_manifest
-from hubfleet.deploy.member import render_member
+import yaml
+
+from hubfleet.deploy.manifests import parse_manifests, split_manifest, split_stream
+from hubfleet.deploy.member import DeployOptions, DeployResult, deploy_member, render_member
 from hubfleet.files.repo import DeployRepo
 from hubfleet.helm.sdk import SdkEngine
+from hubfleet.kube.credentials import ClusterCredentials
 from hubfleet.registry.members import check_registry, load_registry
 from hubfleet.registry.support import releases, support_release
+from hubfleet.secrets import sops
 from tests.conftest_repo import PROJECT, MakeRepo
+from tests.kube_stub import KubeStub
 from tests.test_real_charts import real_charts  # noqa: F401 (fixture)
 from tests.test_umbrella_chart import umbrella_repo
 
 SUPPORT = PROJECT / "support"
 EMAIL = "ops@fleet.example.org"
+# what member.new generates for a binder member (else each render makes new ones)
+HUB_SECRETS = {
+    "jupyterhub": {
+        "hub": {
+            "cookieSecret": "c" * 64,
+            "services": {"binder": {"apiToken": "b" * 64}},
+            "config": {"CryptKeeper": {"keys": ["e" * 64]}},
+        },
+        "proxy": {"secretToken": "d" * 64},
+    }
+}
 
 
 def support_repo(deploy_repo: MakeRepo, **members: dict[str, Any]) -> DeployRepo:
@@ -28,10 +44,7 @@ def support_repo(deploy_repo: MakeRepo, **members: dict[str, Any]) -> DeployRepo
         deploy_repo,
         members={name: {"domain": f"{name}.example.org", **r} for name, r in members.items()},
         values={name: {} for name in members},
-        secrets={
-            name: {"binderhub": {"jupyterhub": {"hub": {"cookieSecret": "c" * 64}}}}
-            for name in members
-        },
+        secrets={name: {"binderhub": HUB_SECRETS} for name in members},
     )
     shutil.copytree(SUPPORT, repo.root / "support", ignore=shutil.ignore_patterns("charts"))
     return repo
@@ -60,7 +73,15 @@ def test_the_real_charts_render_documents_helm_splits_but_yaml_would_not(
     assert glued, "cert-manager renders `---#` (a separator glued to a comment)"
     objects = parse_manifests({p: t for p, t in rendered.items() if not p.endswith("NOTES.txt")})
     assert len(objects) == 46  # as ../shared/charts/README.md counts them, with Helm's splitting
-    assert split_manifest("a: 1\n---# c\nkind: X\n") == [(0, "a: 1"), (1, "# c\nkind: X\n")]
+    assert split_manifest("a: 1\n---# c\nkind: X\n") == [(0, "a: 1\n"), (1, "# c\nkind: X\n")]
+    # each document ends with one newline, as Helm writes it into the release (a block
+    # scalar at the end of a template keeps its newline, as in the release's manifest)
+    assert parse_manifests({"t.yaml": "kind: A\nx: |\n  l"}) == [{"kind": "A", "x": "l\n"}]
+    # a release's manifest is split as the Kubernetes client splits it: by `---` lines
+    assert split_stream("---\n# Source: a\nkind: A\n---\nkind: B\n") == [
+        "# Source: a\nkind: A\n",
+        "kind: B\n",
+    ]
 
 
 def test_a_k3s_member_gets_every_part(deploy_repo: MakeRepo, real_charts: Path) -> None:  # noqa: F811
@@ -166,3 +187,61 @@ def test_a_letsencrypt_issuer_needs_a_contact(deploy_repo: MakeRepo) -> None:
         "config/federation.yaml:7: member alpha: key 'email': is required: the ACME contact "
         "for Let's Encrypt (or issuer: selfsigned)"
     ]
+
+
+# --- deploy: CRDs, then support, then the member, by the real Helm SDK to the stub API ------
+
+
+def test_deploy_applies_the_crds_then_the_support_release_then_the_hub(
+    deploy_repo: MakeRepo,
+    real_charts: Path,  # noqa: F811
+    kube_stub: KubeStub,
+    kube_credentials: ClusterCredentials,
+) -> None:
+    repo = support_repo(deploy_repo, alpha={"support": {"email": EMAIL}})
+    # Grafana's admin password, pinned as member.new does (else each render makes a new one)
+    pinned = {"grafana": {"adminPassword": "g" * 32}}
+    sops.write_encrypted(
+        repo, repo.member_secret_values("alpha", "support"), yaml.safe_dump(pinned)
+    )
+    engine = SdkEngine(chart_cache=real_charts)
+    lines: list[str] = []
+    options = DeployOptions(yes=True, timeout_s=30)
+
+    def deploy(**kw: Any) -> DeployResult:
+        lines.clear()
+        return deploy_member(
+            repo, "alpha", engine, options, say=lines.append, credentials=kube_credentials, **kw
+        )
+
+    first = deploy()
+    out = "\n".join(lines)
+    assert (first.part, first.outcome, first.revision) == ("member", "deployed", 1)
+    assert first.support is not None
+    assert (first.support.outcome, first.support.revision) == ("deployed", 1)
+    # the order: CRDs before the support release, the support release before the hub
+    crds_at = out.index("CustomResourceDefinition(s) of cert-manager in place (6 changed)")
+    assert crds_at < out.index("installing release support") < out.index("installing release alpha")
+    crds = {c["metadata"]["name"] for c in kube_stub.objects("CustomResourceDefinition")}
+    assert {"certificates.cert-manager.io", "clusterissuers.cert-manager.io"} <= crds
+    assert kube_stub.get("ClusterIssuer", "letsencrypt-prod", "") is not None
+    assert kube_stub.get("Deployment", "support-traefik", "support") is not None
+    assert kube_stub.get("Deployment", "binder", "alpha") is not None
+
+    again = deploy()
+    assert again.outcome == "unchanged" and again.support is not None
+    assert again.support.outcome == "unchanged"
+
+    # a change to the support release alone upgrades it alone
+    values = repo.member_values("alpha", "support")
+    values.parent.mkdir(parents=True, exist_ok=True)
+    values.write_text("grafana:\n  replicas: 2\n")
+    bumped = deploy()
+    assert bumped.support is not None
+    assert (bumped.support.outcome, bumped.support.revision) == ("deployed", 2)
+    assert bumped.outcome == "unchanged"
+    grafana = kube_stub.get("Deployment", "support-grafana", "support")
+    assert grafana is not None and grafana["spec"]["replicas"] == 2
+
+    only = deploy(only="member")
+    assert only.support is None and only.outcome == "unchanged"

@@ -45,40 +45,66 @@ class ObjectChange:
         return f"{self.kind} {where}{self.name}"
 
 
-# Helm's own document separator (releaseutil.SplitManifests): `---` at the start of a line,
-# whatever follows it on that line. Charts rely on it: cert-manager's templates render
-# `---# comment`, which a YAML parser reads as one broken document.
-_SEPARATOR = re.compile(r"(?:^|\s*\n)---\s*")
-
-
 def split_manifest(text: str) -> list[tuple[int, str]]:
-    """The documents of one rendered template as Helm splits them, each with the line (from 0)
-    it starts on in `text`."""
+    """The documents of one rendered template as Helm makes them (releaseutil's
+    SplitManifests): split where a `---` starts a line, whatever follows it (cert-manager
+    renders `---# comment`, which a YAML parser would read as one broken document), each
+    trimmed and ended with one newline, as Helm writes it into the release's manifest and so
+    as the API server receives it. Each comes with the line (from 0) it starts on in `text`."""
     docs: list[tuple[int, str]] = []
     start = 0
-    for match in _SEPARATOR.finditer(text):
-        docs.append((text.count("\n", 0, start), text[start : match.start()]))
+    for match in _HELM_SEPARATOR.finditer(text):
+        docs.append((start, text[start : match.start()]))
         start = match.end()
-    docs.append((text.count("\n", 0, start), text[start:]))
-    return [(line, doc) for line, doc in docs if doc.strip()]
+    docs.append((start, text[start:]))
+    return [
+        (text.count("\n", 0, at + len(doc) - len(doc.lstrip())), doc.strip() + "\n")
+        for at, doc in docs
+        if doc.strip()
+    ]
+
+
+_HELM_SEPARATOR = re.compile(r"(?:^|\s*\n)---\s*")
+
+
+def split_stream(text: str) -> list[str]:
+    """The documents of a whole release manifest as the Kubernetes client Helm installs with
+    splits them (apimachinery's YAMLReader): a line that starts with `---` and has nothing
+    after it but blanks or a comment ends a document."""
+    docs: list[str] = []
+    current: list[str] = []
+    for line in text.splitlines(keepends=True):
+        rest = line[3:].strip()
+        if line.startswith("---") and (not rest or rest.startswith("#")):
+            docs.append("".join(current))
+            current = []
+        else:
+            current.append(line)
+    docs.append("".join(current))
+    return [doc for doc in docs if doc.strip()]
 
 
 def parse_manifests(texts: Iterable[str] | Mapping[str, str]) -> list[dict[str, Any]]:
-    """Every Kubernetes object in the given YAML streams, in order (empty documents dropped),
-    the streams split into documents as Helm splits them.
-
-    Given a mapping of template name to rendered text, a template that renders to invalid
-    YAML is a RenderError naming the template and the line.
+    """Every Kubernetes object in the given YAML, in order (empty documents dropped): a
+    mapping of template name to rendered text is split as Helm splits templates, and a
+    template that renders to invalid YAML is a RenderError naming the template and the line;
+    whole manifests (a live release's) are split as the Kubernetes client splits them.
     """
-    named = texts.items() if isinstance(texts, Mapping) else (("manifest", t) for t in texts)
+    named = (
+        [(name, split_manifest(text), text) for name, text in texts.items()]
+        if isinstance(texts, Mapping)
+        else [("manifest", [(0, d) for d in split_stream(t)], t) for t in texts]
+    )
     objects: list[dict[str, Any]] = []
-    for name, text in named:
-        for first, doc in split_manifest(text):
+    for name, docs, text in named:
+        for first, doc in docs:
             try:
                 loaded = yaml.load(doc, Loader=_Loader)
             except yaml.MarkedYAMLError as err:
                 mark = err.context_mark or err.problem_mark  # where the broken construct starts
-                where = f"{name}:{first + mark.line + 1}" if mark else name
+                # an error at the very end is on the last line, not one past it
+                last = max(1, len(text.splitlines()))
+                where = f"{name}:{min(first + mark.line + 1, last)}" if mark else name
                 raise RenderError(f"{where}: rendered to invalid YAML: {err.problem}") from None
             if isinstance(loaded, dict) and loaded.get("kind"):
                 objects.append(loaded)
@@ -124,12 +150,20 @@ def _text(obj: Mapping[str, Any]) -> list[str]:
     return yaml.safe_dump(masked_object(obj), sort_keys=True).splitlines()
 
 
+def is_hook(obj: Mapping[str, Any]) -> bool:
+    """A Helm hook (a test Pod, a post-install Job): run by Helm around an install or upgrade,
+    never part of the release's manifest, so never part of its diff."""
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    return "helm.sh/hook" in annotations
+
+
 def diff_objects(
     live: Iterable[Mapping[str, Any]], new: Iterable[Mapping[str, Any]], namespace: str
 ) -> list[ObjectChange]:
-    """The objects added, removed or changed from `live` to `new`, in a stable order."""
-    before = {object_key(o, namespace): o for o in live}
-    after = {object_key(o, namespace): o for o in new}
+    """The objects added, removed or changed from `live` to `new`, in a stable order (Helm's
+    hooks left out: the live release's manifest has none)."""
+    before = {object_key(o, namespace): o for o in live if not is_hook(o)}
+    after = {object_key(o, namespace): o for o in new if not is_hook(o)}
     changes: list[ObjectChange] = []
     for key in sorted(before.keys() | after.keys()):
         kind, ns, name = key

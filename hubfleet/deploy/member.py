@@ -29,7 +29,11 @@ from hubfleet.deploy.support import apply_support_crds, support_crds
 from hubfleet.errors import ConfigError, HubfleetError, RenderError, RolloutError
 from hubfleet.files.repo import DeployRepo
 from hubfleet.files.yamlfile import load_mapping
-from hubfleet.helm.dependencies import declared_dependencies, enabled_dependencies
+from hubfleet.helm.dependencies import (
+    declared_dependencies,
+    enabled_dependencies,
+    installable,
+)
 from hubfleet.helm.engine import HelmEngine
 from hubfleet.helm.errors import SchemaError
 from hubfleet.helm.stack import chart_stack, missing_nested_charts
@@ -70,6 +74,8 @@ class Rendered:
     timings: dict[str, float] = field(default_factory=dict)
     # keys of the member's files that no chart of its stack reads, one line each (file:line)
     unread: tuple[str, ...] = ()
+    # the chart's dependencies its values enable (the others need not be vendored)
+    enabled: tuple[str, ...] = ()
 
     def secret_strings(self) -> set[str]:
         return self.values.effective.secret_strings()
@@ -163,7 +169,16 @@ def render_member(
     name, version = _chart_meta(chart_dir, shown_chart)
     unread = unread_values(values, stack, member.name)
     return Rendered(
-        member, chart_dir, name, version, values, manifests, objects, timings, tuple(unread)
+        member,
+        chart_dir,
+        name,
+        version,
+        values,
+        manifests,
+        objects,
+        timings,
+        tuple(unread),
+        tuple(wanted),
     )
 
 
@@ -281,7 +296,17 @@ def _deploy_release(
         kube.check_reachable(api, creds)
         live = engine.status(creds, member.release, member.namespace)
         live_objects = parse_manifests([live.manifest]) if live else []
-        changes = diff_objects(live_objects, rendered.objects, member.namespace)
+        planned = rendered.objects
+        if live:
+            # what the upgrade would store, rendered against the cluster: charts that keep a
+            # generated secret (lookup) or pick an API version by the cluster's capabilities
+            # render differently offline, and would never look unchanged
+            with installable(rendered.chart_dir, rendered.enabled) as chart_dir:
+                upgrade = engine.planned_upgrade(
+                    creds, chart_dir, member.release, member.namespace, rendered.values.user.values
+                )
+            planned = parse_manifests([upgrade.manifest])
+        changes = diff_objects(live_objects, planned, member.namespace)
         where = f"revision {live.revision} ({live.status})" if live else "not installed"
         say(f"{member.name}: live release {member.release} in {member.namespace}: {where}")
         say(changes_text(changes, secrets))
@@ -319,15 +344,16 @@ def _deploy_release(
             apply_support_crds(api, crds, member, options.timeout_s, say)
         action = "upgrading" if live else "installing"
         say(f"{member.name}: {action} release {member.release} (timeout {options.timeout_s}s)")
-        release = engine.upgrade_or_install(
-            creds,
-            rendered.chart_dir,
-            member.release,
-            member.namespace,
-            rendered.values.user.values,
-            timeout_s=options.timeout_s,
-            wait=False,
-        )
+        with installable(rendered.chart_dir, rendered.enabled) as chart_dir:
+            release = engine.upgrade_or_install(
+                creds,
+                chart_dir,
+                member.release,
+                member.namespace,
+                rendered.values.user.values,
+                timeout_s=options.timeout_s,
+                wait=False,
+            )
         targets = [
             (w.kind, w.name) for w in workloads_in_manifest(rendered.objects, member.namespace)
         ]

@@ -4,8 +4,8 @@ Values go to helm on stdin (`--values -`) as YAML, never into argv or a file. A 
 kubeconfig is written to a 0600 file in a 0700 temporary directory for the length of one
 helm run, passed by `--kubeconfig` and `--kube-context`, and removed afterwards, also on
 failure; the child's environment loses KUBECONFIG and HELM_KUBE* so nothing else can steer it.
-Release data is read with `-o json`. Building argv is pure functions here; reading what helm
-prints (and its failures) is pure functions in `hubfleet.helm.cli_output`.
+Release data is read with `-o json`. Building argv is pure functions in `hubfleet.helm.cli_argv`;
+reading what helm prints (and its failures) is pure functions in `hubfleet.helm.cli_output`.
 """
 
 from __future__ import annotations
@@ -19,6 +19,19 @@ from pathlib import Path
 from typing import Any
 
 from hubfleet.errors import HubfleetError, RenderError
+from hubfleet.helm.cli_argv import (
+    dependency_list_argv,
+    dry_run_argv,
+    history_argv,
+    lint_argv,
+    package_argv,
+    pull_argv,
+    render_argv,
+    rollback_argv,
+    status_argv,
+    upgrade_argv,
+    version_argv,
+)
 from hubfleet.helm.cli_output import (
     chart_error,
     error_text,
@@ -35,7 +48,6 @@ from hubfleet.helm.cli_output import (
 from hubfleet.helm.dependencies import ResolvedOnce, resolve_dependencies
 from hubfleet.helm.engine import (
     EMPTY_KUBECONFIG,
-    HISTORY_MAX,
     DependencyState,
     LintFinding,
     ReleaseInfo,
@@ -46,124 +58,6 @@ from hubfleet.kube.credentials import ClusterCredentials, kubeconfig_file
 MISSING_HELM = "helm CLI not found on PATH (HUBFLEET_HELM=cli); install helm or unset HUBFLEET_HELM"
 # Offline commands finish in seconds; a cluster command without its own --timeout gets this.
 OFFLINE_TIMEOUT_S = 300
-HISTORY_LIMIT = 256
-
-# --- argv ---------------------------------------------------------------------------------
-
-
-def kube_args(kubeconfig: Path, context: str | None) -> list[str]:
-    return ["--kubeconfig", str(kubeconfig)] + (["--kube-context", context] if context else [])
-
-
-def render_argv(chart_dir: Path, release: str, namespace: str, *, helm: str = "helm") -> list[str]:
-    return [helm, "template", release, str(chart_dir), "--namespace", namespace, "--values", "-"]
-
-
-def lint_argv(chart_dir: Path, *, helm: str = "helm") -> list[str]:
-    return [helm, "lint", str(chart_dir), "--values", "-"]
-
-
-def dry_run_argv(
-    chart_dir: Path,
-    release: str,
-    namespace: str,
-    *,
-    kubeconfig: Path,
-    context: str | None,
-    helm: str = "helm",
-) -> list[str]:
-    return [
-        *[helm, "install", release, str(chart_dir), "--namespace", namespace],
-        *["--dry-run=client", "--values", "-", "--output", "json"],
-        *kube_args(kubeconfig, context),
-    ]
-
-
-def upgrade_argv(
-    chart_dir: Path,
-    release: str,
-    namespace: str,
-    *,
-    kubeconfig: Path,
-    context: str | None,
-    timeout_s: int,
-    wait: bool,
-    create_namespace: bool = True,
-    rollback_on_failure: bool = True,
-    helm_major: int = 4,
-    helm: str = "helm",
-) -> list[str]:
-    """`helm upgrade --install`; rollback on failure only with --wait (Helm needs to wait to
-    see a failure). Helm 4 calls it --rollback-on-failure; Helm 3 called it --atomic."""
-    argv = [
-        *[helm, "upgrade", "--install", release, str(chart_dir), "--namespace", namespace],
-        *["--values", "-", "--output", "json", "--history-max", str(HISTORY_MAX)],
-        *["--timeout", f"{timeout_s}s"],
-    ]
-    if create_namespace:
-        argv.append("--create-namespace")
-    if wait:
-        argv.append("--wait")
-        if rollback_on_failure:
-            argv.append("--rollback-on-failure" if helm_major >= 4 else "--atomic")
-    return argv + kube_args(kubeconfig, context)
-
-
-def status_argv(
-    release: str, namespace: str, *, kubeconfig: Path, context: str | None, helm: str = "helm"
-) -> list[str]:
-    return [
-        *[helm, "status", release, "--namespace", namespace, "--output", "json"],
-        *kube_args(kubeconfig, context),
-    ]
-
-
-def history_argv(
-    release: str, namespace: str, *, kubeconfig: Path, context: str | None, helm: str = "helm"
-) -> list[str]:
-    return [
-        *[helm, "history", release, "--namespace", namespace, "--output", "json"],
-        *["--max", str(HISTORY_LIMIT), *kube_args(kubeconfig, context)],
-    ]
-
-
-def rollback_argv(
-    release: str,
-    namespace: str,
-    revision: int | None,
-    *,
-    kubeconfig: Path,
-    context: str | None,
-    helm: str = "helm",
-) -> list[str]:
-    target = [] if revision is None else [str(revision)]
-    return [
-        *[helm, "rollback", release, *target, "--namespace", namespace],
-        *kube_args(kubeconfig, context),
-    ]
-
-
-def dependency_list_argv(chart_dir: Path, *, helm: str = "helm") -> list[str]:
-    return [helm, "dependency", "list", str(chart_dir)]
-
-
-def package_argv(source: Path, destination: Path, *, helm: str = "helm") -> list[str]:
-    return [helm, "package", str(source), "--destination", str(destination)]
-
-
-def pull_argv(dep: DependencyState, destination: Path, *, helm: str = "helm") -> list[str]:
-    if dep.repository.startswith("oci://"):
-        ref = [f"{dep.repository.rstrip('/')}/{dep.name}"]
-    else:
-        ref = [dep.name, "--repo", dep.repository]
-    return [helm, "pull", *ref, "--version", dep.version, "--destination", str(destination)]
-
-
-def version_argv(*, helm: str = "helm") -> list[str]:
-    return [helm, "version", "--template", "{{.Version}}"]
-
-
-# --- running helm -------------------------------------------------------------------------
 
 
 class CliEngine:
@@ -377,6 +271,32 @@ class CliEngine:
             proc = self._run(argv, values_yaml(values), timeout_s=2 * timeout_s + 60)
         if proc.returncode != 0:
             raise release_error(proc, creds, chart_dir, release, namespace, "upgrade", timeout_s)
+        return release_from_json(release_json(proc, creds, release, namespace))
+
+    def planned_upgrade(
+        self,
+        creds: ClusterCredentials,
+        chart_dir: Path,
+        release: str,
+        namespace: str,
+        values: Mapping[str, Any],
+    ) -> ReleaseInfo:
+        self._chart_present(chart_dir)
+        with self._kubeconfig(creds) as kubeconfig:
+            argv = upgrade_argv(
+                chart_dir,
+                release,
+                namespace,
+                kubeconfig=kubeconfig,
+                context=creds.context,
+                timeout_s=300,
+                wait=False,
+                helm=self.helm,
+                dry_run=True,
+            )
+            proc = self._run(argv, values_yaml(values), timeout_s=360)
+        if proc.returncode != 0:
+            raise release_error(proc, creds, chart_dir, release, namespace, "dry-run upgrade", 300)
         return release_from_json(release_json(proc, creds, release, namespace))
 
     def rollback(

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import tempfile
 import threading
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -307,3 +310,42 @@ class ResolvedOnce:
                 return
             resolve()  # raises when it cannot: nothing remembered
             self._done.add((chart_dir, wanted, charts_signature(chart_dir)))
+
+
+@contextmanager
+def installable(chart_dir: Path, enabled: Collection[str]) -> Iterator[Path]:
+    """The chart as Helm can install it with only its `enabled` dependencies in charts/.
+
+    Helm renders a chart whose disabled dependencies are absent, but its install and upgrade
+    refuse it ("missing in charts/ directory"). When some declared dependency is not enabled,
+    this is a temporary copy whose Chart.yaml lists only the enabled ones (their archives
+    kept, the others' left out; no Chart.lock): it renders the same objects, since a disabled
+    dependency renders none. Otherwise the chart itself."""
+    import yaml
+
+    declared = declared_dependencies(chart_dir)
+    dropped = {str(d.get("name")) for d in declared} - set(enabled)
+    if not dropped:
+        yield chart_dir
+        return
+
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        here = Path(folder)
+        if here == chart_dir:
+            return {"Chart.lock"} & set(names)
+        if here == chart_dir / "charts":
+            return {n for n in names for d in dropped if n == d or _is_archive_of(n, d)}
+        return set()
+
+    with tempfile.TemporaryDirectory(prefix="hubfleet-chart-") as tmp:
+        copy = Path(tmp) / chart_dir.name
+        shutil.copytree(chart_dir, copy, ignore=ignore)
+        meta = yaml.safe_load((chart_dir / "Chart.yaml").read_text(encoding="utf-8"))
+        meta["dependencies"] = [d for d in declared if str(d.get("name")) not in dropped]
+        (copy / "Chart.yaml").write_text(yaml.safe_dump(meta, sort_keys=False), encoding="utf-8")
+        yield copy
+
+
+def _is_archive_of(filename: str, name: str) -> bool:
+    """Whether `filename` is a packaged version of chart `name` (`<name>-<version>.tgz`)."""
+    return bool(re.fullmatch(re.escape(name) + r"-v?\d[^/]*\.tgz", filename))

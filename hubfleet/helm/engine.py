@@ -106,6 +106,20 @@ class HelmEngine(Protocol):
         """A client-side dry-run install: the release Helm would create, no cluster needed."""
         ...
 
+    def planned_upgrade(
+        self,
+        creds: ClusterCredentials,
+        chart_dir: Path,
+        release: str,
+        namespace: str,
+        values: Mapping[str, Any],
+    ) -> ReleaseInfo:
+        """What an upgrade of the installed release would store (its manifest), rendered
+        against the cluster, as the upgrade itself renders: `lookup` sees the live objects
+        (secrets a chart generated once and keeps) and capabilities are the cluster's (which
+        API versions a chart picks). A server-side dry run: nothing is changed."""
+        ...
+
     def status(self, creds: ClusterCredentials, release: str, namespace: str) -> ReleaseInfo | None:
         """The latest revision of the release, with its manifest; None when it does not exist."""
         ...

@@ -112,6 +112,24 @@ class SdkEngine:
             )
         return release_from_summary(summary)
 
+    def planned_upgrade(
+        self,
+        creds: ClusterCredentials,
+        chart_dir: Path,
+        release: str,
+        namespace: str,
+        values: Mapping[str, Any],
+    ) -> ReleaseInfo:
+        with (
+            _loaded(chart_dir) as chart,
+            _config(creds, namespace) as cfg,
+            _release_errors(creds, chart_dir, release, namespace, "dry-run upgrade"),
+        ):
+            summary = cfg.upgrade(
+                chart, release, plain_values(values), namespace=namespace, dry_run="server"
+            )
+        return release_from_summary(summary)
+
     def status(self, creds: ClusterCredentials, release: str, namespace: str) -> ReleaseInfo | None:
         # `get all` rather than `status`: the same latest revision, plus its description,
         # without Helm 4 fetching every live object of the release.

@@ -10,10 +10,10 @@ import base64
 import hashlib
 from typing import Any
 
-from tests.kube_stub.resources import ALL_VERBS, KUBE_VERSION, RESOURCES, Resource
+from tests.kube_stub.resources import ALL_VERBS, KUBE_VERSION, Resource
 
 
-def discovery(path: str, port: int) -> dict[str, Any] | None:
+def discovery(path: str, port: int, served: tuple[Resource, ...]) -> dict[str, Any] | None:
     if path == "/version":
         return KUBE_VERSION
     if path == "/api":
@@ -25,37 +25,23 @@ def discovery(path: str, port: int) -> dict[str, Any] | None:
             ],
         }
     groups: dict[str, list[Resource]] = {}
-    for r in RESOURCES:
+    for r in served:
         groups.setdefault(r.group_version, []).append(r)
     if path == "/apis":
-        names = sorted({r.group for r in RESOURCES if r.group}, key=lambda g: (g != "apps", g))
+        names = sorted({r.group for r in served if r.group}, key=lambda g: (g != "apps", g))
         return {
             "kind": "APIGroupList",
             "apiVersion": "v1",
-            "groups": [
-                {
-                    "name": g,
-                    "versions": [{"groupVersion": f"{g}/v1", "version": "v1"}],
-                    "preferredVersion": {"groupVersion": f"{g}/v1", "version": "v1"},
-                }
-                for g in names
-            ],
+            "groups": [_group(g, served) for g in names],
         }
     parts = [p for p in path.split("/") if p]
     if (
         parts
         and parts[0] == "apis"
         and len(parts) == 2
-        and any(r.group == parts[1] for r in RESOURCES)
+        and any(r.group == parts[1] for r in served)
     ):
-        version = {"groupVersion": f"{parts[1]}/v1", "version": "v1"}
-        return {
-            "kind": "APIGroup",
-            "apiVersion": "v1",
-            "name": parts[1],
-            "versions": [version],
-            "preferredVersion": version,
-        }
+        return {"kind": "APIGroup", "apiVersion": "v1", **_group(parts[1], served)}
     gv = (
         "v1"
         if parts == ["api", "v1"]
@@ -119,14 +105,21 @@ def discovery(path: str, port: int) -> dict[str, Any] | None:
     }
 
 
-def openapi_v3(path: str) -> dict[str, Any] | None:
+def _group(group: str, served: tuple[Resource, ...]) -> dict[str, Any]:
+    """One API group as discovery lists it: its versions (v1 first), the first preferred."""
+    versions = sorted({r.version for r in served if r.group == group}, key=lambda v: (v != "v1", v))
+    listed = [{"groupVersion": f"{group}/{v}", "version": v} for v in versions]
+    return {"name": group, "versions": listed, "preferredVersion": listed[0]}
+
+
+def openapi_v3(path: str, served: tuple[Resource, ...]) -> dict[str, Any] | None:
     """`/openapi/v3` and its per group-version documents, paths and operations only.
 
     client-go reads these to learn whether PATCH accepts `fieldValidation`; with that it
     leaves schema validation to the server instead of downloading every schema.
     """
     by_gv: dict[str, list[Resource]] = {}
-    for r in RESOURCES:
+    for r in served:
         prefix = "api/v1" if not r.group else f"apis/{r.group_version}"
         by_gv.setdefault(prefix, []).append(r)
     if path == "/openapi/v3":

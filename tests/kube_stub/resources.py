@@ -1,7 +1,8 @@
 """What the stub serves: the version it claims, its resource table, and the shapes it shares.
 
 The resources are the ones a small cluster serves (core, apps, batch, networking, RBAC, ...)
-plus one custom resource, system-upgrade-controller's `Plan`. Errors become `kind: Status`
+plus one custom resource, system-upgrade-controller's `Plan`; and, once a
+CustomResourceDefinition is stored, the kinds it defines (store.defined_resources). Errors become `kind: Status`
 responses (ApiError); timestamps and conditions are written as the API server writes them.
 """
 
@@ -115,6 +116,20 @@ RESOURCES: tuple[Resource, ...] = (
         "StorageClass",
         namespaced=False,
         short_names=("sc",),
+    ),
+    Resource(
+        "admissionregistration.k8s.io",
+        "v1",
+        "mutatingwebhookconfigurations",
+        "MutatingWebhookConfiguration",
+        namespaced=False,
+    ),
+    Resource(
+        "admissionregistration.k8s.io",
+        "v1",
+        "validatingwebhookconfigurations",
+        "ValidatingWebhookConfiguration",
+        namespaced=False,
     ),
     Resource(
         "apiextensions.k8s.io",

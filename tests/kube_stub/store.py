@@ -65,8 +65,21 @@ class ObjectStore:
         self._events: list[_WatchEvent] = []
         self._rv = itertools.count(1000)
         self._last_rv = 1000
-        self._by_kind = {r.kind: r for r in RESOURCES}
-        self._by_plural = {r.plural: r for r in RESOURCES}
+        # kinds served because a CustomResourceDefinition defines them, by the CRD's name
+        self._custom: dict[str, tuple[Resource, ...]] = {}
+
+    # --- what is served: the built-in table, and the kinds of the CRDs stored ---------------
+
+    def served(self) -> tuple[Resource, ...]:
+        return RESOURCES + tuple(r for defined in self._custom.values() for r in defined)
+
+    @property
+    def _by_kind(self) -> dict[str, Resource]:
+        return {r.kind: r for r in self.served()}
+
+    @property
+    def _by_plural(self) -> dict[str, Resource]:
+        return {r.plural: r for r in self.served()}
 
     # --- what the rollout controller (rollouts.py) does on reads and writes -----------------
 
@@ -139,6 +152,12 @@ class ObjectStore:
         obj["metadata"]["resourceVersion"] = self._next_rv()
         self._events.append(_WatchEvent(self._last_rv, event, res, namespace, copy.deepcopy(obj)))
         del self._events[:-2000]
+        if res.kind == "CustomResourceDefinition":
+            name = obj["metadata"]["name"]
+            if event == "DELETED":
+                self._custom.pop(name, None)
+            else:
+                self._custom[name] = defined_resources(obj)
         self._changed.notify_all()
 
     def _check_namespace(self, res: Resource, namespace: str) -> None:
@@ -242,6 +261,8 @@ class ObjectStore:
         if res.has_status and res.kind in WORKLOAD_KINDS:
             obj.pop("status", None)
             self._start_rollout(res, namespace, obj, None)
+        if res.kind == "CustomResourceDefinition":
+            obj["status"] = established(obj)  # as the API server does, at once
         if dry_run:
             self._rollouts.pop(key, None)
             meta["resourceVersion"] = str(self._last_rv)
@@ -475,3 +496,47 @@ def _without_managed_fields(obj: Mapping[str, Any]) -> dict[str, Any]:
 def _spec(obj: Mapping[str, Any]) -> dict[str, Any]:
     """Everything but metadata and status: what a generation counts changes of."""
     return {k: v for k, v in obj.items() if k not in ("metadata", "status")}
+
+
+def defined_resources(crd: Mapping[str, Any]) -> tuple[Resource, ...]:
+    """The kinds a CustomResourceDefinition makes the API server serve: one per served version."""
+    spec = crd.get("spec") or {}
+    names = spec.get("names") or {}
+    return tuple(
+        Resource(
+            str(spec.get("group", "")),
+            str(version["name"]),
+            str(names.get("plural", "")),
+            str(names.get("kind", "")),
+            namespaced=spec.get("scope") == "Namespaced",
+            short_names=tuple(names.get("shortNames") or ()),
+            has_status="status" in (version.get("subresources") or {}),
+        )
+        for version in spec.get("versions") or []
+        if version.get("served", True)
+    )
+
+
+def established(crd: Mapping[str, Any]) -> dict[str, Any]:
+    spec = crd.get("spec") or {}
+    when = now_rfc3339()
+    return {
+        "acceptedNames": copy.deepcopy(spec.get("names") or {}),
+        "conditions": [
+            {
+                "type": "NamesAccepted",
+                "status": "True",
+                "reason": "NoConflicts",
+                "message": "no conflicts found",
+                "lastTransitionTime": when,
+            },
+            {
+                "type": "Established",
+                "status": "True",
+                "reason": "InitialNamesAccepted",
+                "message": "the initial names have been accepted",
+                "lastTransitionTime": when,
+            },
+        ],
+        "storedVersions": [v["name"] for v in spec.get("versions") or [] if v.get("storage")],
+    }

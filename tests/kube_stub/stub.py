@@ -26,7 +26,6 @@ from tests.kube_stub.bodies import json_body
 from tests.kube_stub.discovery import discovery, openapi_v3
 from tests.kube_stub.resources import (
     INITIAL_NAMESPACES,
-    RESOURCES,
     ApiError,
     Resource,
     not_found,
@@ -145,7 +144,7 @@ class KubeStub(RolloutController):
             group, version, rest = parts[1], parts[2], parts[3:]
         else:
             return None
-        served = {r.plural: r for r in RESOURCES if r.group == group and r.version == version}
+        served = {r.plural: r for r in self.served() if r.group == group and r.version == version}
         if not rest:
             return None
         namespace = ""
@@ -170,14 +169,14 @@ class KubeStub(RolloutController):
         with self._lock:
             self._tick()
             if method == "GET" and path.startswith("/openapi/v3"):
-                spec = openapi_v3(path)
+                spec = openapi_v3(path, self.served())
                 if spec is None:
                     raise ApiError(
                         404, "NotFound", "the server could not find the requested resource"
                     )
                 return 200, "application/json", json.dumps(spec).encode()
             if method == "GET":
-                doc = discovery(path, self.port)
+                doc = discovery(path, self.port, self.served())
                 if doc is not None:
                     return 200, "application/json", json.dumps(doc).encode()
             route = self.route(path)
