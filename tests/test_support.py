@@ -20,7 +20,7 @@ from hubfleet.secrets import sops
 from tests.conftest_repo import PROJECT, MakeRepo
 from tests.kube_stub import KubeStub
 from tests.test_real_charts import real_charts  # noqa: F401 (fixture)
-from tests.test_umbrella_chart import umbrella_repo
+from tests.test_umbrella_chart import ALPHA_HARBOR, ALPHA_S3_REGION, harbor_keys, umbrella_repo
 
 SUPPORT = PROJECT / "support"
 EMAIL = "ops@fleet.example.org"
@@ -245,3 +245,48 @@ def test_deploy_applies_the_crds_then_the_support_release_then_the_hub(
 
     only = deploy(only="member")
     assert only.support is None and only.outcome == "unchanged"
+
+
+def test_every_ingress_of_the_hub_gets_the_issuer_and_the_class(
+    deploy_repo: MakeRepo,
+    real_charts: Path,  # noqa: F811
+) -> None:
+    repo = support_repo(
+        deploy_repo,
+        alpha={"support": {"email": EMAIL, "issuer": "letsencrypt-staging"}, "s3": ALPHA_S3_REGION},
+        plain={},
+    )
+    hosts = {
+        "binderhub": {
+            "ingress": {"hosts": ["alpha.example.org"]},
+            "jupyterhub": {"ingress": {"hosts": ["hub.alpha.example.org"]}},
+        },
+        "harborEnabled": True,
+        "harbor": ALPHA_HARBOR,
+    }
+    repo.member_values("alpha").write_text(yaml.safe_dump(hosts))
+    with_keys = {"binderhub": HUB_SECRETS, **harbor_keys()}
+    sops.write_encrypted(repo, repo.member_secret_values("alpha"), yaml.safe_dump(with_keys))
+    (repo.root / "config" / "plain.yaml").write_text(
+        yaml.safe_dump({"binderhub": hosts["binderhub"]})
+    )
+    registry = load_registry(repo)
+    engine = SdkEngine(chart_cache=real_charts)
+
+    rendered = render_member(repo, registry.member("alpha"), engine)
+    assert rendered.unread == ()
+    ingresses = {o["metadata"]["name"]: o for o in by_kind(rendered.objects)["Ingress"]}
+    assert {"binderhub", "jupyterhub", "alpha-harbor-ingress"} <= set(ingresses)
+    for ingress in ingresses.values():
+        assert ingress["spec"]["ingressClassName"] == "traefik"
+        annotations = ingress["metadata"]["annotations"]
+        assert annotations["cert-manager.io/cluster-issuer"] == "letsencrypt-staging"
+    # where each value came from: the registry, overridable by the member's files
+    origins = {
+        ".".join(map(str, p)): layer.name for p, layer in rendered.values.effective.origins.items()
+    }
+    assert origins["binderhub.ingress.enabled"] == "config/federation.yaml"
+
+    # a member without a support block: its values as they were (no ingress switched on)
+    plain = render_member(repo, registry.member("plain"), engine)
+    assert "Ingress" not in by_kind(plain.objects)

@@ -138,14 +138,18 @@ def member_values(
 
     defaults = chart_defaults(repo, member)
     part = member.part
+    registry = registry_layer(member, registry_name)
     ordered = [
-        registry_layer(member, registry_name),
+        registry,
         plain(repo.common_values(part)),
         secret(repo.common_secret_values(part)),
         plain(repo.member_values(member.name, part)),
         secret(repo.member_secret_values(member.name, part)),
     ]
     user_layers = tuple(layer for layer in ordered if layer is not None)
+    if part == "member":
+        serving = _with_serving(repo, member, registry, defaults, user_layers)
+        user_layers = (serving, *user_layers[1:])
     return MemberValues(
         member=member.name,
         layers=(defaults, *user_layers),
@@ -153,6 +157,28 @@ def member_values(
         effective=merge_layers((defaults, *user_layers)),
         decrypt_s=decrypt_s,
     )
+
+
+def _with_serving(
+    repo: DeployRepo,
+    member: Member,
+    registry: ValuesLayer,
+    defaults: ValuesLayer,
+    layers: tuple[ValuesLayer, ...],
+) -> ValuesLayer:
+    """The registry layer with the ingress settings that make the charts the member runs
+    serve HTTPS (hubfleet.values.serving): which charts run is known only from all layers."""
+    from hubfleet.helm.dependencies import declared_dependencies, enabled_dependencies
+    from hubfleet.registry.support import support_of
+    from hubfleet.values.serving import serving_values
+
+    if support_of(member) is None:
+        return registry
+    merged = merge_layers((defaults, *layers)).values
+    enabled = enabled_dependencies(declared_dependencies(repo.root / member.chart), merged)
+    extra = serving_values(member, enabled)
+    data, _, _ = merge_leaves(dict(registry.data), extra, registry.name)
+    return ValuesLayer(registry.name, data, registry.secret, registry.lines)
 
 
 def write_secret_leaves(
