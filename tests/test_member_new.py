@@ -47,7 +47,6 @@ SECRET_KEYS = {
     "binderhub.jupyterhub.hub.cookieSecret": 64,
     "binderhub.jupyterhub.hub.services.binder.apiToken": 64,
     "binderhub.jupyterhub.proxy.secretToken": 64,
-    "grafana.adminPassword": 24,
     "harbor.harborAdminPassword": 24,
     "harbor.secretKey": 16,
     "harbor.database.internal.password": 24,
@@ -102,9 +101,13 @@ def test_new_member_is_registered_sized_and_given_fresh_encrypted_secrets(
         "    stage: staging\n"
         "    provider: k3s\n"
         "    domain: beta.example.org\n"
+        "    support:\n"
+        "      issuer: selfsigned\n"
         "    hosts:\n"
         f"      - address: {host.address}\n"
     )
+    # no --email and no other member's to share: self-signed until one is set, and said so
+    assert "no --email: its certificates come from the self-signed issuer" in out
     assert check_registry(repo)[1] == []
     member = load_registry(repo).member("beta")
     assert (member.provider, member.stage, member.hosts[0].address) == (
@@ -125,7 +128,9 @@ def test_new_member_is_registered_sized_and_given_fresh_encrypted_secrets(
     assert binder["config"]["BinderHub"]["hub_url"] == "https://hub.beta.example.org"
     assert values["harbor"]["expose"]["ingress"]["hosts"]["core"] == "registry.beta.example.org"
     assert values["harbor"]["externalURL"] == "https://registry.beta.example.org"
-    assert values["grafana"]["ingress"]["hosts"] == ["grafana.beta.example.org"]
+    support = load_mapping(repo.member_values("beta", "support")).data
+    assert support["grafana"]["ingress"]["hosts"] == ["grafana.beta.example.org"]
+    assert "grafana" not in values  # Grafana is the support release's
     # 64 GB, 16 CPUs: maxPods round(1.75 x 64) = 112; dind 2-8 CPUs, 4-8 GiB; users fit in
     # RAM (64 - 4 - 8 GB) / 450 MB = 118, in pod slots 112 - 25 = 87: quota 87
     assert sizing.max_pods(64) == 112
@@ -151,7 +156,13 @@ def test_new_member_is_registered_sized_and_given_fresh_encrypted_secrets(
     assert all(isinstance(v, str) and len(v) == SECRET_KEYS[k] for k, v in found.items())
     assert all(re.fullmatch(r"[0-9a-f]{64}", str(found[k])) for k in list(SECRET_KEYS)[:3])
     assert len(set(found.values())) == len(found)
-    for value in found.values():
+    keys = dig(stored, "binderhub.jupyterhub.hub.config.CryptKeeper.keys")
+    assert isinstance(keys, list) and re.fullmatch(r"[0-9a-f]{64}", keys[0])
+    support_path = repo.member_secret_values("beta", "support")
+    assert sops.is_encrypted(support_path)
+    grafana = dig(sops.decrypt_yaml(repo, support_path), "grafana.adminPassword")
+    assert isinstance(grafana, str) and len(grafana) == 24
+    for value in [*found.values(), keys[0], grafana]:
         assert str(value) not in out
     assert "launch quota 87, maxPods 112" in out
 

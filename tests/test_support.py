@@ -7,10 +7,12 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from hubfleet.deploy.manifests import parse_manifests, split_manifest, split_stream
 from hubfleet.deploy.member import DeployOptions, DeployResult, deploy_member, render_member
+from hubfleet.errors import ConfigError
 from hubfleet.files.repo import DeployRepo
 from hubfleet.helm.sdk import SdkEngine
 from hubfleet.kube.credentials import ClusterCredentials
@@ -290,3 +292,80 @@ def test_every_ingress_of_the_hub_gets_the_issuer_and_the_class(
     # a member without a support block: its values as they were (no ingress switched on)
     plain = render_member(repo, registry.member("plain"), engine)
     assert "Ingress" not in by_kind(plain.objects)
+
+
+def test_a_new_member_gets_a_support_block_with_the_federations_contact() -> None:
+    from hubfleet.files.yamlfile import parse_with_lines
+    from hubfleet.members.serving import support_block, with_contact
+    from hubfleet.members.templates import NewMember
+
+    said: list[str] = []
+    shared = parse_with_lines(
+        "members:\n  a:\n    support:\n      email: ops@x.org\n  b:\n    support: {}\n",
+        Path("federation.yaml"),
+        "config/federation.yaml",
+    )
+    k3s = with_contact(NewMember("c", "192.0.2.7", "c.x.org"), shared, said.append)
+    assert support_block(k3s) == {"email": "ops@x.org"} and said == []
+    mk8s = NewMember("d", "192.0.2.8", "d.x.org", provider="microk8s", email="me@x.org")
+    assert support_block(with_contact(mk8s, shared, said.append)) == {
+        "email": "me@x.org",
+        "load_balancer_ip": "192.0.2.8",  # MetalLB's pool is the host's address
+    }
+    nobody = parse_with_lines("members: {}\n", Path("f.yaml"), "config/federation.yaml")
+    alone = with_contact(NewMember("e", "192.0.2.9", "e.x.org"), nobody, said.append)
+    assert support_block(alone) == {"issuer": "selfsigned"}
+    assert said and "no --email" in said[0]
+    with pytest.raises(ConfigError, match="--issuer letsencrypt-staging needs --email"):
+        staging = NewMember("f", "192.0.2.10", "f.x.org", issuer="letsencrypt-staging")
+        with_contact(staging, nobody, said.append)
+
+
+def test_the_new_member_templates_render_with_the_real_charts_and_nothing_unread(
+    deploy_repo: MakeRepo,
+    real_charts: Path,  # noqa: F811
+) -> None:
+    from hubfleet.files.yamlfile import load_mapping
+    from hubfleet.members.new import plan_new_member
+    from hubfleet.members.templates import NewMember, NodeShape
+
+    repo = support_repo(deploy_repo, alpha={"support": {"email": EMAIL}})
+    shutil.copytree(PROJECT / "config" / "templates", repo.root / "config" / "templates")
+    request = NewMember("beta", "192.0.2.5", "beta.example.org", email=EMAIL)
+    doc = load_mapping(repo.registry, "config/federation.yaml")
+    plan = plan_new_member(repo, request, NodeShape(16, 64.0, 200.0, "a test host"), doc)
+    repo.registry.write_text(plan.registry_text)
+    for planned in plan.files:
+        planned.path.parent.mkdir(parents=True, exist_ok=True)
+        if planned.encrypted:
+            sops.write_encrypted(repo, planned.path, planned.content)
+        else:
+            planned.path.write_text(planned.content)
+    # the Harbor bucket's keys are added by hand (or by tofu.apply --save-outputs)
+    harbor = sops.decrypt_yaml(repo, repo.member_secret_values("beta"))
+    harbor["harbor"]["persistence"] = harbor_keys()["harbor"]["persistence"]
+    sops.write_encrypted(repo, repo.member_secret_values("beta"), yaml.safe_dump(harbor))
+    record = yaml.safe_load(plan.registry_text)["members"]["beta"]
+    record["s3"] = ALPHA_S3_REGION
+    text = yaml.safe_load(repo.registry.read_text())
+    text["members"]["beta"] = record
+    repo.registry.write_text(yaml.safe_dump(text))
+
+    member = load_registry(repo).member("beta")
+    engine = SdkEngine(chart_cache=real_charts)
+    hosts = {}
+    for release in releases(member):
+        rendered = render_member(repo, release, engine)
+        assert rendered.unread == (), release.part
+        for ingress in by_kind(rendered.objects)["Ingress"]:
+            annotations = ingress["metadata"]["annotations"]
+            assert annotations["cert-manager.io/cluster-issuer"] == "letsencrypt-prod"
+            for tls in ingress["spec"]["tls"]:
+                for host in tls["hosts"]:
+                    hosts[host] = tls["secretName"]
+    assert hosts == {
+        "beta.example.org": "beta-binder-tls",
+        "hub.beta.example.org": "beta-hub-tls",
+        "registry.beta.example.org": "beta-registry-tls",
+        "grafana.beta.example.org": "beta-grafana-tls",
+    }

@@ -17,9 +17,16 @@ from pathlib import Path
 class _Rollback:
     def __init__(self) -> None:
         self.created_paths: list[Path] = []
+        self.created_dirs: list[Path] = []
         self.originals: dict[Path, tuple[bytes, int]] = {}  # content and mode
 
     def created(self, path: Path) -> None:
+        """`path` is about to be created (its missing folders are made now, and removed on
+        failure with it)."""
+        missing = [d for d in (path.parent, *path.parent.parents) if not d.exists()]
+        for folder in reversed(missing):
+            folder.mkdir()
+            self.created_dirs.append(folder)
         self.created_paths.append(path)
 
     def replaced(self, path: Path) -> None:
@@ -28,6 +35,9 @@ class _Rollback:
     def undo(self) -> None:
         for path in reversed(self.created_paths):
             path.unlink(missing_ok=True)
+        for folder in reversed(self.created_dirs):
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
         for path, (content, mode) in self.originals.items():
             write_atomically(path, content, mode)
 

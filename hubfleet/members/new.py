@@ -25,13 +25,17 @@ from hubfleet.files.atomic import all_or_nothing, write_atomically
 from hubfleet.files.repo import DeployRepo
 from hubfleet.files.yamlfile import YamlDocument, load_mapping, parse_with_lines
 from hubfleet.hosts.hostkeys import HostKey, HostKeyDecision, PinnedHostKeys
+from hubfleet.members.serving import support_block, with_contact
 from hubfleet.members.templates import (
     SECRETS_TEMPLATE,
+    SUPPORT_SECRETS_TEMPLATE,
+    SUPPORT_VALUES_TEMPLATE,
     VALUES_TEMPLATE,
     NewMember,
     NodeShape,
     fill_template,
     fresh_secrets,
+    fresh_support_secrets,
     values_placeholders,
 )
 from hubfleet.registry import sizing
@@ -95,7 +99,12 @@ def check_new(repo: DeployRepo, request: NewMember) -> YamlDocument:
             raise HubfleetError(
                 f"domain {request.domain} is already member {other}'s ({shown}:{line})"
             )
-    for path in (repo.member_values(request.name), repo.member_secret_values(request.name)):
+    for path in (
+        repo.member_values(request.name),
+        repo.member_secret_values(request.name),
+        repo.member_values(request.name, "support"),
+        repo.member_secret_values(request.name, "support"),
+    ):
         if path.exists():
             raise HubfleetError(
                 f"{repo.relative(path)} exists but member {request.name} is not in {shown}; "
@@ -122,6 +131,7 @@ def member_record(request: NewMember) -> dict[str, Any]:
     }
     if request.chart:
         record["chart"] = request.chart
+    record["support"] = support_block(request)
     if request.provider == "microk8s":
         host["role"] = "main"
         record["microk8s"] = {"channel": MICROK8S_CHANNEL, "metallb": _metallb_pool(request)}
@@ -140,6 +150,7 @@ def _gke_record(request: NewMember) -> dict[str, Any]:
     }
     if request.chart:
         record["chart"] = request.chart
+    record["support"] = support_block(request)
     record["gke"] = {
         "project": request.gke.project,
         "location": request.gke.location,
@@ -292,12 +303,28 @@ def plan_new_member(
     masked = fill_template(repo, SECRETS_TEMPLATE, {**base, **dict.fromkeys(secrets, MASK)})
     values_path = repo.member_values(request.name)
     secrets_path = repo.member_secret_values(request.name)
+    placeholders = values_placeholders(request, shape, sized)
+    support_values = fill_template(repo, SUPPORT_VALUES_TEMPLATE, placeholders)
+    support_secrets = fresh_support_secrets()
+    support_plain = fill_template(repo, SUPPORT_SECRETS_TEMPLATE, {**base, **support_secrets})
+    support_masked = fill_template(
+        repo, SUPPORT_SECRETS_TEMPLATE, {**base, **dict.fromkeys(support_secrets, MASK)}
+    )
     return NewMemberPlan(
         registry_text=new_text,
         registry_block=block,
         files=(
             PlannedFile(values_path, values, values),
             PlannedFile(secrets_path, plaintext, masked, encrypted=True),
+            PlannedFile(
+                repo.member_values(request.name, "support"), support_values, support_values
+            ),
+            PlannedFile(
+                repo.member_secret_values(request.name, "support"),
+                support_plain,
+                support_masked,
+                encrypted=True,
+            ),
         ),
         sized=sized,
         known_hosts=(),
@@ -312,6 +339,7 @@ def new_member(
 ) -> NewMemberPlan:
     """Register a new member and scaffold its values and secrets; all or nothing."""
     doc = check_new(repo, request)
+    request = with_contact(request, doc, say)
     pins = DeferredPins(repo.root / "config" / "known_hosts")
     if request.provider == "gke":
         shape = request.nodes or GKE_USER_NODES

@@ -25,6 +25,8 @@ def member_files(repo: DeployRepo, name: str) -> list[Path]:
     candidates = [
         repo.member_values(name),
         repo.member_secret_values(name),
+        repo.member_values(name, "support"),
+        repo.member_secret_values(name, "support"),
         repo.member_kubeconfig(name),
         secrets / f"{name}.key",
         secrets / f"{name}.key.pub",

@@ -24,6 +24,10 @@ if TYPE_CHECKING:
 
 VALUES_TEMPLATE = Path("config/templates/member.yaml")
 SECRETS_TEMPLATE = Path("config/templates/member-secrets.yaml")
+# the member's support release (ingress, certificates, monitoring): config/support/NAME.yaml
+# and secrets/config/support/NAME.yaml
+SUPPORT_VALUES_TEMPLATE = Path("config/templates/member-support.yaml")
+SUPPORT_SECRETS_TEMPLATE = Path("config/templates/member-support-secrets.yaml")
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,8 @@ class NewMember:
     chart: str | None = None  # default: the umbrella chart, chart/
     gke: GkeCluster | None = None  # provider gke: where the cluster is (no hosts)
     nodes: NodeShape | None = None  # provider gke: the user pool's node type, for sizing
+    email: str | None = None  # the ACME contact of its certificates (support.email)
+    issuer: str | None = None  # its ClusterIssuer (support.issuer), when not letsencrypt-prod
 
 
 class _Placeholders(dict[str, str]):
@@ -130,6 +136,12 @@ def values_placeholders(
     }
 
 
+def fresh_support_secrets() -> dict[str, str]:
+    """New random values for the support release (Grafana's admin password: its chart would
+    make a new one on each render, and no deploy would look unchanged)."""
+    return {"grafana_admin_password": secretgen.password(24)}
+
+
 def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
 
@@ -140,7 +152,10 @@ def fresh_secrets() -> dict[str, str]:
         "hub_cookie_secret": secretgen.token_hex(32),
         "proxy_secret_token": secretgen.token_hex(32),
         "binder_api_token": secretgen.token_hex(32),
-        "grafana_admin_password": secretgen.password(24),
+        # JupyterHub's chart makes this one itself, but twice on its first install (once for
+        # its Secret, once for the hub's checksum annotation): the hub restarts on the next
+        # deploy and that deploy never looks unchanged
+        "crypt_keeper_key": secretgen.token_hex(32),
         "harbor_admin_password": secretgen.password(24),
         "harbor_secret_key": secretgen.password(16),  # Harbor wants exactly 16 characters
         "harbor_database_password": secretgen.password(24),

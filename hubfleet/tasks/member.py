@@ -62,6 +62,10 @@ def _gke_request(
         "node_ram_gb": "gke: RAM of a user node in GB, for sizing (default 30)",
         "node_disk_gb": "gke: disk of a user node in GB, for sizing (default 100)",
         "stage": "staging (default) or prod",
+        "email": "the ACME contact for its Let's Encrypt certificates (default: the one the "
+        "other members share; with none, the self-signed issuer)",
+        "issuer": "its certificates' issuer: letsencrypt-prod (default), letsencrypt-staging "
+        "or selfsigned (no public DNS)",
         "user": "SSH login on the host (default root; others use sudo -n)",
         "port": "SSH port (default 22)",
         "accept_host_key": "trust the host's SSH key with this SHA256 fingerprint (SHA256:...)",
@@ -90,9 +94,12 @@ def new(
     node_cpus: int = 8,
     node_ram_gb: float = 30.0,
     node_disk_gb: float = 100.0,
+    email: str | None = None,
+    issuer: str | None = None,
     debug: bool = False,
 ) -> None:
-    """Add a member: registry entry, config/NAME.yaml and encrypted secrets/config/NAME.yaml.
+    """Add a member: registry entry (with its support block: ingress, certificates,
+    monitoring), config/NAME.yaml, config/support/NAME.yaml and their encrypted secrets.
 
     k3s and MicroK8s: connects to the host for its CPUs, RAM and disk and sizes the member from
     them (launch quota, dind resources, image cleaner, maxPods; see hubfleet.registry.sizing). GKE: no
@@ -102,6 +109,8 @@ def new(
     """
 
     def body() -> None:
+        from dataclasses import replace
+
         from hubfleet.errors import HubfleetError
         from hubfleet.files.repo import find_repo
         from hubfleet.hosts.hostkeys import HostKeyDecision
@@ -112,6 +121,10 @@ def new(
             raise HubfleetError(f"--provider {provider!r}: use k3s, microk8s or gke")
         if stage not in ("staging", "prod"):
             raise HubfleetError(f"--stage {stage!r}: use staging or prod")
+        if issuer not in (None, "letsencrypt-prod", "letsencrypt-staging", "selfsigned"):
+            raise HubfleetError(
+                f"--issuer {issuer!r}: use letsencrypt-prod, letsencrypt-staging or selfsigned"
+            )
         if provider == "gke":
             request = _gke_request(
                 name,
@@ -124,6 +137,7 @@ def new(
             if not host:
                 raise HubfleetError(f"a {provider} member needs --host (the address to SSH to)")
             request = NewMember(name, host, domain, provider, stage, user, int(port))
+        request = replace(request, email=email, issuer=issuer)
         options = NewMemberOptions(
             dry_run=dry_run,
             identity=Path(identity) if identity else None,

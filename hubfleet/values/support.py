@@ -31,4 +31,13 @@ def support_values(member: Member) -> dict[str, Any]:
         elif support.load_balancer_ip:
             traefik["service"] = {"spec": {"loadBalancerIP": support.load_balancer_ip}}
         values["traefik"] = traefik
+    if support.monitoring:
+        # Grafana's login page served like the hub's (its host is in the member's file)
+        values["grafana"] = {
+            "ingress": {
+                "enabled": True,
+                "ingressClassName": support.ingress_class,
+                "annotations": {"cert-manager.io/cluster-issuer": support.issuer},
+            }
+        }
     return values
