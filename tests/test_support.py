@@ -369,3 +369,22 @@ def test_the_new_member_templates_render_with_the_real_charts_and_nothing_unread
         "registry.beta.example.org": "beta-registry-tls",
         "grafana.beta.example.org": "beta-grafana-tls",
     }
+
+
+def test_validate_checks_the_support_release_too(
+    deploy_repo: MakeRepo,
+    real_charts: Path,  # noqa: F811
+) -> None:
+    from hubfleet.deploy.validate import validate_federation
+
+    repo = support_repo(deploy_repo, alpha={"support": {"email": EMAIL}}, plain={})
+    engine = SdkEngine(chart_cache=real_charts)
+    assert validate_federation(repo, engine).problems == ()
+
+    values = repo.member_values("alpha", "support")
+    values.parent.mkdir(parents=True)
+    values.write_text("traefik:\n  ingressClass:\n    isDefault: true\n")
+    problems = validate_federation(repo, engine).problems
+    assert len(problems) == 1
+    assert problems[0].startswith("member alpha (support release): ")
+    assert "traefik.ingressClass" in problems[0] and "config/support/alpha.yaml:3" in problems[0]

@@ -43,8 +43,12 @@ def _check_member_values(
         rendered = render_member(repo, member, engine, decrypted=decrypted)
     except HubfleetError as err:
         message = str(err)
-        if not message.startswith(f"member {member.name}:"):
+        if not message.startswith(f"member {member.name}"):
             message = f"member {member.name}: {message}"
+        if member.part != "member":
+            message = message.replace(
+                f"member {member.name}", f"member {member.name} ({member.part} release)", 1
+            )
         return [message], [], None
     return [], list(rendered.unread), rendered.values.user.values
 
@@ -133,7 +137,10 @@ def validate_federation(
     names = [n for n in members if (only is None or n == only) and n not in broken]
     if names:
         ensure_secrets_encrypted(repo)
-    chosen = [member_from_record(n, members[n]) for n in names]
+    from hubfleet.registry.support import releases
+
+    # each member's releases: its support release (when it has one), then its hub
+    chosen = [r for n in names for r in releases(member_from_record(n, members[n]))]
     with ThreadPoolExecutor(max_workers=workers) as sops, ThreadPoolExecutor(workers) as helm:
         decrypting = _decrypt_each_once(repo, chosen, sops)
 
