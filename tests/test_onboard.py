@@ -31,6 +31,14 @@ PROJECT = Path(__file__).resolve().parent.parent
 FACTS: dict[str, Any] = {"mem_gb": 16, "cpus": 8, "disk_gb": 100, "os_release": "ubuntu-24.04"}
 
 
+@pytest.fixture(autouse=True)
+def real_support_charts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The support release's parts (traefik, cert-manager, ...) from the real upstream charts."""
+    charts = PROJECT.parent / "shared" / "charts"
+    assert charts.is_dir(), f"{charts} is missing: the real upstream charts"
+    monkeypatch.setenv("HUBFLEET_CHART_CACHE", str(charts))
+
+
 def test_a_bare_host_becomes_a_deployed_member_resuming_after_each_interruption(
     deploy_repo: MakeRepo,
     host_lab: HostLab,
@@ -99,9 +107,13 @@ def test_a_bare_host_becomes_a_deployed_member_resuming_after_each_interruption(
 def _world(
     deploy_repo: MakeRepo, host_lab: HostLab, dns_server: Any, dns_ready: bool = True
 ) -> tuple[Any, DeployRepo, OnboardOptions]:
-    """A bare host and a deploy repo with the templates; DNS records there or not yet."""
+    """A bare host and a deploy repo with the templates and the support chart (its parts from
+    the real charts); DNS records there or not yet."""
     host = host_lab.add_host(**FACTS)
     repo: DeployRepo = deploy_repo({})
+    shutil.copytree(
+        PROJECT / "support", repo.root / "support", ignore=shutil.ignore_patterns("charts")
+    )
     (repo.root / "config" / "known_hosts").write_text(host.host_key_line + "\n")
     shutil.copytree(PROJECT / "config" / "templates", repo.root / "config" / "templates")
     shutil.copytree(PROJECT / "config" / "k3s", repo.root / "config" / "k3s")
@@ -134,6 +146,8 @@ def _outcome(repo: DeployRepo, host: Any, stub: KubeStub) -> dict[str, Any]:
         "installs": len(host.calls("install.sh")),
         "kubeconfig": sops.decrypt_yaml(repo, repo.member_kubeconfig("uni"))["current-context"],
         "deployment": stub.get("Deployment", "uni-hub", "uni") is not None,
+        "ingress": stub.get("Deployment", "support-traefik", "support") is not None,
+        "issuer": stub.get("ClusterIssuer", "selfsigned", "") is not None,
         "done": sorted(load_progress(repo, "uni").done),
     }
 
@@ -185,12 +199,15 @@ def test_interrupted_at_a_step_the_rerun_resumes_there_and_ends_as_a_clean_run(
             "provider": "k3s",
             "domain": "uni.example.org",
             "chart": "charts/demo",
+            "support": {"issuer": "selfsigned"},
         },
         "values": True,
         "k3s": True,
         "installs": 1,  # k3s was installed once, however the run was cut
         "kubeconfig": "uni",
         "deployment": True,
+        "ingress": True,  # the support release too
+        "issuer": True,
         "done": sorted(STEPS),
     }
 
@@ -201,7 +218,12 @@ def test_a_dry_run_asks_each_step_and_changes_nothing(
     kube_stub: KubeStub,
     dns_server: Any,
 ) -> None:
-    from tests.conftest_repo import tree_snapshot
+    from tests.conftest_repo import tree_snapshot as whole_tree
+
+    def tree_snapshot(root: Path) -> dict[str, bytes]:
+        """The repo's files but the support chart's dependency archives: copied there from
+        the chart cache on a render (git ignores them), never a change of the member."""
+        return {k: v for k, v in whole_tree(root).items() if not k.startswith("support/charts/")}
 
     host, repo, options = _world(deploy_repo, host_lab, dns_server, dns_ready=False)
     dry = OnboardOptions(**{**options.__dict__, "dry_run": True})
@@ -244,7 +266,7 @@ def test_a_dry_run_asks_each_step_and_changes_nothing(
     assert [by_step[s].state for s in STEPS[:3]] == ["done"] * 3  # not asked again
     assert by_step["dns-check"].detail.endswith(f"resolve to {host.address}")
     assert by_step["s3-lifecycle"].detail == "no s3 block in the registry: nothing to do"
-    assert by_step["deploy"].detail == "would upgrade or install the release shown above"
+    assert by_step["deploy"].detail == "would upgrade or install the releases shown above"
     assert any("dry run, nothing was changed" in line for line in said)
     assert kube_stub.get("Deployment", "uni-hub", "uni") is None
     from_bootstrap = OnboardOptions(**{**dry.__dict__, "from_step": "bootstrap"})

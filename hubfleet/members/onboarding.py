@@ -64,6 +64,8 @@ class OnboardOptions:
     resolver: str | None = None
     timeout_s: int = 300
     chart: str | None = None  # for member-new; default the umbrella chart
+    email: str | None = None  # for member-new: the ACME contact (support.email)
+    issuer: str | None = None  # for member-new: the ClusterIssuer (support.issuer)
     # who is told as steps start and finish (a front's live display); None: lines via `say`
     watcher: StepWatcher | None = field(default=None, compare=False)
 

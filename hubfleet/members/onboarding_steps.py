@@ -84,6 +84,8 @@ def member_new(
         options.user,
         options.port,
         options.chart,
+        email=options.email,
+        issuer=options.issuer,
     )
     new_member(
         repo,
@@ -202,8 +204,10 @@ def deploy(
         credentials=hooks.credentials,
     )
     if dry_run:
-        return "would upgrade or install the release shown above"
-    return f"{result.outcome}, revision {result.revision}"
+        return "would upgrade or install the releases shown above"
+    support = result.support
+    also = f" (support release {support.outcome}, revision {support.revision})" if support else ""
+    return f"{result.outcome}, revision {result.revision}{also}"
 
 
 def harbor_secrets(

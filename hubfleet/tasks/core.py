@@ -31,9 +31,11 @@ def deploy(
     only: str | None = None,
     debug: bool = False,
 ) -> None:
-    """Deploy one member (same as: python deploy.py MEMBER): its support release first, when
-    the registry gives it a support block (cert-manager's CRDs applied before it), then its
-    hub's release. Each release is skipped when nothing in it changed."""
+    """Deploy one member: its support release, then its hub (same as: python deploy.py MEMBER).
+
+    The support release (ingress, certificates, monitoring) comes first when the registry gives
+    the member a support block, cert-manager's CRDs applied before it. Each release is skipped
+    when nothing in it changed."""
     from hubfleet.cli import run_deploy
 
     run_front(

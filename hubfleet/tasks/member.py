@@ -98,8 +98,10 @@ def new(
     issuer: str | None = None,
     debug: bool = False,
 ) -> None:
-    """Add a member: registry entry (with its support block: ingress, certificates,
-    monitoring), config/NAME.yaml, config/support/NAME.yaml and their encrypted secrets.
+    """Add a member: its registry entry, its values and its encrypted secrets.
+
+    Writes the registry entry (with its support block: ingress, certificates, monitoring),
+    config/NAME.yaml, config/support/NAME.yaml and their encrypted secrets.
 
     k3s and MicroK8s: connects to the host for its CPUs, RAM and disk and sizes the member from
     them (launch quota, dind resources, image cleaner, maxPods; see hubfleet.registry.sizing). GKE: no
@@ -204,6 +206,8 @@ def remove(
         ),
         "resolver": "DNS resolver IP[:PORT] for dns-check (default HUBFLEET_DNS_RESOLVER, then the system's)",
         "timeout": "seconds to wait for nodes and rollouts (default 300)",
+        "email": "the ACME contact for its certificates (as member.new --email)",
+        "issuer": "letsencrypt-prod (default), letsencrypt-staging or selfsigned",
         "debug": DEBUG_HELP,
     }
 )
@@ -222,6 +226,8 @@ def onboard(
     dry_run: bool = False,
     resolver: str | None = None,
     timeout: int = 300,
+    email: str | None = None,
+    issuer: str | None = None,
     debug: bool = False,
 ) -> None:
     """Turn a bare VM into a serving member in one resumable command.
@@ -253,6 +259,8 @@ def onboard(
             dry_run=dry_run,
             resolver=resolver,
             timeout_s=timeout,
+            email=email,
+            issuer=issuer,
         )
         try:
             with console.steps(f"onboarding member {name}") as progress:
