@@ -388,3 +388,73 @@ def test_validate_checks_the_support_release_too(
     assert len(problems) == 1
     assert problems[0].startswith("member alpha (support release): ")
     assert "traefik.ingressClass" in problems[0] and "config/support/alpha.yaml:3" in problems[0]
+
+
+def test_uninstall_takes_both_releases_off_the_cluster_after_a_dry_run(
+    deploy_repo: MakeRepo,
+    real_charts: Path,  # noqa: F811
+    kube_stub: KubeStub,
+    kube_credentials: ClusterCredentials,
+) -> None:
+    from hubfleet.deploy.uninstall import UninstallOptions, uninstall_member
+    from hubfleet.members.remove import Uninstall, remove_member
+
+    repo = support_repo(deploy_repo, alpha={"support": {"email": EMAIL}})
+    member = load_registry(repo).member("alpha")
+    engine = SdkEngine(chart_cache=real_charts)
+    options = DeployOptions(yes=True, timeout_s=30)
+    deploy_member(repo, "alpha", engine, options, say=lambda _: None, credentials=kube_credentials)
+    assert engine.status(kube_credentials, "support", "support") is not None
+    said: list[str] = []
+    off = Uninstall(repo, engine, UninstallOptions(delete_crds=True), kube_credentials)
+
+    # the dry run: every step named, in order, nothing changed anywhere
+    before = kube_stub.request_log()
+    registry = repo.registry.read_text()
+    remove_member(repo, "alpha", False, lambda q: False, said.append, off, dry_run=True)
+    steps = [line for line in said if "would" in line]
+    assert [s.split(" would ", 1)[1].split(" (")[0] for s in steps] == [
+        "uninstall release alpha in alpha",
+        "uninstall release support in support",
+        "delete namespace alpha",
+        "delete namespace support",
+        "delete 6 CustomResourceDefinition(s) of cert-manager",
+        "remove member alpha from config/federation.yaml",
+    ]
+    assert repo.registry.read_text() == registry
+    assert engine.status(kube_credentials, "alpha", "alpha") is not None
+    assert not [r for r in kube_stub.request_log()[len(before) :] if r.startswith("DELETE")]
+
+    # for real, once confirmed: releases, namespaces and CRDs gone, then the registry entry
+    asked: list[str] = []
+
+    def confirm(question: str) -> bool:
+        asked.append(question)
+        return True
+
+    remove_member(repo, "alpha", False, confirm, said.append, off)
+    assert asked[0].startswith(
+        "Uninstall member alpha's releases and delete their namespaces, and cert-manager's CRDs"
+    )
+    assert engine.status(kube_credentials, "alpha", "alpha") is None
+    assert engine.status(kube_credentials, "support", "support") is None
+    assert kube_stub.get("Namespace", "alpha", "") is None
+    assert kube_stub.get("Namespace", "support", "") is None
+    left = {c["metadata"]["name"] for c in kube_stub.objects("CustomResourceDefinition")}
+    assert not [n for n in left if n.endswith("cert-manager.io")]
+    assert "ingressroutes.traefik.io" in left  # traefik's, from its chart's crds/: kept
+    assert "alpha" not in yaml.safe_load(repo.registry.read_text())["members"]
+
+    # a second run on the cluster finds nothing left to do
+    said.clear()
+    again = uninstall_member(
+        repo, member, engine, UninstallOptions(delete_crds=True), said.append, kube_credentials
+    )
+    assert again == []
+    assert said == [
+        "alpha: release alpha in alpha: not installed",
+        "alpha: release support in support: not installed",
+        "alpha: namespace alpha: not there",
+        "alpha: namespace support: not there",
+        "alpha: cert-manager's CustomResourceDefinitions: not there",
+    ]

@@ -29,6 +29,7 @@ from hubfleet.helm.cli_argv import (
     render_argv,
     rollback_argv,
     status_argv,
+    uninstall_argv,
     upgrade_argv,
     version_argv,
 )
@@ -298,6 +299,22 @@ class CliEngine:
         if proc.returncode != 0:
             raise release_error(proc, creds, chart_dir, release, namespace, "dry-run upgrade", 300)
         return release_from_json(release_json(proc, creds, release, namespace))
+
+    def uninstall(
+        self, creds: ClusterCredentials, release: str, namespace: str, timeout_s: int
+    ) -> None:
+        with self._kubeconfig(creds) as kubeconfig:
+            argv = uninstall_argv(
+                release,
+                namespace,
+                kubeconfig=kubeconfig,
+                context=creds.context,
+                timeout_s=timeout_s,
+                helm=self.helm,
+            )
+            proc = self._run(argv, timeout_s=timeout_s + 60)
+        if proc.returncode != 0:
+            raise release_error(proc, creds, None, release, namespace, "uninstall", timeout_s)
 
     def rollback(
         self,

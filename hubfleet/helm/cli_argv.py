@@ -126,3 +126,18 @@ def version_argv(*, helm: str = "helm") -> list[str]:
 
 
 # --- running helm -------------------------------------------------------------------------
+
+
+def uninstall_argv(
+    release: str,
+    namespace: str,
+    *,
+    kubeconfig: Path,
+    context: str | None,
+    timeout_s: int,
+    helm: str = "helm",
+) -> list[str]:
+    return [
+        *[helm, "uninstall", release, "--namespace", namespace, "--timeout", f"{timeout_s}s"],
+        *kube_args(kubeconfig, context),
+    ]

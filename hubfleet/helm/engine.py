@@ -145,6 +145,12 @@ class HelmEngine(Protocol):
         only sees a failed rollout by waiting, so without wait it is not passed to Helm."""
         ...
 
+    def uninstall(
+        self, creds: ClusterCredentials, release: str, namespace: str, timeout_s: int
+    ) -> None:
+        """Remove the release and every object it made (its history too)."""
+        ...
+
     def rollback(
         self,
         creds: ClusterCredentials,

@@ -223,6 +223,15 @@ class SdkEngine:
         ):
             cfg.rollback(release, version=revision)
 
+    def uninstall(
+        self, creds: ClusterCredentials, release: str, namespace: str, timeout_s: int
+    ) -> None:
+        with (
+            _config(creds, namespace) as cfg,
+            _release_errors(creds, None, release, namespace, "uninstall", timeout_s),
+        ):
+            cfg.uninstall(release, timeout=timeout_s)
+
 
 # --- records ------------------------------------------------------------------------------
 

@@ -2,7 +2,9 @@
 
 `remove_member` takes the member's block out of config/federation.yaml (the comments right
 above it go with it; the rest of the file stays byte for byte) and, with purge, deletes the
-files that belong to the member alone (`member_files`). Nothing in the cluster is touched.
+files that belong to the member alone (`member_files`). Nothing in the cluster is touched
+unless asked: with `Uninstall`, the member's releases and namespaces are taken off its cluster
+first (hubfleet.deploy.uninstall).
 """
 
 from __future__ import annotations
@@ -10,13 +12,17 @@ from __future__ import annotations
 import re
 import shutil
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from hubfleet.deploy.uninstall import UninstallOptions
 from hubfleet.errors import ConfigError, HubfleetError
 from hubfleet.files.atomic import all_or_nothing, write_atomically
 from hubfleet.files.repo import DeployRepo
 from hubfleet.files.yamlfile import YamlDocument, parse_with_lines
-from hubfleet.registry.members import check_registry
+from hubfleet.helm.engine import HelmEngine
+from hubfleet.kube.credentials import ClusterCredentials
+from hubfleet.registry.members import Member, check_registry
 
 
 def member_files(repo: DeployRepo, name: str) -> list[Path]:
@@ -63,20 +69,41 @@ def registry_without(text: str, doc: YamlDocument, name: str) -> str:
     return "".join(kept)
 
 
+@dataclass(frozen=True)
+class Uninstall:
+    """How to take a member off its cluster before it leaves the registry
+    (hubfleet.deploy.uninstall)."""
+
+    repo: DeployRepo
+    engine: HelmEngine
+    options: UninstallOptions
+    credentials: ClusterCredentials | None = None
+
+    def run(self, member: Member, dry_run: bool, say: Callable[[str], None]) -> list[str]:
+        from hubfleet.deploy.uninstall import uninstall_member
+
+        options = replace(self.options, dry_run=dry_run)
+        return uninstall_member(self.repo, member, self.engine, options, say, self.credentials)
+
+
 def remove_member(
     repo: DeployRepo,
     name: str,
     purge: bool,
     confirm: Callable[[str], bool],
     say: Callable[[str], None] = print,
+    uninstall: Uninstall | None = None,
+    dry_run: bool = False,
 ) -> list[Path]:
-    """Deregister member `name` (and with `purge`, delete its files) once `confirm` agrees.
+    """Deregister member `name` (and with `purge`, delete its files) once `confirm` agrees;
+    with `uninstall`, first take its releases and namespaces off its cluster. A dry run says
+    what would be done and changes nothing.
 
     Returns the files deleted."""
     from hubfleet.registry.members import load_registry
 
     registry = load_registry(repo)
-    registry.member(name)  # unknown: an error suggesting close names
+    member = registry.member(name)  # unknown: an error suggesting close names
     text = repo.registry.read_text(encoding="utf-8")
     new_text = registry_without(text, registry.document, name)
     shown = registry.shown
@@ -89,11 +116,28 @@ def remove_member(
         )
     doomed = member_files(repo, name) if purge else []
     listed = "".join(f"\n  {repo.relative(p)}" for p in doomed)
+    if dry_run:
+        if uninstall is not None:
+            uninstall.run(member, True, say)
+        say(f"{name}: would remove member {name} from {shown}")
+        for path in doomed:
+            say(f"{name}: would delete {repo.relative(path)}")
+        say(f"member {name}: dry run, nothing was changed")
+        return []
     question = f"Remove member {name} from {shown}" + (
         f" and delete {len(doomed)} file(s):{listed}\n" if doomed else ""
     )
+    if uninstall is not None:
+        crds = ", and cert-manager's CRDs" if uninstall.options.delete_crds else ""
+        question = (
+            f"Uninstall member {name}'s releases and delete their namespaces{crds}; then "
+            + question[0].lower()
+            + question[1:]
+        )
     if not confirm(question.rstrip() + "?"):
         raise HubfleetError(f"member {name}: not removed (not confirmed)")
+    if uninstall is not None:
+        uninstall.run(member, False, say)
     with all_or_nothing() as keep:
         keep.replaced(repo.registry)
         write_atomically(repo.registry, new_text)

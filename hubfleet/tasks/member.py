@@ -155,24 +155,46 @@ def new(
     help={
         "name": "the member to remove",
         "purge": "also delete its config, secrets, kubeconfig, SSH key and WireGuard keys",
+        "uninstall": "first uninstall its releases (hub, then support) and delete their namespaces",
+        "delete_crds": "with --uninstall: also delete cert-manager's CRDs (every Certificate "
+        "and Issuer in the cluster goes with them)",
+        "dry_run": "say what would be done; change nothing (cluster included)",
+        "timeout": "seconds to wait for each uninstall and namespace deletion (default 300)",
         "yes": "do not ask for confirmation (needed without a terminal)",
         "debug": DEBUG_HELP,
     }
 )
 def remove(
-    c: Context, name: str, purge: bool = False, yes: bool = False, debug: bool = False
+    c: Context,
+    name: str,
+    purge: bool = False,
+    uninstall: bool = False,
+    delete_crds: bool = False,
+    dry_run: bool = False,
+    timeout: int = 300,
+    yes: bool = False,
+    debug: bool = False,
 ) -> None:
     """Take a member out of config/federation.yaml (the rest of the file unchanged).
 
-    With --purge also delete config/NAME.yaml, secrets/config/NAME.yaml,
-    secrets/NAME-kubeconfig.yaml, secrets/NAME.key(.pub) and secrets/NAME-wireguard.yaml.
-    Nothing in the cluster is touched. Asks first, unless --yes.
+    With --purge also delete config/NAME.yaml, secrets/config/NAME.yaml, their support/
+    counterparts, secrets/NAME-kubeconfig.yaml, secrets/NAME.key(.pub) and
+    secrets/NAME-wireguard.yaml. Nothing in the cluster is touched unless --uninstall:
+    then its releases are uninstalled and their namespaces deleted first (cert-manager's CRDs
+    too with --delete-crds). Asks first, unless --yes; --dry-run shows every step.
     """
 
     def body() -> None:
+        import os
+
+        from hubfleet.deploy.uninstall import UninstallOptions
         from hubfleet.errors import HubfleetError
         from hubfleet.files.repo import find_repo
-        from hubfleet.members.remove import remove_member
+        from hubfleet.helm import engine_from_env
+        from hubfleet.members.remove import Uninstall, remove_member
+
+        if delete_crds and not uninstall:
+            raise HubfleetError("--delete-crds goes with --uninstall")
 
         def confirm(question: str) -> bool:
             if yes:
@@ -183,7 +205,17 @@ def remove(
                 )
             return ask(question)
 
-        remove_member(find_repo(), name, purge, confirm)
+        repo = find_repo()
+        off = (
+            Uninstall(
+                repo,
+                engine_from_env(os.environ),
+                UninstallOptions(delete_crds=delete_crds, timeout_s=timeout),
+            )
+            if uninstall
+            else None
+        )
+        remove_member(repo, name, purge, confirm, uninstall=off, dry_run=dry_run)
 
     run_front(body, debug)
 
