@@ -256,10 +256,31 @@ def deploy_member(
                 repo, one, engine, options, say, confirm, environ, creds, watch_rollouts
             )
         )
+    deployed = any(r.outcome == "deployed" for r in results)
+    if member.health_check and deployed:
+        _check_health(member, rendered, options, say)
     last = results[-1]
     if len(results) > 1:
         return replace(last, support=results[0])
     return last
+
+
+def _check_health(
+    member: Member, rendered: list[Rendered], options: DeployOptions, say: Say
+) -> None:
+    """The member's public hosts as its users reach them, hub and support release alike."""
+    from hubfleet.deploy.health import health_checks, run_health_checks
+    from hubfleet.registry.support import support_of
+
+    by_part = {r.member.part: r.values.effective.values for r in rendered}
+    if "member" not in by_part:
+        by_part["member"] = {}
+    checks = health_checks(by_part["member"], by_part.get("support"))
+    support = support_of(member)
+    trusted = support is None or support.issuer != "selfsigned"
+    run_health_checks(
+        member.name, checks, timeout_s=options.health_timeout_s, say=say, trusted=trusted
+    )
 
 
 def _deploy_release(
@@ -379,11 +400,6 @@ def _deploy_release(
                 f"member {member.name}: {err}; no earlier revision{of} to roll back to"
             ) from err
 
-    if member.health_check and member.part == "member":
-        from hubfleet.deploy.health import health_checks, run_health_checks
-
-        checks = health_checks(rendered.values.effective.values)
-        run_health_checks(member.name, checks, timeout_s=options.health_timeout_s, say=say)
     seconds = time.perf_counter() - started
     say(
         f"{member.name}: deployed revision {release.revision} of {member.release} "

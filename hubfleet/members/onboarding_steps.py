@@ -236,23 +236,30 @@ def harbor_secrets(
 
 
 def health(repo: DeployRepo, name: str, say: Say, dry_run: bool = False) -> str:
-    """Hub and binder health endpoints over HTTP(S), when the member asks for them."""
+    """Each public host as its users reach it (hub, binder, registry, Grafana), when the member
+    asks for it: over https, with a certificate a browser accepts. Until DNS and the
+    certificates are there, this step fails with what is missing, and a rerun resumes here."""
     from hubfleet.deploy.health import health_checks, run_health_checks
     from hubfleet.registry.members import load_registry
+    from hubfleet.registry.support import support_of, support_release
     from hubfleet.values.layers import member_values
 
     registry = load_registry(repo)
     if dry_run and name not in registry.members:
-        return "would check hub and binder health if the new entry sets health_check"
+        return "would check each public host if the new entry sets health_check"
     member = registry.member(name)
     if not member.health_check:
         return "health_check is off for this member in the registry: not checked over HTTP"
-    checks = health_checks(member_values(repo, member).effective.values)
+    support = support_release(member)
+    support_values = member_values(repo, support).effective.values if support else None
+    checks = health_checks(member_values(repo, member).effective.values, support_values)
     if not checks:
         return "no ingress hosts in the values: nothing to check over HTTP"
     if dry_run:
         return "would check " + ", ".join(f"{c.name} {c.url}" for c in checks)
-    run_health_checks(name, checks, say=say)
+    settings = support_of(member)
+    trusted = settings is None or settings.issuer != "selfsigned"
+    run_health_checks(name, checks, say=say, trusted=trusted)
     return ", ".join(f"{c.name} ok" for c in checks)
 
 
