@@ -82,7 +82,7 @@ def host_state(host: TestHost) -> dict[str, Any]:
     """What a clean bootstrap leaves on a host, to compare runs."""
     paths = [
         "/etc/rancher/k3s/config.yaml",
-        "/var/lib/rancher/k3s/agent/etc/kubelet.conf.d/99-hubfleet.conf",
+        "/var/lib/rancher/k3s/agent/etc/kubelet.conf.d/999-hubfleet.conf",
         "/etc/sysctl.d/90-hubfleet-inotify.conf",
         "/var/lib/rancher/k3s/hubfleet-config.sha256",
     ]
@@ -118,7 +118,7 @@ def test_a_bare_host_becomes_a_single_node_member_and_a_rerun_changes_nothing(
     assert config["disable"] == ["traefik"]
     assert server.exists("/var/lib/rancher/k3s/server/manifests/traefik.yaml.skip")
     kubelet = yaml.safe_load(
-        server.read("/var/lib/rancher/k3s/agent/etc/kubelet.conf.d/99-hubfleet.conf") or ""
+        server.read("/var/lib/rancher/k3s/agent/etc/kubelet.conf.d/999-hubfleet.conf") or ""
     )
     assert kubelet["maxPods"] == 30 and kubelet["imageGCHighThresholdPercent"] == 40
     assert "fs.inotify.max_user_watches = 524288" in (
@@ -484,3 +484,29 @@ def test_a_node_that_never_becomes_ready_fails_naming_it(
     ready = next(r for r in caught.value.reports if r.step == "ready")
     assert ready.state == "failed"
     assert not (repo.root / "secrets" / "edge-kubeconfig.yaml").exists()  # later steps skipped
+
+
+def test_the_kubelet_drop_in_wins_over_an_operators_and_takes_over_its_old_name(
+    deploy_repo: MakeRepo, host_lab: HostLab, lab_hosts: Callable[..., list[TestHost]]
+) -> None:
+    (server,) = lab_hosts(1)
+    folder = "/var/lib/rancher/k3s/agent/etc/kubelet.conf.d"
+    # as on mybinder.org's hosts, and as an earlier hubfleet named its own
+    server.write(f"{folder}/99-kubelet.conf", "kind: KubeletConfiguration\nmaxPods: 300\n")
+    server.write(f"{folder}/99-hubfleet.conf", "kind: KubeletConfiguration\nmaxPods: 30\n")
+    repo = k3s_repo(deploy_repo, host_lab, [server])
+    first = {(r.host, r.step): r for r in bootstrap(repo, options(host_lab))}
+    step = first[(server.address, "kubelet-config")]
+    assert step.state == CHANGED
+    assert step.detail == (
+        f"wrote {folder}/999-hubfleet.conf, removed 99-hubfleet.conf "
+        "(maxPods 30; wins over 99-kubelet.conf)"
+    )
+    listing = server.run(f"ls {folder}").stdout.split()
+    # the kubelet reads its drop-ins in byte order: the operator's 99-, then hubfleet's 999-
+    assert sorted(listing) == ["00-k3s-defaults.conf", "99-kubelet.conf", "999-hubfleet.conf"]
+    again = {(r.host, r.step): r for r in bootstrap(repo, options(host_lab))}
+    assert again[(server.address, "kubelet-config")].state == OK
+    assert (
+        again[(server.address, "kubelet-config")].detail == "maxPods 30; wins over 99-kubelet.conf"
+    )

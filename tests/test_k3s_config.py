@@ -165,7 +165,7 @@ def test_no_server_host_is_a_config_error() -> None:
 def test_kubelet_config_by_ram(ram_gb: float, max_pods: int) -> None:
     m = member()
     file = k3s.kubelet_file(m, ram_gb)
-    assert file.path == "/var/lib/rancher/k3s/agent/etc/kubelet.conf.d/99-hubfleet.conf"
+    assert file.path == "/var/lib/rancher/k3s/agent/etc/kubelet.conf.d/999-hubfleet.conf"
     assert body(file) == {
         "apiVersion": "kubelet.config.k8s.io/v1beta1",
         "kind": "KubeletConfiguration",

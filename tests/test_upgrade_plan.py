@@ -44,9 +44,23 @@ def member(k3s_settings: Mapping[str, Any] | None = None, name: str = "demo") ->
 # --- rendering ------------------------------------------------------------------------------
 
 
-def test_default_plans_follow_the_stable_channel_on_sundays() -> None:
+def test_a_single_server_member_is_cordoned_never_drained() -> None:
+    single = member_from_record(
+        "solo",
+        {
+            "stage": "prod",
+            "provider": "k3s",
+            "domain": "solo.example.org",
+            "hosts": [{"address": "10.0.0.9"}],
+        },
+    )
+    server, _ = up.render_plans(single)
+    assert server["spec"]["cordon"] is True and "drain" not in server["spec"]
+
+
+def test_default_plans_follow_the_stable_channel_two_hours_on_sundays() -> None:
     server, agent = up.render_plans(member(name="hetzner"))
-    window = {"days": ["sunday"], "startTime": "00:00", "endTime": "23:59", "timeZone": "UTC"}
+    window = {"days": ["sunday"], "startTime": "02:00", "endTime": "04:00", "timeZone": "UTC"}
     assert server == {
         "apiVersion": "upgrade.cattle.io/v1",
         "kind": "Plan",

@@ -39,7 +39,11 @@ def snapshot(member: Any) -> Callable[[Any], tuple[list[str], str]]:
     def of(host: Any) -> tuple[list[str], str]:
         files = [k3s.sysctl_file().path, k3s.CONFIG_PATH, k3s.KUBELET_CONFIG_PATH]
         files += [CONFIG_MARKER, ROOT_AUTHORIZED_KEYS]
-        extra = [f"sysctl {' '.join(k3s.INOTIFY_SYSCTLS)} 2>/dev/null", install_probe(host)]
+        extra = [
+            f"sysctl {' '.join(k3s.INOTIFY_SYSCTLS)} 2>/dev/null",
+            install_probe(host),
+            k3s.KUBELET_DROPINS_PROBE,
+        ]
         if roles.is_server(host):
             files += [k3s.TRAEFIK_SKIP_PATH, KUBECONFIG_MARKER, k3s.TOKEN_PATH]
             extra.append(

@@ -26,7 +26,15 @@ from hubfleet.registry.sizing import node_sizing
 CONFIG_PATH = "/etc/rancher/k3s/config.yaml"
 KUBECONFIG_PATH = "/etc/rancher/k3s/k3s.yaml"
 TOKEN_PATH = "/var/lib/rancher/k3s/server/token"
-KUBELET_CONFIG_PATH = "/var/lib/rancher/k3s/agent/etc/kubelet.conf.d/99-hubfleet.conf"
+# k3s reads the kubelet drop-ins in name order, later ones winning: k3s's own 00-k3s-defaults,
+# then any an operator wrote (mybinder.org's hosts have 99-kubelet.conf, maxPods 300), so
+# hubfleet's sorts after every 99- name. Its earlier name is taken over (removed).
+KUBELET_DROPIN_DIR = "/var/lib/rancher/k3s/agent/etc/kubelet.conf.d"
+KUBELET_CONFIG_PATH = f"{KUBELET_DROPIN_DIR}/999-hubfleet.conf"
+OLD_KUBELET_CONFIG_NAMES = ("99-hubfleet.conf",)
+KUBELET_DROPINS_PROBE = (
+    f"echo kubelet_dropins=$(ls -1 {KUBELET_DROPIN_DIR} 2>/dev/null | tr '\\n' ' ')"
+)
 SYSCTL_PATH = "/etc/sysctl.d/90-hubfleet-inotify.conf"
 TRAEFIK_SKIP_PATH = "/var/lib/rancher/k3s/server/manifests/traefik.yaml.skip"
 BINARY_PATH = "/usr/local/bin/k3s"
@@ -214,9 +222,18 @@ def kubelet_config(member: Member, ram_gb: float) -> dict[str, Any]:
 
 
 def kubelet_file(member: Member, ram_gb: float) -> HostFile:
-    """The kubelet drop-in; k3s reads kubelet.conf.d in name order, so 99- wins over its 00-."""
+    """The kubelet drop-in; k3s reads kubelet.conf.d in name order, so 999- wins over its 00-
+    and over an operator's 99-."""
     body = yaml.safe_dump(kubelet_config(member, ram_gb), sort_keys=False)
     return HostFile(KUBELET_CONFIG_PATH, _header(member, "kubelet settings") + body)
+
+
+def kubelet_dropins(probe_output: str) -> list[str]:
+    """The drop-in names KUBELET_DROPINS_PROBE listed (empty when the folder is missing)."""
+    for line in probe_output.splitlines():
+        if line.startswith("kubelet_dropins="):
+            return line.removeprefix("kubelet_dropins=").split()
+    return []
 
 
 def sysctl_file() -> HostFile:

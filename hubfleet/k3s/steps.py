@@ -92,11 +92,30 @@ def sysctl(context: HostContext, dry_run: bool) -> Outcome:
 
 
 def kubelet_config(context: HostContext, dry_run: bool) -> Outcome:
+    """hubfleet's kubelet drop-in, sorting after every other (an operator's 99-kubelet.conf
+    included, which it then wins over); its earlier name removed."""
     file = k3s.kubelet_file(context.member, context.facts.ram_gb)
     max_pods = k3s.kubelet_config(context.member, context.facts.ram_gb)["maxPods"]
-    if not ensure_files(context, [file], dry_run):
-        return Outcome.ok(f"maxPods {max_pods}")
-    return Outcome.changed(f"wrote {file.path} (maxPods {max_pods})", dry_run)
+    probe = context.snapshot
+    if "kubelet_dropins=" not in probe.output:
+        probe = context.session.probe([], also=k3s.KUBELET_DROPINS_PROBE)
+    ours = file.path.rsplit("/", 1)[1]
+    present = [n for n in k3s.kubelet_dropins(probe.output) if n != ours]
+    old = [n for n in present if n in k3s.OLD_KUBELET_CONFIG_NAMES]
+    overridden = [n for n in present if n < ours and n not in old and not n.startswith("00-k3s")]
+    notes = [f"wins over {', '.join(overridden)}"] if overridden else []
+    later = [n for n in present if n > ours]
+    if later:  # they would win over hubfleet's: said, not removed (they are the operator's)
+        notes.append(f"{', '.join(later)} sorts after it and overrides it")
+    wrote = ensure_files(context, [file], dry_run)
+    if old and not dry_run:
+        paths = " ".join(f"{k3s.KUBELET_DROPIN_DIR}/{n}" for n in old)
+        context.session.run(f"rm -f {paths}", what="removing hubfleet's earlier kubelet drop-in")
+    detail = f"maxPods {max_pods}" + "".join(f"; {n}" for n in notes)
+    if not wrote and not old:
+        return Outcome.ok(detail)
+    done = ([f"wrote {file.path}"] if wrote else []) + [f"removed {n}" for n in old]
+    return Outcome.changed(f"{', '.join(done)} ({detail})", dry_run)
 
 
 def k3s_config(context: HostContext, dry_run: bool) -> Outcome:

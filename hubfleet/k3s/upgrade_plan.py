@@ -35,10 +35,11 @@ UPGRADE_IMAGE = "rancher/k3s-upgrade"
 CHANNEL_URL = "https://update.k3s.io/v1-release/channels/{channel}"
 CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane"
 DEFAULT_CHANNEL = "stable"
+# two hours early on Sunday (UTC): upgrades start only inside it, when the fewest users launch
 DEFAULT_WINDOW: Mapping[str, Any] = {
     "days": ["sunday"],
-    "start": "00:00",
-    "end": "23:59",
+    "start": "02:00",
+    "end": "04:00",
     "timezone": "UTC",
 }
 MANAGED_BY = {"app.kubernetes.io/managed-by": "hubfleet"}
@@ -114,7 +115,9 @@ def _plan(member: Member, name: str, spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def server_plan(member: Member) -> dict[str, Any]:
-    """The Plan for the control-plane nodes: one at a time (by default), cordoned."""
+    """The Plan for the control-plane nodes: one at a time (by default), cordoned, never
+    drained: a single-server member's user pods have no other node to go to, and a drain
+    would only end them before the upgrade does."""
     name, _ = plan_names(member)
     spec = _common_spec(upgrade_settings(member))
     spec["nodeSelector"] = {
