@@ -51,7 +51,9 @@ class RolloutNotReadyError(RolloutError):
 def workloads_in_manifest(
     objects: Iterable[Mapping[str, Any] | None], default_namespace: str | None = None
 ) -> list[Workload]:
-    """The Deployments, DaemonSets and StatefulSets among parsed manifest documents, in order."""
+    """The Deployments, DaemonSets and StatefulSets among parsed manifest documents, in order;
+    Helm's hooks left out (Helm runs them around the upgrade and may delete them after, as
+    JupyterHub's hook-image-puller)."""
     found: dict[Workload, None] = {}
 
     def visit(doc: Mapping[str, Any] | None) -> None:
@@ -62,6 +64,9 @@ def workloads_in_manifest(
                 visit(item)
             return
         meta = doc.get("metadata")
+        annotations = (meta.get("annotations") if isinstance(meta, Mapping) else None) or {}
+        if "helm.sh/hook" in annotations:
+            return
         is_workload = doc.get("kind") in ROLLOUT_KINDS
         if is_workload and str(doc.get("apiVersion", "")).startswith("apps/"):
             if not (isinstance(meta, Mapping) and meta.get("name")):

@@ -27,13 +27,12 @@ from hubfleet.files.yamlfile import YamlDocument, load_mapping, parse_with_lines
 from hubfleet.hosts.hostkeys import HostKey, HostKeyDecision, PinnedHostKeys
 from hubfleet.members.serving import support_block, with_contact
 from hubfleet.members.templates import (
-    SECRETS_TEMPLATE,
     SUPPORT_SECRETS_TEMPLATE,
     SUPPORT_VALUES_TEMPLATE,
-    VALUES_TEMPLATE,
     NewMember,
     NodeShape,
     fill_template,
+    fresh_jupyterhub_secrets,
     fresh_secrets,
     fresh_support_secrets,
     values_placeholders,
@@ -296,11 +295,12 @@ def plan_new_member(
         raise ConfigError(
             f"the new entry does not fit in {shown}: {problems[0] if problems else 'parsed differently'}"
         )
-    values = fill_template(repo, VALUES_TEMPLATE, values_placeholders(request, shape, sized))
-    secrets = fresh_secrets()
+    values_template, secrets_template = request.templates()
+    values = fill_template(repo, values_template, values_placeholders(request, shape, sized))
+    secrets = fresh_jupyterhub_secrets() if request.kind == "jupyterhub" else fresh_secrets()
     base = {"name": request.name, "domain": request.domain}
-    plaintext = fill_template(repo, SECRETS_TEMPLATE, {**base, **secrets})
-    masked = fill_template(repo, SECRETS_TEMPLATE, {**base, **dict.fromkeys(secrets, MASK)})
+    plaintext = fill_template(repo, secrets_template, {**base, **secrets})
+    masked = fill_template(repo, secrets_template, {**base, **dict.fromkeys(secrets, MASK)})
     values_path = repo.member_values(request.name)
     secrets_path = repo.member_secret_values(request.name)
     placeholders = values_placeholders(request, shape, sized)

@@ -28,6 +28,10 @@ SECRETS_TEMPLATE = Path("config/templates/member-secrets.yaml")
 # and secrets/config/support/NAME.yaml
 SUPPORT_VALUES_TEMPLATE = Path("config/templates/member-support.yaml")
 SUPPORT_SECRETS_TEMPLATE = Path("config/templates/member-support-secrets.yaml")
+# a member that runs JupyterHub alone (member.new --kind jupyterhub)
+JUPYTERHUB_VALUES_TEMPLATE = Path("config/templates/member-jupyterhub.yaml")
+JUPYTERHUB_SECRETS_TEMPLATE = Path("config/templates/member-jupyterhub-secrets.yaml")
+KINDS = ("binder", "jupyterhub")
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,15 @@ class NewMember:
     nodes: NodeShape | None = None  # provider gke: the user pool's node type, for sizing
     email: str | None = None  # the ACME contact of its certificates (support.email)
     issuer: str | None = None  # its ClusterIssuer (support.issuer), when not letsencrypt-prod
+    kind: str = "binder"  # binder (BinderHub, its JupyterHub inside) or jupyterhub (alone)
+    gpus: int = 0  # GPUs per node: a jupyterhub member then offers a GPU profile
+    github_orgs: tuple[str, ...] = ()  # a jupyterhub member's users: these GitHub orgs
+
+    def templates(self) -> tuple[Path, Path]:
+        """The (values, secrets) templates of its kind."""
+        if self.kind == "jupyterhub":
+            return JUPYTERHUB_VALUES_TEMPLATE, JUPYTERHUB_SECRETS_TEMPLATE
+        return VALUES_TEMPLATE, SECRETS_TEMPLATE
 
 
 class _Placeholders(dict[str, str]):
@@ -133,6 +146,52 @@ def values_placeholders(
         "image_cleaner_low_gb": _number(sized.image_cleaner_low_gb),
         "image_cleaner_high_bytes": round(sized.image_cleaner_high_gb * sizing.BYTES_PER_GB),
         "image_cleaner_low_bytes": round(sized.image_cleaner_low_gb * sizing.BYTES_PER_GB),
+        **user_placeholders(request, shape, sized),
+    }
+
+
+def user_placeholders(
+    request: NewMember, shape: NodeShape, sized: sizing.MemberSizing
+) -> dict[str, object]:
+    """A JupyterHub member's per-user resources from its node: the RAM sizing guarantees each
+    user (twice that as the limit), half a CPU guaranteed and up to two, and half the disk
+    shared among the users it holds at once (1 to 10 GB each); a GPU profile when it has GPUs."""
+    users = max(1, sized.launch_quota)
+    storage = int(max(1, min(10, shape.disk_gb * 0.5 // users)))
+    cpu_limit = min(2, shape.cpus)
+    gpu_profile = ""
+    if request.gpus > 0:
+        gpu_profile = (
+            "      - display_name: GPU\n"
+            '        description: "1 NVIDIA GPU"\n'
+            "        kubespawner_override:\n"
+            "          extra_resource_limits:\n"
+            '            nvidia.com/gpu: "1"\n'
+            "          node_selector:\n"
+            '            nvidia.com/gpu.present: "true"\n'
+            "          tolerations:\n"
+            "            - key: nvidia.com/gpu\n"
+            "              operator: Exists\n"
+            "              effect: NoSchedule\n"
+        )
+    return {
+        "user_cpu_guarantee": 0.5,
+        "user_cpu_limit": cpu_limit,
+        "user_memory_limit_mb": 2 * sized.ram_per_user_mb,
+        "user_storage_gb": storage,
+        "gpu_profile": gpu_profile,
+        "allowed_organizations": "[" + ", ".join(request.github_orgs) + "]",
+    }
+
+
+def fresh_jupyterhub_secrets() -> dict[str, str]:
+    """A JupyterHub-only member's: the hub's and proxy's, and a placeholder for the GitHub
+    OAuth app's client secret (fresh and random, so it is never someone else's)."""
+    return {
+        "hub_cookie_secret": secretgen.token_hex(32),
+        "proxy_secret_token": secretgen.token_hex(32),
+        "crypt_keeper_key": secretgen.token_hex(32),
+        "github_client_secret": "REPLACE-WITH-THE-OAUTH-APP-SECRET-" + secretgen.password(12),
     }
 
 

@@ -66,6 +66,10 @@ def _gke_request(
         "other members share; with none, the self-signed issuer)",
         "issuer": "its certificates' issuer: letsencrypt-prod (default), letsencrypt-staging "
         "or selfsigned (no public DNS)",
+        "kind": "binder (default: BinderHub, its JupyterHub inside) or jupyterhub (alone, with "
+        "GitHub login, user resources and storage from the host, idle culling)",
+        "gpus": "jupyterhub: GPUs per node; with any, users get a GPU profile",
+        "github_org": "jupyterhub: the GitHub organization whose members may log in",
         "user": "SSH login on the host (default root; others use sudo -n)",
         "port": "SSH port (default 22)",
         "accept_host_key": "trust the host's SSH key with this SHA256 fingerprint (SHA256:...)",
@@ -96,6 +100,9 @@ def new(
     node_disk_gb: float = 100.0,
     email: str | None = None,
     issuer: str | None = None,
+    kind: str = "binder",
+    gpus: int = 0,
+    github_org: str | None = None,
     debug: bool = False,
 ) -> None:
     """Add a member: its registry entry, its values and its encrypted secrets.
@@ -139,7 +146,14 @@ def new(
             if not host:
                 raise HubfleetError(f"a {provider} member needs --host (the address to SSH to)")
             request = NewMember(name, host, domain, provider, stage, user, int(port))
-        request = replace(request, email=email, issuer=issuer)
+        if kind not in ("binder", "jupyterhub"):
+            raise HubfleetError(f"--kind {kind!r}: use binder or jupyterhub")
+        if kind != "jupyterhub" and (gpus or github_org):
+            raise HubfleetError("--gpus and --github-org are for --kind jupyterhub members")
+        orgs = (github_org,) if github_org else ()
+        request = replace(
+            request, email=email, issuer=issuer, kind=kind, gpus=int(gpus), github_orgs=orgs
+        )
         options = NewMemberOptions(
             dry_run=dry_run,
             identity=Path(identity) if identity else None,
