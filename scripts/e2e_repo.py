@@ -3,9 +3,11 @@
 
     scripts/e2e_repo.py DEST AGE_KEY
 
-DEST gets this repo's demo chart, a registry with one k3s member `e2e` on 127.0.0.1 (the
-runner itself), its values, its encrypted secrets and a .sops.yaml naming a fresh age key,
-written to AGE_KEY (outside DEST). Nothing here talks to a cluster.
+DEST gets this repo's demo chart and support chart, a registry with one k3s member `e2e` on
+127.0.0.1 (the runner itself) that runs its support release with the self-signed issuer (the
+runner has no public DNS), its values (Grafana served at GRAFANA_HOST through traefik), its
+encrypted secrets and a .sops.yaml naming a fresh age key, written to AGE_KEY (outside DEST).
+Nothing here talks to a cluster.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from hubfleet.secrets import sops
 PROJECT = Path(__file__).resolve().parent.parent
 MEMBER = "e2e"
 CHART = "charts/demo"
+GRAFANA_HOST = "grafana.e2e.hubfleet.example"
 
 
 def build(dest: Path, age_key: Path) -> DeployRepo:
@@ -32,6 +35,7 @@ def build(dest: Path, age_key: Path) -> DeployRepo:
     )
     recipient = proc.stderr.strip().split()[-1]
     shutil.copytree(PROJECT / CHART, dest / CHART)
+    shutil.copytree(PROJECT / "support", dest / "support", ignore=shutil.ignore_patterns("charts"))
     (dest / "config").mkdir(parents=True)
     (dest / "secrets" / "config").mkdir(parents=True)
     (dest / ".sops.yaml").write_text(
@@ -45,6 +49,7 @@ def build(dest: Path, age_key: Path) -> DeployRepo:
                 "domain": "e2e.hubfleet.example",
                 "chart": CHART,
                 "hosts": [{"address": "127.0.0.1"}],
+                "support": {"issuer": "selfsigned"},
             }
         }
     }
@@ -54,6 +59,19 @@ def build(dest: Path, age_key: Path) -> DeployRepo:
     repo = DeployRepo(dest)
     secret = {"hub": {"cookieSecret": secrets.token_hex(32), "proxyToken": secrets.token_hex(16)}}
     sops.write_encrypted(repo, repo.member_secret_values(MEMBER), yaml.safe_dump(secret))
+    grafana = {
+        "ingress": {
+            "hosts": [GRAFANA_HOST],
+            "tls": [{"secretName": f"{MEMBER}-grafana-tls", "hosts": [GRAFANA_HOST]}],
+        }
+    }
+    support_values = repo.member_values(MEMBER, "support")
+    support_values.parent.mkdir(parents=True)
+    support_values.write_text(yaml.safe_dump({"grafana": grafana}))
+    password = {"grafana": {"adminPassword": secrets.token_hex(16)}}
+    sops.write_encrypted(
+        repo, repo.member_secret_values(MEMBER, "support"), yaml.safe_dump(password)
+    )
     return repo
 
 

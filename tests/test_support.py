@@ -458,3 +458,33 @@ def test_uninstall_takes_both_releases_off_the_cluster_after_a_dry_run(
         "alpha: namespace support: not there",
         "alpha: cert-manager's CustomResourceDefinitions: not there",
     ]
+
+
+def test_the_e2e_workflows_repo_validates_and_serves_grafana_over_https(
+    tmp_path: Path,
+    real_charts: Path,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What .github/workflows/e2e.yaml deploys to a real k3s: valid, with Grafana's Ingress
+    asking the self-signed issuer for the certificate the workflow then checks."""
+    import importlib.util
+
+    from hubfleet.deploy.validate import validate_federation
+
+    spec = importlib.util.spec_from_file_location("e2e_repo", PROJECT / "scripts" / "e2e_repo.py")
+    assert spec is not None and spec.loader is not None
+    e2e = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(e2e)
+    key = tmp_path / "e2e.agekey"
+    repo = e2e.build(tmp_path / "repo", key)
+    monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(key))
+    engine = SdkEngine(chart_cache=real_charts)
+    report = validate_federation(repo, engine, strict=True)
+    assert report.problems == ()
+    support = support_release(load_registry(repo).member("e2e"))
+    assert support is not None
+    (ingress,) = by_kind(render_member(repo, support, engine).objects)["Ingress"]
+    assert ingress["metadata"]["annotations"]["cert-manager.io/cluster-issuer"] == "selfsigned"
+    assert ingress["spec"]["tls"] == [
+        {"secretName": "e2e-grafana-tls", "hosts": [e2e.GRAFANA_HOST]}
+    ]
