@@ -254,3 +254,60 @@ def test_the_schema_check_finds_what_is_wrong() -> None:
         problems[1] == f"PodDisruptionBudget y: no schema for policy/v1beta1 in Kubernetes {KUBE}"
     )
     assert problems[2] == "Widget z: 'size' is a required property"
+
+
+def test_a_kubeconfig_member_is_imported_encrypted_and_deployed_through_it(
+    deploy_repo: MakeRepo,
+    real_charts: Path,  # noqa: F811
+    kube_stub: KubeStub,
+    tmp_path: Path,
+) -> None:
+    import shutil
+
+    repo = support_repo(deploy_repo, seed={"support": {"email": EMAIL}})
+    shutil.copytree(PROJECT / "config" / "templates", repo.root / "config" / "templates")
+    # an operator's kubeconfig with two contexts: the existing cluster's, and another
+    theirs = kube_stub.kubeconfig(cluster="campus", user="campus-admin", context="campus")
+    other = kube_stub.kubeconfig(cluster="elsewhere", user="someone", context="elsewhere")
+    for section in ("clusters", "users", "contexts"):
+        theirs[section] += other[section]
+    source = tmp_path / "campus.kubeconfig"
+    source.write_text(yaml.safe_dump(theirs))
+    before = source.read_bytes()
+    request = NewMember(
+        "campus",
+        "",
+        "campus.example.org",
+        provider="kubeconfig",
+        email=EMAIL,
+        kind="jupyterhub",
+        kubeconfig=source,
+        kube_context="campus",
+        nodes=NodeShape(8, 32.0, 200.0, "its nodes"),
+    )
+    doc = load_mapping(repo.registry, "config/federation.yaml")
+    plan = plan_new_member(repo, request, request.nodes or HOST, doc)
+    (imported,) = [f for f in plan.files if f.path == repo.member_kubeconfig("campus")]
+    assert imported.encrypted
+    token = theirs["users"][0]["user"].get("token") or theirs["users"][0]["user"].get(
+        "client-key-data"
+    )
+    assert token and token not in imported.shown and "credentials ********" in imported.shown
+    record = scaffold(repo, request, request.nodes or HOST)
+    assert record == {
+        "stage": "staging",
+        "provider": "kubeconfig",
+        "domain": "campus.example.org",
+        "support": {"email": EMAIL},
+    }
+    assert sops.is_encrypted(repo.member_kubeconfig("campus"))
+    assert source.read_bytes() == before  # the operator's file as it was
+    stored = sops.decrypt_yaml(repo, repo.member_kubeconfig("campus"))
+    assert [c["name"] for c in stored["contexts"]] == ["campus"]  # only the chosen context
+
+    # deployed with no credentials given: through the imported kubeconfig
+    engine = SdkEngine(chart_cache=real_charts)
+    options = DeployOptions(yes=True, timeout_s=30)
+    result = deploy_member(repo, "campus", engine, options, say=lambda _: None)
+    assert result.outcome == "deployed" and result.support is not None
+    assert kube_stub.get("Deployment", "hub", "campus") is not None

@@ -274,6 +274,30 @@ def read_file(path: Path) -> dict[str, Any] | None:
     return data
 
 
+MAX_IMPORT_BYTES = 1 << 20  # a kubeconfig is a few KB; a bigger file is not one
+
+
+def import_file(path: Path, member: str, context: str | None = None) -> dict[str, Any]:
+    """The kubeconfig of an existing cluster, for member `member`: the one context of `path`
+    (or the one named), every name made the member's (`member_entries`). Read once into
+    memory, bounded; the file is left as it is."""
+    shown = str(path)
+    try:
+        size = path.stat().st_size
+    except OSError as err:
+        raise ConfigError(f"{shown}: cannot be read ({err.strerror})") from None
+    if not path.is_file():
+        raise ConfigError(f"{shown}: not a file; give the kubeconfig's path")
+    if size > MAX_IMPORT_BYTES:
+        raise ConfigError(
+            f"{shown}: {size} bytes, over the {MAX_IMPORT_BYTES} a kubeconfig may have"
+        )
+    data = read_file(path)
+    if data is None:
+        raise ConfigError(f"{shown}: empty; not a kubeconfig")
+    return member_entries(data, member, context, shown)
+
+
 def backup_path(path: Path, now: dt.datetime) -> Path:
     """Where the backup of `path` taken at `now` goes: <path>.bak-YYYYmmddHHMMSS."""
     return path.with_name(f"{path.name}.bak-{now.strftime('%Y%m%d%H%M%S')}")

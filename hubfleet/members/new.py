@@ -11,7 +11,6 @@ hubfleet.members.templates). Taking a member out is hubfleet.members.remove.
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -25,7 +24,8 @@ from hubfleet.files.atomic import all_or_nothing, write_atomically
 from hubfleet.files.repo import DeployRepo
 from hubfleet.files.yamlfile import YamlDocument, load_mapping, parse_with_lines
 from hubfleet.hosts.hostkeys import HostKey, HostKeyDecision, PinnedHostKeys
-from hubfleet.members.serving import support_block, with_contact
+from hubfleet.members.records import member_record
+from hubfleet.members.serving import with_contact
 from hubfleet.members.templates import (
     SUPPORT_SECRETS_TEMPLATE,
     SUPPORT_VALUES_TEMPLATE,
@@ -49,7 +49,6 @@ from hubfleet.registry.members import (
 if TYPE_CHECKING:
     from hubfleet.hosts.facts import HostFacts
 
-MICROK8S_CHANNEL = "1.32/stable"
 # the gke stack's default user nodes (terraform/gke: n1-standard-8, 100 GB disk)
 GKE_USER_NODES = NodeShape(8, 30.0, 100.0, "GKE user nodes (n1-standard-8)")
 MASK = "********"
@@ -113,60 +112,6 @@ def check_new(repo: DeployRepo, request: NewMember) -> YamlDocument:
 
 
 # --- the registry entry -------------------------------------------------------------------
-
-
-def member_record(request: NewMember) -> dict[str, Any]:
-    if request.provider == "gke":
-        return _gke_record(request)
-    host: dict[str, Any] = {"address": request.address}
-    if request.user != "root":
-        host["user"] = request.user
-    if request.port != 22:
-        host["port"] = request.port
-    record: dict[str, Any] = {
-        "stage": request.stage,
-        "provider": request.provider,
-        "domain": request.domain,
-    }
-    if request.chart:
-        record["chart"] = request.chart
-    record["support"] = support_block(request)
-    if request.provider == "microk8s":
-        host["role"] = "main"
-        record["microk8s"] = {"channel": MICROK8S_CHANNEL, "metallb": _metallb_pool(request)}
-    record["hosts"] = [host]
-    return record
-
-
-def _gke_record(request: NewMember) -> dict[str, Any]:
-    """A GKE member: where its cluster is, no hosts (credentials: secrets/NAME-gke.yaml)."""
-    if request.gke is None:
-        raise ConfigError(f"member {request.name}: a gke member needs its project and location")
-    record: dict[str, Any] = {
-        "stage": request.stage,
-        "provider": "gke",
-        "domain": request.domain,
-    }
-    if request.chart:
-        record["chart"] = request.chart
-    record["support"] = support_block(request)
-    record["gke"] = {
-        "project": request.gke.project,
-        "location": request.gke.location,
-        "cluster": request.gke.name,
-    }
-    return record
-
-
-def _metallb_pool(request: NewMember) -> str:
-    try:
-        address = ipaddress.IPv4Address(request.address)
-    except ValueError:
-        raise HubfleetError(
-            f"member {request.name}: a microk8s member's MetalLB pool starts as its host's IPv4 "
-            f"address, and {request.address!r} is not one; pass --host as an IPv4 address"
-        ) from None
-    return f"{address}/32"
 
 
 class _IndentedDumper(yaml.SafeDumper):
@@ -310,10 +255,14 @@ def plan_new_member(
     support_masked = fill_template(
         repo, SUPPORT_SECRETS_TEMPLATE, {**base, **dict.fromkeys(support_secrets, MASK)}
     )
+    imported: tuple[PlannedFile, ...] = ()
+    if request.provider == "kubeconfig":
+        imported = (_imported_kubeconfig(repo, request),)
     return NewMemberPlan(
         registry_text=new_text,
         registry_block=block,
         files=(
+            *imported,
             PlannedFile(values_path, values, values),
             PlannedFile(secrets_path, plaintext, masked, encrypted=True),
             PlannedFile(
@@ -331,6 +280,22 @@ def plan_new_member(
     )
 
 
+def _imported_kubeconfig(repo: DeployRepo, request: NewMember) -> PlannedFile:
+    """An existing cluster's kubeconfig as secrets/NAME-kubeconfig.yaml, encrypted (its
+    credentials are only ever in memory); a dry run shows where it points, not what it holds."""
+    from hubfleet.kube.kubeconfig import as_yaml, import_file
+
+    if request.kubeconfig is None:
+        raise ConfigError(f"member {request.name}: a kubeconfig member needs --kubeconfig FILE")
+    config = import_file(request.kubeconfig, request.name, request.kube_context)
+    server = config["clusters"][0].get("cluster", {}).get("server", "?")
+    shown = f"# the kubeconfig of {request.kubeconfig} (server {server}); credentials {MASK}\n"
+    path = repo.member_kubeconfig(request.name)
+    if path.exists():
+        raise HubfleetError(f"{repo.relative(path)} exists; remove the leftover file first")
+    return PlannedFile(path, as_yaml(config), shown, encrypted=True)
+
+
 def new_member(
     repo: DeployRepo,
     request: NewMember,
@@ -341,7 +306,7 @@ def new_member(
     doc = check_new(repo, request)
     request = with_contact(request, doc, say)
     pins = DeferredPins(repo.root / "config" / "known_hosts")
-    if request.provider == "gke":
+    if request.provider in ("gke", "kubeconfig"):
         shape = request.nodes or GKE_USER_NODES
     else:
         say(f"member {request.name}: gathering facts from {request.user}@{request.address}")
@@ -382,7 +347,9 @@ def new_member(
         pins.commit()
     for path in (repo.registry, *(f.path for f in plan.files)):
         say(f"wrote {repo.relative(path)}")
-    if request.provider == "gke":
+    if request.provider == "kubeconfig":
+        say(f"member {request.name}: registered; next: invoke deploy {request.name}")
+    elif request.provider == "gke":
         say(
             f"member {request.name}: registered; next: invoke tofu.apply {request.name} gke "
             f"--save-outputs, the service-account key into secrets/{request.name}-gke.yaml, "

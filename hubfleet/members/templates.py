@@ -80,6 +80,9 @@ class NewMember:
     email: str | None = None  # the ACME contact of its certificates (support.email)
     issuer: str | None = None  # its ClusterIssuer (support.issuer), when not letsencrypt-prod
     kind: str = "binder"  # binder (BinderHub, its JupyterHub inside) or jupyterhub (alone)
+    # provider kubeconfig: an existing cluster's kubeconfig, imported encrypted, and its context
+    kubeconfig: Path | None = None
+    kube_context: str | None = None
     gpus: int = 0  # GPUs per node: a jupyterhub member then offers a GPU profile
     github_orgs: tuple[str, ...] = ()  # a jupyterhub member's users: these GitHub orgs
 

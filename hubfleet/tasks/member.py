@@ -54,13 +54,17 @@ def _gke_request(
         "name": "the new member's name (a DNS label; also its namespace and release)",
         "host": "the host's address (its public IP or DNS name), reached over SSH (k3s, microk8s)",
         "domain": "the member's domain: BinderHub there, hub/registry/grafana below it",
-        "provider": "k3s (default), microk8s, or gke (no host: --gke-project, --gke-location)",
+        "provider": "k3s (default), microk8s, gke (no host: --gke-project, --gke-location) or "
+        "kubeconfig (an existing cluster: --kubeconfig)",
+        "kubeconfig": "kubeconfig: the existing cluster's kubeconfig, imported encrypted as "
+        "secrets/NAME-kubeconfig.yaml (the file itself is left as it is)",
+        "context": "kubeconfig: the context to use, when the file has several",
         "gke_project": "gke: the Google Cloud project ID",
         "gke_location": "gke: the cluster's zone (us-central1-a) or region (us-central1)",
         "gke_cluster": "gke: the cluster's name (default: the member's name)",
-        "node_cpus": "gke: CPUs of a user node, for sizing (default 8, n1-standard-8)",
-        "node_ram_gb": "gke: RAM of a user node in GB, for sizing (default 30)",
-        "node_disk_gb": "gke: disk of a user node in GB, for sizing (default 100)",
+        "node_cpus": "gke, kubeconfig: CPUs of a user node, for sizing (default 8)",
+        "node_ram_gb": "gke, kubeconfig: RAM of a user node in GB, for sizing (default 30)",
+        "node_disk_gb": "gke, kubeconfig: disk of a user node in GB, for sizing (default 100)",
         "stage": "staging (default) or prod",
         "email": "the ACME contact for its Let's Encrypt certificates (default: the one the "
         "other members share; with none, the self-signed issuer)",
@@ -103,6 +107,8 @@ def new(
     kind: str = "binder",
     gpus: int = 0,
     github_org: str | None = None,
+    kubeconfig: str | None = None,
+    context: str | None = None,
     debug: bool = False,
 ) -> None:
     """Add a member: its registry entry, its values and its encrypted secrets.
@@ -126,8 +132,8 @@ def new(
         from hubfleet.members.new import NewMemberOptions, new_member
         from hubfleet.members.templates import NewMember
 
-        if provider not in ("k3s", "microk8s", "gke"):
-            raise HubfleetError(f"--provider {provider!r}: use k3s, microk8s or gke")
+        if provider not in ("k3s", "microk8s", "gke", "kubeconfig"):
+            raise HubfleetError(f"--provider {provider!r}: use k3s, microk8s, gke or kubeconfig")
         if stage not in ("staging", "prod"):
             raise HubfleetError(f"--stage {stage!r}: use staging or prod")
         if issuer not in (None, "letsencrypt-prod", "letsencrypt-staging", "selfsigned"):
@@ -142,6 +148,14 @@ def new(
                 (gke_project, gke_location, gke_cluster),
                 (node_cpus, node_ram_gb, node_disk_gb),
             )
+        elif provider == "kubeconfig":
+            if not kubeconfig:
+                raise HubfleetError("a kubeconfig member needs --kubeconfig (its cluster's file)")
+            from hubfleet.members.templates import NodeShape
+
+            nodes = NodeShape(int(node_cpus), float(node_ram_gb), float(node_disk_gb), "its nodes")
+            request = NewMember(name, "", domain, "kubeconfig", stage, nodes=nodes)
+            request = replace(request, kubeconfig=Path(kubeconfig), kube_context=context)
         else:
             if not host:
                 raise HubfleetError(f"a {provider} member needs --host (the address to SSH to)")
