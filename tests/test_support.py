@@ -245,6 +245,16 @@ def test_deploy_applies_the_crds_then_the_support_release_then_the_hub(
     grafana = kube_stub.get("Deployment", "support-grafana", "support")
     assert grafana is not None and grafana["spec"]["replicas"] == 2
 
+    # a version bump of the support chart: only the support release is upgraded
+    chart_yaml = repo.root / "support" / "Chart.yaml"
+    chart_yaml.write_text(chart_yaml.read_text().replace("version: 0.1.0", "version: 0.1.1"))
+    bumped = deploy()
+    assert bumped.support is not None
+    assert (bumped.support.outcome, bumped.support.revision) == ("deployed", 3)
+    assert bumped.outcome == "unchanged"
+    live = engine.status(kube_credentials, "support", "support")
+    assert live is not None and live.chart_version == "0.1.1"
+
     only = deploy(only="member")
     assert only.support is None and only.outcome == "unchanged"
 

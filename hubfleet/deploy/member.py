@@ -330,6 +330,11 @@ def _deploy_release(
         changes = diff_objects(live_objects, planned, member.namespace)
         where = f"revision {live.revision} ({live.status})" if live else "not installed"
         say(f"{member.name}: live release {member.release} in {member.namespace}: {where}")
+        # a new chart version is a change even when its objects are the same: the release
+        # then records the chart the repo has
+        bumped = live is not None and live.chart_version not in ("", rendered.chart_version)
+        if bumped and live is not None:
+            say(f"  chart version {live.chart_version} -> {rendered.chart_version}")
         say(changes_text(changes, secrets))
         if options.diff:
             return DeployResult(
@@ -340,7 +345,7 @@ def _deploy_release(
                 tuple(changes),
                 part=member.part,
             )
-        if live and live.status == "deployed" and not changes and not options.force:
+        if live and live.status == "deployed" and not changes and not bumped and not options.force:
             say(
                 f"{member.name}: nothing changed; skipping the upgrade of {member.release} "
                 "(--force deploys anyway)"
