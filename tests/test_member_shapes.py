@@ -311,3 +311,32 @@ def test_a_kubeconfig_member_is_imported_encrypted_and_deployed_through_it(
     result = deploy_member(repo, "campus", engine, options, say=lambda _: None)
     assert result.outcome == "deployed" and result.support is not None
     assert kube_stub.get("Deployment", "hub", "campus") is not None
+
+
+def test_every_public_host_of_a_new_binder_member_gets_its_tls_secret_and_issuer(
+    deploy_repo: MakeRepo,
+    real_charts: Path,  # noqa: F811
+) -> None:
+    import shutil
+
+    repo = support_repo(deploy_repo, seed={"support": {"email": EMAIL}})
+    shutil.copytree(PROJECT / "config" / "templates", repo.root / "config" / "templates")
+    name = k3s_binder(repo)
+    member = load_registry(repo).member(name)
+    engine = SdkEngine(chart_cache=real_charts)
+    hosts = {}
+    for release in releases(member):
+        for ingress in render_member(repo, release, engine).objects:
+            if ingress["kind"] != "Ingress":
+                continue
+            annotations = ingress["metadata"]["annotations"]
+            assert annotations["cert-manager.io/cluster-issuer"] == "letsencrypt-prod"
+            for tls in ingress["spec"]["tls"]:
+                for host in tls["hosts"]:
+                    hosts[host] = tls["secretName"]
+    assert hosts == {
+        "edge.example.org": "edge-binder-tls",
+        "hub.edge.example.org": "edge-hub-tls",
+        "registry.edge.example.org": "edge-registry-tls",
+        "grafana.edge.example.org": "edge-grafana-tls",
+    }

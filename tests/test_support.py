@@ -331,56 +331,6 @@ def test_a_new_member_gets_a_support_block_with_the_federations_contact() -> Non
         with_contact(staging, nobody, said.append)
 
 
-def test_the_new_member_templates_render_with_the_real_charts_and_nothing_unread(
-    deploy_repo: MakeRepo,
-    real_charts: Path,  # noqa: F811
-) -> None:
-    from hubfleet.files.yamlfile import load_mapping
-    from hubfleet.members.new import plan_new_member
-    from hubfleet.members.templates import NewMember, NodeShape
-
-    repo = support_repo(deploy_repo, alpha={"support": {"email": EMAIL}})
-    shutil.copytree(PROJECT / "config" / "templates", repo.root / "config" / "templates")
-    request = NewMember("beta", "192.0.2.5", "beta.example.org", email=EMAIL)
-    doc = load_mapping(repo.registry, "config/federation.yaml")
-    plan = plan_new_member(repo, request, NodeShape(16, 64.0, 200.0, "a test host"), doc)
-    repo.registry.write_text(plan.registry_text)
-    for planned in plan.files:
-        planned.path.parent.mkdir(parents=True, exist_ok=True)
-        if planned.encrypted:
-            sops.write_encrypted(repo, planned.path, planned.content)
-        else:
-            planned.path.write_text(planned.content)
-    # the Harbor bucket's keys are added by hand (or by tofu.apply --save-outputs)
-    harbor = sops.decrypt_yaml(repo, repo.member_secret_values("beta"))
-    harbor["harbor"]["persistence"] = harbor_keys()["harbor"]["persistence"]
-    sops.write_encrypted(repo, repo.member_secret_values("beta"), yaml.safe_dump(harbor))
-    record = yaml.safe_load(plan.registry_text)["members"]["beta"]
-    record["s3"] = ALPHA_S3_REGION
-    text = yaml.safe_load(repo.registry.read_text())
-    text["members"]["beta"] = record
-    repo.registry.write_text(yaml.safe_dump(text))
-
-    member = load_registry(repo).member("beta")
-    engine = SdkEngine(chart_cache=real_charts)
-    hosts = {}
-    for release in releases(member):
-        rendered = render_member(repo, release, engine)
-        assert rendered.unread == (), release.part
-        for ingress in by_kind(rendered.objects)["Ingress"]:
-            annotations = ingress["metadata"]["annotations"]
-            assert annotations["cert-manager.io/cluster-issuer"] == "letsencrypt-prod"
-            for tls in ingress["spec"]["tls"]:
-                for host in tls["hosts"]:
-                    hosts[host] = tls["secretName"]
-    assert hosts == {
-        "beta.example.org": "beta-binder-tls",
-        "hub.beta.example.org": "beta-hub-tls",
-        "registry.beta.example.org": "beta-registry-tls",
-        "grafana.beta.example.org": "beta-grafana-tls",
-    }
-
-
 def test_validate_checks_the_support_release_too(
     deploy_repo: MakeRepo,
     real_charts: Path,  # noqa: F811
