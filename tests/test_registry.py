@@ -59,7 +59,7 @@ def test_an_unknown_key_in_a_later_member_names_member_key_and_line(tmp_path: Pa
     found = problems(tmp_path, bad)
     assert found == [
         "config/federation.yaml:13: member beta: key 'replicas': unknown key "
-        "(allowed: stage, provider, domain, namespace, release, chart, kube_context, health_check, hosts, k3s, microk8s, sizing, s3, gke, tofu, support)"
+        "(allowed: stage, provider, domain, namespace, release, chart, kube_context, health_check, hosts, k3s, microk8s, sizing, s3, gke, tofu, support, federation)"
     ]
 
 

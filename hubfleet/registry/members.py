@@ -19,6 +19,7 @@ from typing import Any
 from hubfleet.errors import ConfigError, UnknownMemberError
 from hubfleet.files.repo import DeployRepo
 from hubfleet.files.yamlfile import PathKey, YamlDocument, load_mapping
+from hubfleet.registry.problem import Problem
 
 DEFAULT_CHART = "chart"
 
@@ -103,23 +104,6 @@ class Member:
                 return host
         known = ", ".join(h.address for h in self.hosts) or "none"
         raise UnknownMemberError(f"member {self.name} has no host {address!r} (hosts: {known})")
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong in a file, said the way an operator needs it."""
-
-    file: str
-    line: int | None
-    member: str | None
-    key: str | None
-    message: str
-
-    def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line else self.file
-        who = f" member {self.member}:" if self.member else ""
-        what = f" key {self.key!r}:" if self.key else ""
-        return f"{where}:{who}{what} {self.message}"
 
 
 @dataclass(frozen=True)
@@ -218,6 +202,9 @@ def _pattern_word(path: PathKey) -> str:
         "domain": "domain name",
         "namespace": "namespace (DNS label)",
         "release": "release name",
+        "health": "http(s) URL",
+        "versions": "http(s) URL",
+        "email": "email address",
     }.get(last, last)
 
 
@@ -302,6 +289,10 @@ def check_registry(repo: DeployRepo) -> tuple[YamlDocument, list[Problem]]:
                 )
             elif isinstance(domain, str):
                 domains[domain] = str(name)
+    if not problems and isinstance(doc.data, dict):
+        from hubfleet.registry.federation import federation_problems
+
+        problems += federation_problems(doc.data, shown, doc.line_of)
     return doc, problems
 
 
