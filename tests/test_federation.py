@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from hubfleet.files.repo import DeployRepo
 from hubfleet.registry.federation import federation_of
 from hubfleet.registry.members import check_registry
 from tests.conftest_repo import MakeRepo
+from tests.test_real_charts import real_charts  # noqa: F401 (fixture)
 
 FEDERATION = """\
 # the federation's entry, and who runs the redirector
@@ -115,3 +117,70 @@ def test_each_broken_rule_is_one_line_naming_the_place(
     _, problems = check_registry(repo)
     assert len(problems) >= 1
     assert str(problems[0]).startswith(expected)
+
+
+def test_the_redirector_is_rendered_from_the_registry_with_the_real_charts(
+    deploy_repo: MakeRepo,
+    real_charts: Path,  # noqa: F811
+) -> None:
+    import json
+
+    from hubfleet.deploy.member import render_member
+    from hubfleet.helm.sdk import SdkEngine
+    from hubfleet.registry.members import load_registry
+    from tests.test_support import EMAIL, support_repo
+
+    repo = support_repo(
+        deploy_repo,
+        gke={"support": {"email": EMAIL}, "federation": {"weight": 60, "prime": True}},
+        ovh={"federation": {"weight": 40}},
+        drained={"federation": {"weight": 0, "drained": {"weight": 20}}},
+    )
+    registry = yaml.safe_load(repo.registry.read_text())
+    registry["federation"] = {
+        "domain": "fleet.example.org",
+        "redirector": "gke",
+        "tag": "2026.11.1",
+    }
+    repo.registry.write_text(yaml.safe_dump(registry))
+    engine = SdkEngine(chart_cache=real_charts)
+    members = load_registry(repo)
+
+    rendered = render_member(repo, members.member("gke"), engine)
+    assert rendered.unread == ()
+    objects = {(o["kind"], o["metadata"]["name"]): o for o in rendered.objects}
+    config = json.loads(objects[("ConfigMap", "federation-redirect")]["data"]["config.json"])
+    assert config["hosts"] == {
+        "gke": {
+            "url": "https://gke.example.org",
+            "weight": 60,
+            "health": "https://gke.example.org/health",
+            "versions": "https://gke.example.org/versions",
+            "prime": True,
+        },
+        "ovh": {
+            "url": "https://ovh.example.org",
+            "weight": 40,
+            "health": "https://ovh.example.org/health",
+            "versions": "https://ovh.example.org/versions",
+            "prime": False,
+        },
+    }  # the drained member (weight 0) is left out
+    assert config["check"]["period"] == 15 and config["load_balancer"] == "random"
+    deployment = objects[("Deployment", "federation-redirect")]
+    image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert image == "jupyterhub/mybinder.org-federation-redirect:2026.11.1"
+    ingress = objects[("Ingress", "federation-redirect")]
+    assert ingress["spec"]["rules"][0]["host"] == "fleet.example.org"
+    assert ingress["spec"]["ingressClassName"] == "traefik"
+    assert (
+        ingress["metadata"]["annotations"]["cert-manager.io/cluster-issuer"] == "letsencrypt-prod"
+    )
+    # where the host list came from: the registry, not a values file
+    origins = {
+        ".".join(map(str, p)): layer.name for p, layer in rendered.values.effective.origins.items()
+    }
+    assert origins["federationRedirect.hosts.ovh.weight"] == "config/federation.yaml"
+
+    other = render_member(repo, members.member("ovh"), engine)
+    assert not [o for o in other.objects if o["metadata"]["name"] == "federation-redirect"]

@@ -167,16 +167,20 @@ def _with_serving(
     layers: tuple[ValuesLayer, ...],
 ) -> ValuesLayer:
     """The registry layer with the ingress settings that make the charts the member runs
-    serve HTTPS (hubfleet.values.serving): which charts run is known only from all layers."""
+    serve HTTPS (hubfleet.values.serving: which charts run is known only from all layers),
+    and, for the member running it, the federation redirector (hubfleet.values.redirect)."""
     from hubfleet.helm.dependencies import declared_dependencies, enabled_dependencies
     from hubfleet.registry.support import support_of
+    from hubfleet.values.redirect import federation_in, redirect_values
     from hubfleet.values.serving import serving_values
 
-    if support_of(member) is None:
+    extra = redirect_values(federation_in(repo), member)
+    if support_of(member) is not None:
+        merged = merge_layers((defaults, *layers)).values
+        enabled = enabled_dependencies(declared_dependencies(repo.root / member.chart), merged)
+        extra.update(serving_values(member, enabled))
+    if not extra:
         return registry
-    merged = merge_layers((defaults, *layers)).values
-    enabled = enabled_dependencies(declared_dependencies(repo.root / member.chart), merged)
-    extra = serving_values(member, enabled)
     data, _, _ = merge_leaves(dict(registry.data), extra, registry.name)
     return ValuesLayer(registry.name, data, registry.secret, registry.lines)
 
