@@ -184,3 +184,37 @@ def test_the_redirector_is_rendered_from_the_registry_with_the_real_charts(
 
     other = render_member(repo, members.member("ovh"), engine)
     assert not [o for o in other.objects if o["metadata"]["name"] == "federation-redirect"]
+
+
+def test_the_rotation_decides_a_binder_members_launch_quota(
+    deploy_repo: MakeRepo,
+    real_charts: Path,  # noqa: F811
+) -> None:
+    from hubfleet.registry.members import load_registry
+    from hubfleet.registry.rotation import drain
+    from hubfleet.values.layers import member_values
+    from tests.test_support import support_repo
+
+    repo = support_repo(
+        deploy_repo,
+        gke={"federation": {"weight": 60, "prime": True}},
+        ovh={"federation": {"weight": 40, "quota": 100}},
+    )
+    registry = yaml.safe_load(repo.registry.read_text())
+    registry["federation"] = {"domain": "fleet.example.org", "redirector": "gke"}
+    repo.registry.write_text(yaml.safe_dump(registry))
+    own = {"binderhub": {"config": {"LaunchQuota": {"total_quota": 87}}}}
+    repo.member_values("ovh").write_text(yaml.safe_dump(own))  # what member.new sized
+
+    def quota() -> tuple[int, str]:
+        values = member_values(repo, load_registry(repo).member("ovh")).effective
+        path = ("binderhub", "config", "LaunchQuota", "total_quota")
+        return values.values["binderhub"]["config"]["LaunchQuota"]["total_quota"], values.origins[
+            path
+        ].name
+
+    assert quota() == (100, "config/federation.yaml (rotation)")
+    change = drain(repo.registry.read_text(), "ovh")
+    assert change is not None
+    repo.registry.write_text(change.text)
+    assert quota() == (0, "config/federation.yaml (rotation)")

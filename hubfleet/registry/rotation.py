@@ -25,14 +25,14 @@ class RotationChange:
     members: tuple[str, ...]  # the members whose releases change (deployed after the edit)
 
 
-def _parse(text: str, shown: str) -> YamlDocument:
+def parse_text(text: str, shown: str) -> YamlDocument:
     return parse_with_lines(text, Path(shown), shown)
 
 
 def _set(text: str, shown: str, path: tuple[str, ...], value: str) -> str:
     """`path` set to the YAML scalar text `value`: its line rewritten, or a line added under
     its parent (a block mapping), indented as its siblings are."""
-    doc = _parse(text, shown)
+    doc = parse_text(text, shown)
     lines = text.splitlines(keepends=True)
     at = doc.lines.get(path)
     if at is not None:
@@ -64,7 +64,7 @@ def _set(text: str, shown: str, path: tuple[str, ...], value: str) -> str:
 
 
 def _delete(text: str, shown: str, path: tuple[str, ...]) -> str:
-    doc = _parse(text, shown)
+    doc = parse_text(text, shown)
     at = doc.lines.get(path)
     if at is None:
         return text
@@ -79,7 +79,7 @@ def _delete(text: str, shown: str, path: tuple[str, ...]) -> str:
 
 
 def _federation(text: str, shown: str) -> tuple[Federation, YamlDocument]:
-    doc = _parse(text, shown)
+    doc = parse_text(text, shown)
     federation = federation_of(doc.data) if isinstance(doc.data, dict) else None
     if federation is None:
         raise ConfigError(f"{shown}: no federation block (domain, redirector)")
@@ -90,7 +90,7 @@ def _checked(
     before: str, after: str, shown: str, expected: Any, change: RotationChange
 ) -> RotationChange:
     """The change, once the edited text parses to what was meant and keeps the rules."""
-    doc = _parse(after, shown)
+    doc = parse_text(after, shown)
     if doc.data != expected:
         raise ConfigError(f"{shown}: the edit did not come out as meant; make it by hand")
     problems = federation_problems(doc.data, shown, doc.line_of)

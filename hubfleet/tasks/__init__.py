@@ -12,6 +12,7 @@ from hubfleet.tasks import (
     ci,
     core,
     dns,
+    federation,
     harbor,
     k3s,
     k3s_plan,
@@ -47,6 +48,7 @@ def build_namespace() -> Collection:
     ns.add_collection(Collection.from_module(ci, name="ci"))
     ns.add_collection(Collection.from_module(charts, name="charts"))
     ns.add_collection(Collection.from_module(member, name="member"))
+    ns.add_collection(Collection.from_module(federation, name="federation"))
     ns.add_collection(Collection.from_module(harbor, name="harbor"))
     ns.add_collection(Collection.from_module(tofu, name="tofu"))
     gpu = Collection("gpu")

@@ -150,6 +150,9 @@ def member_values(
     if part == "member":
         serving = _with_serving(repo, member, registry, defaults, user_layers)
         user_layers = (serving, *user_layers[1:])
+        quota = _rotation_quota(repo, member, registry_name, defaults, user_layers)
+        if quota is not None:
+            user_layers = (*user_layers, quota)
     return MemberValues(
         member=member.name,
         layers=(defaults, *user_layers),
@@ -183,6 +186,27 @@ def _with_serving(
         return registry
     data, _, _ = merge_leaves(dict(registry.data), extra, registry.name)
     return ValuesLayer(registry.name, data, registry.secret, registry.lines)
+
+
+def _rotation_quota(
+    repo: DeployRepo,
+    member: Member,
+    registry_name: str,
+    defaults: ValuesLayer,
+    layers: tuple[ValuesLayer, ...],
+) -> ValuesLayer | None:
+    """The launch quota the federation gives a BinderHub member (0 while it is drained), as
+    the last layer: the rotation decides it, whatever the member's own files say."""
+    from hubfleet.values.redirect import federation_in
+
+    federation = federation_in(repo)
+    place = federation.place(member.name) if federation else None
+    if place is None or place.quota is None:
+        return None
+    if not merge_layers((defaults, *layers)).values.get("binderhubEnabled"):
+        return None
+    quota = {"binderhub": {"config": {"LaunchQuota": {"total_quota": place.quota}}}}
+    return ValuesLayer(f"{registry_name} (rotation)", quota)
 
 
 def write_secret_leaves(
