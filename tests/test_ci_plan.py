@@ -492,3 +492,42 @@ def test_task_notes_a_registry_change_without_base(
     out = capsys.readouterr().out
     assert "Nothing to deploy." in out
     assert "no --base was given" in out
+
+
+def test_a_rotation_change_deploys_the_redirector_and_a_drained_member_is_left_out() -> None:
+    def registry(ovh: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "federation": {"domain": "fleet.example.org", "redirector": "gke"},
+            "members": {
+                "gke": {
+                    "stage": "prod",
+                    "provider": "kubeconfig",
+                    "domain": "gke.example.org",
+                    "federation": {"weight": 60, "prime": True},
+                },
+                "ovh": {
+                    "stage": "prod",
+                    "provider": "kubeconfig",
+                    "domain": "ovh.example.org",
+                    "federation": ovh,
+                },
+            },
+        }
+
+    base = registry({"weight": 40})
+    drained = registry({"weight": 0, "quota": 0, "drained": {"weight": 40}})
+    result = plan(["config/federation.yaml"], base, drained)
+    assert [d.member for d in result.deploy] == ["gke"]
+    (gke,) = result.deploy
+    assert "config/federation.yaml: the rotation changed (the redirector)" in gke.reasons
+    assert result.notes == (
+        "member ovh is drained (config/federation.yaml): not deployed until "
+        "invoke federation.readmit ovh",
+    )
+    # a change of its own files is not deployed either while drained, unless named
+    assert plan(["config/ovh.yaml"], drained, drained).deploy == ()
+    named = plan(["config/ovh.yaml"], drained, drained, Overrides(members=("ovh",)))
+    assert [d.member for d in named.deploy] == ["ovh"]
+    # readmitted: both, and the redirector's reason again
+    back = plan(["config/federation.yaml"], drained, base)
+    assert [d.member for d in back.deploy] == ["gke", "ovh"]

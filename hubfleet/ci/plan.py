@@ -239,6 +239,9 @@ def plan(
     if base_registry is None:
         for name in head:
             reasons[name].append(f"{REGISTRY_PATH}: added (no registry before)")
+    redirector = _rotation_change(base_registry, head_registry)
+    if redirector in reasons:
+        reasons[redirector].append(f"{REGISTRY_PATH}: the rotation changed (the redirector)")
 
     notes: list[str] = []
     if overrides.all:
@@ -252,6 +255,14 @@ def plan(
     else:
         chosen = {name: r for name, r in reasons.items() if r}
 
+    if not overrides.members:
+        for name in sorted(chosen):
+            if _stage(head[name]) == "prod" and _drained(head[name]):
+                del chosen[name]
+                notes.append(
+                    f"member {name} is drained ({REGISTRY_PATH}): not deployed until "
+                    f"invoke federation.readmit {name}"
+                )
     deploy = tuple(
         Deployment(name, _stage(head[name]), tuple(chosen[name])) for name in sorted(chosen)
     )
@@ -263,6 +274,34 @@ def plan(
         override=overrides.label,
         notes=tuple(notes),
     )
+
+
+def _drained(record: Mapping[str, Any]) -> bool:
+    block = record.get("federation")
+    return isinstance(block, Mapping) and isinstance(block.get("drained"), Mapping)
+
+
+def _rotation_change(
+    base_registry: Mapping[str, Any] | None, head_registry: Mapping[str, Any]
+) -> str | None:
+    """The member running the redirector, when the rotation it serves changed."""
+    from hubfleet.registry.federation import Federation, federation_of
+
+    def served(federation: Federation | None) -> object:
+        if federation is None:
+            return None
+        places = [
+            (p.member, p.weight, p.prime, p.health, p.versions) for p in federation.in_rotation
+        ]
+        return (federation.domain, federation.image, federation.tag, places)
+
+    head = federation_of(head_registry)
+    base = federation_of(base_registry) if base_registry is not None else None
+    if head is None:
+        return None
+    if base is not None and served(base) == served(head) and base.redirector == head.redirector:
+        return None
+    return head.redirector
 
 
 def _stage(record: Mapping[str, Any]) -> str:
