@@ -9,13 +9,16 @@ issuer is `selfsigned` is expected to be untrusted; its names and dates are stil
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import http.client
+import os
 import socket
 import ssl
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 RENEW_WARNING_DAYS = 14  # cert-manager renews 30 days before the end: this late, it failed
+MAX_BODY = 64 * 1024  # what a health or versions answer may be (more is not read)
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,7 @@ class HttpsReport:
     status: int | None
     certificate: Certificate | None
     problems: tuple[str, ...]
+    body: bytes = b""  # the answer's first MAX_BODY bytes
 
     @property
     def ok(self) -> bool:
@@ -98,6 +102,17 @@ def _unverified() -> ssl.SSLContext:
     return context
 
 
+@functools.lru_cache(maxsize=4)
+def _trusting(cafile: str | None, capath: str | None) -> ssl.SSLContext:
+    """The system's trust (as OpenSSL finds it), loaded once: reading a CA bundle takes longer
+    than a TLS handshake on loopback."""
+    return ssl.create_default_context()
+
+
+def _trusted() -> ssl.SSLContext:
+    return _trusting(os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+
+
 def probe_https(url: str, expect_trusted: bool = True, timeout_s: float = 5.0) -> HttpsReport:
     """GET `url` over HTTPS and judge its certificate as a browser would."""
     parts = urlsplit(url)
@@ -131,12 +146,15 @@ def probe_https(url: str, expect_trusted: bool = True, timeout_s: float = 5.0) -
             "its certificate is from Let's Encrypt's staging CA, which no browser trusts "
             "(support.issuer: letsencrypt-prod)"
         )
-    context = ssl.create_default_context() if expect_trusted else _unverified()
+    context = _trusted() if expect_trusted else _unverified()
     connection = _Connection(host, port, context, timeout_s)
     status: int | None = None
+    body = b""
     try:
         connection.request("GET", path, headers={"User-Agent": "hubfleet-health"})
-        status = connection.getresponse().status
+        response = connection.getresponse()
+        status = response.status
+        body = response.read(MAX_BODY)
     except ssl.SSLCertVerificationError as err:
         if not cert.staging:  # said above, more usefully
             problems.append(f"a browser refuses its certificate: {err.verify_message}")
@@ -146,4 +164,4 @@ def probe_https(url: str, expect_trusted: bool = True, timeout_s: float = 5.0) -
         connection.close()
     if status is not None and not 200 <= status < 300:
         problems.append(f"HTTP {status}")
-    return HttpsReport(url, status, cert, tuple(problems))
+    return HttpsReport(url, status, cert, tuple(problems), body)

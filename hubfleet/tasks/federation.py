@@ -99,3 +99,46 @@ def prime(
     It must be in rotation and answer its health URL (unless --force). The redirector's
     member is deployed with the new host list."""
     run_front(lambda: _rotate("prime", member, dry_run, yes, deploy, timeout, force), debug)
+
+
+@task(
+    help={
+        "json": "print the rows as JSON (every field, for scripts) instead of the table",
+        "timeout": "seconds each probe may take (default 5)",
+        "debug": DEBUG_HELP,
+    }
+)
+def status(c: Context, json: bool = False, timeout: int = 5, debug: bool = False) -> None:
+    """Show the rotation as users see it: health, versions skew, certificates, per member.
+
+    Every member in the federation block is probed at once: its health URL, its versions URL
+    (compared with the prime's: a member whose versions differ gets no traffic), the days left
+    on its HTTPS certificate and on its kubeconfig's client certificate. Exits 1 when anything
+    needs attention, with the reason per row."""
+
+    def go() -> None:
+        import json as json_module
+
+        from hubfleet.console import Console
+        from hubfleet.errors import HubfleetError
+        from hubfleet.files.repo import find_repo
+        from hubfleet.members.federation_status import COLUMNS, federation_status
+
+        console = Console()
+        repo = find_repo()
+        if json:
+            rows = federation_status(repo, timeout_s=float(timeout))
+            print(json_module.dumps([row.as_json() for row in rows], indent=1))
+        else:
+            with console.waiting("probing every member"):
+                rows = federation_status(repo, timeout_s=float(timeout))
+            console.table(COLUMNS, [row.cells() for row in rows])
+        needing = [row for row in rows if row.attention]
+        if needing:
+            names = ", ".join(row.member for row in needing)
+            raise HubfleetError(
+                f"{len(needing)} member(s) need attention ({names}); the first: "
+                f"member {needing[0].member}: {needing[0].attention[0]}"
+            )
+
+    run_front(go, debug)
