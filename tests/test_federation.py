@@ -218,3 +218,51 @@ def test_the_rotation_decides_a_binder_members_launch_quota(
     assert change is not None
     repo.registry.write_text(change.text)
     assert quota() == (0, "config/federation.yaml (rotation)")
+
+
+def test_the_federations_grafana_shows_every_members_prometheus(
+    deploy_repo: MakeRepo,
+    real_charts: Path,  # noqa: F811
+) -> None:
+    from hubfleet.deploy.member import render_member
+    from hubfleet.helm.sdk import SdkEngine
+    from hubfleet.registry.members import load_registry
+    from hubfleet.registry.support import support_release
+    from tests.test_support import EMAIL, support_repo
+
+    repo = support_repo(
+        deploy_repo,
+        gke={"support": {"email": EMAIL}, "federation": {"weight": 60, "prime": True}},
+        ovh={"support": {"email": EMAIL}, "federation": {"weight": 40}},
+        bare={"support": {"email": EMAIL, "monitoring": False}, "federation": {"weight": 10}},
+    )
+    registry = yaml.safe_load(repo.registry.read_text())
+    registry["federation"] = {"domain": "fleet.example.org", "redirector": "gke"}
+    repo.registry.write_text(yaml.safe_dump(registry))
+    engine = SdkEngine(chart_cache=real_charts)
+    members = load_registry(repo)
+
+    def support_objects(name: str) -> dict[tuple[str, str], dict[str, Any]]:
+        support = support_release(members.member(name))
+        assert support is not None
+        rendered = render_member(repo, support, engine)
+        assert rendered.unread == ()
+        return {(o["kind"], o["metadata"]["name"]): o for o in rendered.objects}
+
+    central = support_objects("gke")
+    sources = yaml.safe_load(central[("ConfigMap", "support-grafana")]["data"]["datasources.yaml"])
+    assert [(s["name"], s["url"]) for s in sources["datasources"]] == [
+        ("Prometheus", "http://support-prometheus-server.support.svc.cluster.local"),
+        ("ovh", "https://prometheus.ovh.example.org"),  # bare runs no prometheus
+    ]
+    other = support_objects("ovh")
+    ingress = other[("Ingress", "support-prometheus-server")]
+    assert ingress["spec"]["rules"][0]["host"] == "prometheus.ovh.example.org"
+    assert ingress["spec"]["tls"][0]["secretName"] == "ovh-prometheus-tls"
+    assert (
+        ingress["metadata"]["annotations"]["cert-manager.io/cluster-issuer"] == "letsencrypt-prod"
+    )
+    own = yaml.safe_load(other[("ConfigMap", "support-grafana")]["data"]["datasources.yaml"])
+    assert [s["name"] for s in own["datasources"]] == [
+        "Prometheus"
+    ]  # only the central one lists all

@@ -27,10 +27,16 @@ class Place:
     health: str
     versions: str
     drained: Mapping[str, int] | None  # what readmit gives back, while drained
+    monitored: bool = False  # it runs the support release's prometheus
 
     @property
     def url(self) -> str:
         return f"https://{self.domain}"
+
+    @property
+    def prometheus(self) -> str:
+        """Where the federation's Grafana reaches its Prometheus."""
+        return f"https://prometheus.{self.domain}"
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,7 @@ class Federation:
     image: str
     tag: str
     places: tuple[Place, ...]
+    grafana: str = ""  # the member whose Grafana shows every member's Prometheus
 
     def place(self, member: str) -> Place | None:
         return next((p for p in self.places if p.member == member), None)
@@ -60,6 +67,12 @@ def place_of(member: str, record: Mapping[str, Any]) -> Place | None:
         return None
     domain = str(record.get("domain", ""))
     drained = block.get("drained")
+    support = record.get("support")
+    monitored = (
+        isinstance(support, Mapping)
+        and support.get("enabled") is not False
+        and support.get("monitoring") is not False
+    )
     return Place(
         member=member,
         domain=domain,
@@ -69,6 +82,7 @@ def place_of(member: str, record: Mapping[str, Any]) -> Place | None:
         health=str(block.get("health") or f"https://{domain}/health"),
         versions=str(block.get("versions") or f"https://{domain}/versions"),
         drained=dict(drained) if isinstance(drained, Mapping) else None,
+        monitored=monitored,
     )
 
 
@@ -89,6 +103,7 @@ def federation_of(data: Mapping[str, Any]) -> Federation | None:
         image=str(block.get("image") or DEFAULT_IMAGE),
         tag=str(block.get("tag") or DEFAULT_TAG),
         places=places,
+        grafana=str(block.get("grafana") or block.get("redirector", "")),
     )
 
 

@@ -147,6 +147,13 @@ def member_values(
         secret(repo.member_secret_values(member.name, part)),
     ]
     user_layers = tuple(layer for layer in ordered if layer is not None)
+    if part == "support":
+        from hubfleet.values.redirect import federation_in, monitoring_values
+
+        extra = monitoring_values(federation_in(repo), member)
+        if extra:
+            data, _, _ = merge_leaves(dict(registry.data), extra, registry.name)
+            user_layers = (ValuesLayer(registry.name, data), *user_layers[1:])
     if part == "member":
         serving = _with_serving(repo, member, registry, defaults, user_layers)
         user_layers = (serving, *user_layers[1:])

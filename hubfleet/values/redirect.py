@@ -60,3 +60,49 @@ def redirect_values(federation: Federation | None, member: Member) -> dict[str, 
             "annotations": {ISSUER_ANNOTATION: support.issuer},
         }
     return {"federationRedirect": values}
+
+
+LOCAL_PROMETHEUS = "http://support-prometheus-server.support.svc.cluster.local"
+
+
+def monitoring_values(federation: Federation | None, member: Member) -> dict[str, Any]:
+    """For a member's support release: its Prometheus served at prometheus.DOMAIN (when it is
+    in the federation), and, on the member whose Grafana is the federation's, one data source
+    per member besides its own."""
+    support = support_of(member)
+    if federation is None or support is None or not support.monitoring:
+        return {}
+    values: dict[str, Any] = {}
+    place = federation.place(member.name)
+    if place is not None:
+        host = place.prometheus.removeprefix("https://")
+        values["prometheus"] = {
+            "server": {
+                "ingress": {
+                    "enabled": True,
+                    "ingressClassName": support.ingress_class,
+                    "annotations": {ISSUER_ANNOTATION: support.issuer},
+                    "hosts": [host],
+                    "tls": [{"secretName": f"{member.name}-prometheus-tls", "hosts": [host]}],
+                }
+            }
+        }
+    if federation.grafana == member.name:
+        sources = [
+            {
+                "name": "Prometheus",
+                "type": "prometheus",
+                "url": LOCAL_PROMETHEUS,
+                "access": "proxy",
+                "isDefault": True,
+            },
+        ]
+        sources += [
+            {"name": p.member, "type": "prometheus", "url": p.prometheus, "access": "proxy"}
+            for p in federation.places
+            if p.monitored and p.member != member.name
+        ]
+        values["grafana"] = {
+            "datasources": {"datasources.yaml": {"apiVersion": 1, "datasources": sources}}
+        }
+    return values
