@@ -6,6 +6,7 @@ Stand-ins: k3s (install.sh, the binary), systemctl, sysctl, timedatectl, curl fo
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import subprocess
@@ -510,3 +511,49 @@ def test_the_kubelet_drop_in_wins_over_an_operators_and_takes_over_its_old_name(
     assert (
         again[(server.address, "kubelet-config")].detail == "maxPods 30; wins over 99-kubelet.conf"
     )
+
+
+def test_refresh_credentials_fetches_again_and_restarts_k3s_to_renew_when_asked(
+    deploy_repo: MakeRepo, host_lab: HostLab, lab_hosts: Callable[..., list[TestHost]]
+) -> None:
+    from hubfleet.k3s.bootstrap import refresh_kubeconfig
+    from hubfleet.members.refresh import refresh_credentials, stored_days
+    from hubfleet.registry.members import load_registry
+
+    (server,) = lab_hosts(1)
+    repo = k3s_repo(deploy_repo, host_lab, [server])
+    bootstrap(repo, options(host_lab))
+    member = load_registry(repo).member("edge")
+    assert stored_days(repo, member) in (364, 365)
+
+    # the admin certificate k3s holds now ends in 10 days (its copy taken meanwhile, too)
+    tls = "/var/lib/rancher/k3s/server/tls"
+    server.run(
+        f"cd {tls} && openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+        "-keyout client-admin.key -subj /O=system:masters/CN=system:admin -out admin.csr "
+        "&& openssl x509 -req -in admin.csr -CA client-ca.crt -CAkey client-ca.key -days 10 "
+        "-out client-admin.crt && rm admin.csr"
+    )
+    config = yaml.safe_load(server.read("/etc/rancher/k3s/k3s.yaml") or "")
+    user = config["users"][0]["user"]
+    user["client-certificate-data"] = base64.b64encode(
+        (server.read(f"{tls}/client-admin.crt") or "").encode()
+    ).decode()
+    user["client-key-data"] = base64.b64encode(
+        (server.read(f"{tls}/client-admin.key") or "").encode()
+    ).decode()
+    server.write("/etc/rancher/k3s/k3s.yaml", yaml.safe_dump(config), mode=0o600)
+    refresh_kubeconfig(repo, "edge", options(host_lab), say=lambda _: None)
+    assert stored_days(repo, member) in (9, 10)
+
+    # without --restart: fetched again, still short, and said what would renew it
+    (row,) = refresh_credentials(repo, 30, False, options(host_lab), say=lambda _: None)
+    assert row.action == "still ends soon: k3s renews it when it restarts; rerun with --restart"
+    assert row.after in (9, 10)
+    # with it: k3s restarted on the server, which renews a certificate this close to its end
+    (row,) = refresh_credentials(repo, 30, True, options(host_lab), say=lambda _: None)
+    assert row.action == "k3s restarted, renewed certificate fetched"
+    assert row.before in (9, 10) and row.after in (364, 365)
+    assert sops.is_encrypted(repo.member_kubeconfig("edge"))
+    (row,) = refresh_credentials(repo, 30, True, options(host_lab), say=lambda _: None)
+    assert row.action == "ok"

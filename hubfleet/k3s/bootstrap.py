@@ -139,6 +139,38 @@ def refresh_kubeconfig(
     return run.reports
 
 
+def renew_certificates(
+    repo: Any, member_name: str, options: Any, say: Callable[[str], None] = print
+) -> list[StepReport]:
+    """Restart k3s on the member's first server, then fetch its kubeconfig again: k3s renews
+    its certificates that have 90 days or fewer left when it starts (REFERENCE.md), and a
+    copy of the admin kubeconfig taken before keeps the old one. The API server is away for the
+    restart; the workloads keep running."""
+    from hubfleet.hosts.steps import run_steps
+
+    member, run, stack = _connect_only(
+        repo, member_name, options, lambda m: [roles.first_server(m)], say
+    )
+
+    def restart(run: MemberRun, dry_run: bool) -> Outcome:
+        host = roles.first_server(run.member)
+        unit = k3s.service_name(host)
+        if dry_run:
+            return Outcome.changed(f"would restart {unit} on {host.address}", True)
+        run.session_for(host).run(f"systemctl restart {unit}", what=f"restarting {unit}")
+        return Outcome.changed(f"restarted {unit} on {host.address}", False)
+
+    with stack:
+        run_steps(
+            [Step("restart", restart), Step("kubeconfig", kubeconfig)],
+            run,
+            f"member {member.name}",
+            dry_run=options.dry_run,
+            on_report=run.record,
+        )
+    return run.reports
+
+
 def uninstall(
     repo: Any, member_name: str, options: Any, say: Callable[[str], None] = print
 ) -> list[StepReport]:

@@ -37,6 +37,7 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "node_ram_gb": (0.5, 65_536),
     "node_disk_gb": (1, 1_000_000),
     "gpus": (0, 64),
+    "days": (1, 3_650),
 }
 DEBUG_HELP = "show the traceback of a failure"
 HELP_HELP = "show this help and exit"

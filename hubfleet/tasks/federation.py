@@ -142,3 +142,59 @@ def status(c: Context, json: bool = False, timeout: int = 5, debug: bool = False
             )
 
     run_front(go, debug)
+
+
+@task(
+    name="refresh-credentials",
+    help={
+        "days": "refresh what ends within this many days (default 30)",
+        "restart": "restart k3s on a member's server when even a fresh copy ends that soon "
+        "(k3s renews certificates within 90 days of their end when it starts)",
+        "dry_run": "say what would be done; change nothing",
+        "identity": "a private key the hosts accept (until secrets/NAME.key exists)",
+        "accept_host_key": "trust a host's unknown SSH key if it has this fingerprint",
+        "debug": DEBUG_HELP,
+    },
+)
+def refresh_credentials(
+    c: Context,
+    days: int = 30,
+    restart: bool = False,
+    dry_run: bool = False,
+    identity: str | None = None,
+    accept_host_key: str | None = None,
+    debug: bool = False,
+) -> None:
+    """Fetch again every stored kubeconfig whose client certificate ends within --days.
+
+    k3s members: k3s.yaml fetched again, and with --restart k3s restarted first when even
+    that copy ends soon. Others are named with what to do by hand. Exits 1 when a certificate
+    still ends within --days."""
+
+    def go() -> None:
+        from pathlib import Path
+
+        from hubfleet.cli import terminal_prompt
+        from hubfleet.errors import HubfleetError
+        from hubfleet.files.repo import find_repo
+        from hubfleet.hosts.bootstrap import BootstrapOptions
+        from hubfleet.hosts.hostkeys import HostKeyDecision
+        from hubfleet.members.refresh import refresh_credentials as run
+
+        prompt = terminal_prompt() if accept_host_key is None else None
+        options = BootstrapOptions(
+            dry_run=dry_run,
+            identity=Path(identity) if identity else None,
+            host_key=HostKeyDecision(accept=accept_host_key, prompt=prompt),
+        )
+        rows = run(find_repo(), days, restart, options, say=lambda _: None)
+        for row in rows:
+            print(row.line())
+        short = [r for r in rows if r.after is not None and r.after < days and not dry_run]
+        if short:
+            names = ", ".join(r.member for r in short)
+            raise HubfleetError(
+                f"{len(short)} client certificate(s) still end within {days} days: {names}"
+            )
+
+    run_front(go, debug)
