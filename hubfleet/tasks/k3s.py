@@ -133,7 +133,7 @@ def kubeconfig(
     identity: str | None = None,
     debug: bool = False,
 ) -> None:
-    """Fetch the server's kubeconfig again and store it, rewritten, in secrets/MEMBER-kubeconfig.yaml."""
+    """Fetch the server's kubeconfig again into secrets/MEMBER-kubeconfig.yaml, encrypted."""
     run_front(
         lambda: _run(
             "kubeconfig",
