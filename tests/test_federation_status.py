@@ -135,3 +135,19 @@ def test_the_task_prints_the_table_or_json_and_exits_1(
         "error: 3 member(s) need attention (down, expiring, skewed); the first: member down: "
         "health: no TLS answer from localhost:9"
     )
+
+
+def test_with_an_engine_each_members_cluster_is_asked_too(
+    federation: DeployRepo, kube_stub: Any
+) -> None:
+    from hubfleet.helm.sdk import SdkEngine
+    from hubfleet.secrets import sops
+
+    config = kube_stub.kubeconfig(cluster="prime", user="prime", context="prime")
+    sops.write_encrypted(federation, federation.member_kubeconfig("prime"), yaml.safe_dump(config))
+    rows = {row.member: row for row in federation_status(federation, 2, engine=SdkEngine())}
+    prime = rows["prime"]
+    assert prime.release == "not installed"
+    assert prime.attention == ("release: not installed",)
+    assert rows["expiring"].nodes == "-"  # its credentials are not here: its cluster not asked
+    assert "nodes" in prime.as_json() and prime.cells()[8] == "not installed"

@@ -3,7 +3,8 @@ per member in the rotation: stage, weight (and prime), whether its health URL an
 its versions are the prime's (a member whose versions differ gets no traffic), the days left on
 its HTTPS certificate and on its kubeconfig's client certificate. Every probe runs at once,
 each bounded by a timeout; a row says what needs attention, and the run fails when one does.
-Cluster-side facts (nodes, releases) are member.status's."""
+With a Helm engine, each member's cluster is asked too, as member.status asks it: nodes
+Ready and its release."""
 
 from __future__ import annotations
 
@@ -17,11 +18,24 @@ from typing import Any
 from hubfleet.deploy.https_check import HttpsReport, probe_https
 from hubfleet.errors import HubfleetError
 from hubfleet.files.repo import DeployRepo
+from hubfleet.helm.engine import HelmEngine
+from hubfleet.members.status import MemberRow
 from hubfleet.registry.federation import Place, federation_of
 from hubfleet.registry.members import Member, load_registry
 
 ATTENTION_DAYS = 30  # a certificate with fewer days left needs someone
-COLUMNS = ("member", "stage", "weight", "health", "versions", "https", "kubeconfig", "attention")
+COLUMNS = (
+    "member",
+    "stage",
+    "weight",
+    "health",
+    "versions",
+    "https",
+    "kubeconfig",
+    "nodes",
+    "release",
+    "attention",
+)
 
 
 @dataclass(frozen=True)
@@ -35,6 +49,8 @@ class FederationRow:
     https_days_left: int | None
     kubeconfig_days_left: int | None
     attention: tuple[str, ...]
+    nodes: str = "-"  # Ready/total, from its cluster (when asked)
+    release: str = "-"  # revision and status of its hub's release
 
     def as_json(self) -> dict[str, Any]:
         record = dataclasses.asdict(self)
@@ -54,6 +70,8 @@ class FederationRow:
             self.versions,
             https,
             kube,
+            self.nodes,
+            self.release,
             "; ".join(self.attention) or "-",
         )
 
@@ -110,8 +128,13 @@ def _kubeconfig_days(repo: DeployRepo, member: Member) -> int | None:
 
 
 def federation_status(
-    repo: DeployRepo, timeout_s: float = 5.0, workers: int = 32
+    repo: DeployRepo,
+    timeout_s: float = 5.0,
+    workers: int = 32,
+    engine: HelmEngine | None = None,
 ) -> list[FederationRow]:
+    """Every member in rotation's row; with `engine`, its cluster asked too (nodes Ready, its
+    release) through its stored credentials (a member without them is not asked)."""
     registry = load_registry(repo)
     federation = federation_of(registry.document.data)
     if federation is None:
@@ -125,13 +148,49 @@ def federation_status(
         kube_days = list(
             pool.map(lambda p: _kubeconfig_days(repo, registry.member(p.member)), places)
         )
+        clusters: list[MemberRow | None] = [None] * len(places)
+        if engine is not None:
+            asked = engine
+            clusters = list(
+                pool.map(lambda p: _cluster_row(repo, registry.member(p.member), asked), places)
+            )
     prime_versions = next(
         (_versions(v) for p, v in zip(places, versions, strict=True) if p.prime), None
     )
     return [
-        _row(registry.member(p.member), p, h, v, prime_versions, k)
-        for p, h, v, k in zip(places, health, versions, kube_days, strict=True)
+        _with_cluster(_row(registry.member(p.member), p, h, v, prime_versions, k), c)
+        for p, h, v, k, c in zip(places, health, versions, kube_days, clusters, strict=True)
     ]
+
+
+def _cluster_row(repo: DeployRepo, member: Member, engine: HelmEngine) -> MemberRow | None:
+    from hubfleet.cloud.credentials import member_secrets_file
+    from hubfleet.members.status import member_row
+
+    if not member_secrets_file(repo, member).is_file():
+        return None  # its credentials are not in this repository: not asked
+    return member_row(repo, member, engine)
+
+
+def _with_cluster(row: FederationRow, cluster: MemberRow | None) -> FederationRow:
+    if cluster is None:
+        return row
+    if cluster.problem is not None:
+        return dataclasses.replace(
+            row, nodes="down", attention=(*row.attention, f"cluster: {cluster.problem}")
+        )
+    nodes = f"{cluster.nodes_ready}/{cluster.nodes_total}"
+    release = (
+        f"r{cluster.release_revision} {cluster.release_status}"
+        if cluster.release_revision is not None
+        else str(cluster.release_status or "-")
+    )
+    attention = list(row.attention)
+    if cluster.nodes_ready != cluster.nodes_total:
+        attention.append(f"cluster: {nodes} nodes Ready")
+    if cluster.release_status not in ("deployed", None):
+        attention.append(f"release: {cluster.release_status}")
+    return dataclasses.replace(row, nodes=nodes, release=release, attention=tuple(attention))
 
 
 def _row(

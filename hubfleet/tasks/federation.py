@@ -105,33 +105,41 @@ def prime(
     help={
         "json": "print the rows as JSON (every field, for scripts) instead of the table",
         "timeout": "seconds each probe may take (default 5)",
+        "clusters": "ask each member's cluster too (nodes Ready, release); --no-clusters: only "
+        "what users see",
         "debug": DEBUG_HELP,
     }
 )
-def status(c: Context, json: bool = False, timeout: int = 5, debug: bool = False) -> None:
+def status(
+    c: Context, json: bool = False, timeout: int = 5, clusters: bool = True, debug: bool = False
+) -> None:
     """Show the rotation as users see it: health, versions skew, certificates, per member.
 
     Every member in the federation block is probed at once: its health URL, its versions URL
     (compared with the prime's: a member whose versions differ gets no traffic), the days left
-    on its HTTPS certificate and on its kubeconfig's client certificate. Exits 1 when anything
-    needs attention, with the reason per row."""
+    on its HTTPS certificate and on its kubeconfig's client certificate; and its cluster (nodes
+    Ready, its release), when its credentials are here. Exits 1 when anything needs attention,
+    with the reason per row."""
 
     def go() -> None:
         import json as json_module
+        import os
 
         from hubfleet.console import Console
         from hubfleet.errors import HubfleetError
         from hubfleet.files.repo import find_repo
+        from hubfleet.helm import engine_from_env
         from hubfleet.members.federation_status import COLUMNS, federation_status
 
         console = Console()
         repo = find_repo()
+        engine = engine_from_env(os.environ) if clusters else None
         if json:
-            rows = federation_status(repo, timeout_s=float(timeout))
+            rows = federation_status(repo, timeout_s=float(timeout), engine=engine)
             print(json_module.dumps([row.as_json() for row in rows], indent=1))
         else:
             with console.waiting("probing every member"):
-                rows = federation_status(repo, timeout_s=float(timeout))
+                rows = federation_status(repo, timeout_s=float(timeout), engine=engine)
             console.table(COLUMNS, [row.cells() for row in rows])
         needing = [row for row in rows if row.attention]
         if needing:
