@@ -142,6 +142,25 @@ def test_generate_writes_a_value_it_never_shows(repo: DeployRepo, env: dict[str,
     assert new not in forced.stdout + forced.stderr
 
 
+def test_generate_never_replaces_a_secret_on_the_way_to_its_key(
+    repo: DeployRepo, env: dict[str, str]
+) -> None:
+    path = put(repo, "secrets/config/m.yaml", {"hub": {"cookieSecret": "the-old-secret"}}, env)
+    before = path.read_bytes()
+    for flags in ([], ["--force"]):
+        done = invoke(
+            env, "secrets.generate", *flags, "secrets/config/m.yaml", "hub.cookieSecret.x"
+        )
+        assert (done.returncode, done.stdout) == (1, "")
+        assert done.stderr == (
+            "error: secrets/config/m.yaml: hub.cookieSecret holds a value, not a mapping; "
+            "writing hub.cookieSecret.x would replace it (not even --force does that): choose "
+            "another key\n"
+        )
+    assert path.read_bytes() == before
+    assert sops.decrypt_yaml(repo, path, env)["hub"]["cookieSecret"] == "the-old-secret"
+
+
 def test_wrong_identity_is_one_line_and_exit_1(
     repo: DeployRepo, env: dict[str, str], keys: dict[str, tuple[Path, str]]
 ) -> None:

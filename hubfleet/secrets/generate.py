@@ -29,3 +29,15 @@ def password(length: int = 24) -> str:
             f"a password needs at least {MIN_PASSWORD_LENGTH} characters, got {length}"
         )
     return "".join(secrets.choice(PASSWORD_ALPHABET) for _ in range(length))
+
+
+def value_on_the_way(data: object, key_path: list[str]) -> str | None:
+    """The dotted key of a value (not a mapping) that writing at `key_path` would replace on
+    its way there; None when the way is free (mappings or nothing)."""
+    for depth, part in enumerate(key_path[:-1]):
+        if not isinstance(data, dict) or part not in data:
+            return None
+        data = data[part]
+        if data is not None and not isinstance(data, dict):
+            return ".".join(key_path[: depth + 1])
+    return None

@@ -137,7 +137,14 @@ def generate(
             value = secretgen.token_hex(bytes)
         except ValueError as err:
             raise SecretsError(f"--bytes {bytes}: {err}") from None
-        if path.exists() and not force and _has_key(sops.decrypt_yaml(repo, path), key_path):
+        current = sops.decrypt_yaml(repo, path) if path.exists() else None
+        blocked = secretgen.value_on_the_way(current, key_path)
+        if blocked is not None:
+            raise SecretsError(
+                f"{repo.relative(path)}: {blocked} holds a value, not a mapping; writing {key} "
+                f"would replace it (not even --force does that): choose another key"
+            )
+        if current is not None and not force and _has_key(current, key_path):
             raise SecretsError(
                 f"{repo.relative(path)} already has {key}; pass --force to replace it"
             )
