@@ -3,6 +3,10 @@
 `load_with_lines` returns the data and the line of every mapping key and sequence item, keyed
 by its path (a tuple of keys and indexes). Duplicate keys are errors: YAML would otherwise keep
 the last one silently, and a member named twice must not be.
+
+Every file may be hostile: it is read bounded (size, nesting depth, aliases, nodes; each a
+one-line error naming the file, the line and the limit) and with YAML's core types only (a
+`!!python/...` or any other tag is refused where it stands), before anything is built.
 """
 
 from __future__ import annotations
@@ -21,6 +25,15 @@ except ImportError:  # pragma: no cover
     from yaml import SafeLoader as _Loader  # type: ignore[assignment]
 
 PathKey = tuple[str | int, ...]
+
+MAX_BYTES = 4 << 20  # the registry of a large federation is tens of KB
+MAX_DEPTH = 64
+MAX_ALIASES = 100
+MAX_NODES = 500_000
+_CORE = "tag:yaml.org,2002:"
+CORE_TAGS = frozenset(
+    _CORE + t for t in ("map", "seq", "str", "int", "float", "bool", "null", "timestamp", "merge")
+)
 
 
 @dataclass(frozen=True)
@@ -41,10 +54,70 @@ class YamlDocument:
         return self.lines.get((), None)
 
 
+def check_bounds(text: str, shown: str) -> None:
+    """Refuse a text that is too big, too deep, too aliased or too large in nodes, or that
+    carries a tag outside YAML's core types: one line naming the file, the line and the limit.
+    Read as parser events, which take no recursion and build nothing."""
+    if len(text) > MAX_BYTES:
+        raise ConfigError(f"{shown}: {len(text)} characters, over the limit of {MAX_BYTES}")
+    depth = aliases = nodes = 0
+    try:
+        for event in yaml.parse(text, Loader=_Loader):
+            line = event.start_mark.line + 1 if event.start_mark else 0
+            if isinstance(event, yaml.AliasEvent):
+                aliases += 1
+                if aliases > MAX_ALIASES:
+                    raise ConfigError(
+                        f"{shown}:{line}: more than {MAX_ALIASES} aliases (*name); refused"
+                    )
+                continue
+            if isinstance(event, yaml.NodeEvent):
+                nodes += 1
+                if nodes > MAX_NODES:
+                    raise ConfigError(f"{shown}:{line}: more than {MAX_NODES} values; refused")
+                tag = getattr(event, "tag", None)
+                if tag and tag not in CORE_TAGS and tag not in ("!", "?"):
+                    raise ConfigError(
+                        f"{shown}:{line}: tag {tag} is not allowed (only YAML's core types)"
+                    )
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise ConfigError(
+                        f"{shown}:{line}: nested deeper than {MAX_DEPTH} levels; refused"
+                    )
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+    except yaml.YAMLError:
+        return  # malformed: the parse that follows names the line
+
+
 def _construct(
-    node: yaml.Node, here: PathKey, lines: dict[PathKey, int], shown: str, loader: Any
+    node: yaml.Node,
+    here: PathKey,
+    lines: dict[PathKey, int],
+    shown: str,
+    loader: Any,
+    budget: list[int] | None = None,
 ) -> Any:
+    # aliases share nodes: a "billion laughs" passes the event count and explodes here
+    budget = budget if budget is not None else [MAX_NODES]
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise ConfigError(
+            f"{shown}:{node.start_mark.line + 1}: expands to more than {MAX_NODES} values "
+            "(aliases of aliases); refused"
+        )
+    if len(here) > MAX_DEPTH:
+        raise ConfigError(
+            f"{shown}:{node.start_mark.line + 1}: nested deeper than {MAX_DEPTH} levels; refused"
+        )
     lines.setdefault(here, node.start_mark.line + 1)
+    if node.tag not in CORE_TAGS:
+        raise ConfigError(
+            f"{shown}:{node.start_mark.line + 1}: tag {node.tag} is not allowed "
+            "(only YAML's core types)"
+        )
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
@@ -59,11 +132,12 @@ def _construct(
                     f"(first at line {lines.get((*here, key), '?')})"
                 )
             lines[(*here, key)] = key_node.start_mark.line + 1
-            out[key] = _construct(value_node, (*here, key), lines, shown, loader)
+            out[key] = _construct(value_node, (*here, key), lines, shown, loader, budget)
         return out
     if isinstance(node, yaml.SequenceNode):
         return [
-            _construct(item, (*here, i), lines, shown, loader) for i, item in enumerate(node.value)
+            _construct(item, (*here, i), lines, shown, loader, budget)
+            for i, item in enumerate(node.value)
         ]
     return loader.construct_object(node)
 
@@ -71,11 +145,13 @@ def _construct(
 def parse_with_lines(text: str, path: Path, shown: str | None = None) -> YamlDocument:
     """Parse `text` (the content of `path`); errors name `shown` (default: the path)."""
     label = shown or str(path)
+    check_bounds(text, label)
     try:
         node = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
-        where = f"{label}:{mark.line + 1}" if mark else label
+        last = max(1, len(text.splitlines()))  # an error at the very end is on the last line
+        where = f"{label}:{min(mark.line + 1, last)}" if mark else label
         raise ConfigError(f"{where}: malformed YAML: {err.problem or err.context}") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"{label}: malformed YAML: {err}") from None
@@ -88,12 +164,23 @@ def load_with_lines(path: Path, shown: str | None = None) -> YamlDocument:
     """Read and parse `path`; a missing or malformed file is a ConfigError naming it."""
     label = shown or str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        if path.is_dir():
+            raise ConfigError(f"{label}: is a directory, not a file")
+        if path.stat().st_size > MAX_BYTES:
+            raise ConfigError(
+                f"{label}: {path.stat().st_size} bytes, over the limit of {MAX_BYTES}"
+            )
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"{label}: file not found") from None
     except OSError as err:
         raise ConfigError(f"{label}: cannot read: {err.strerror}") from None
-    return parse_with_lines(text, path, label)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise ConfigError(f"{label}:{line}: not UTF-8 text (byte {err.start + 1})") from None
+    return parse_with_lines(text.removeprefix("\ufeff"), path, label)
 
 
 def load_mapping(path: Path, shown: str | None = None) -> YamlDocument:
