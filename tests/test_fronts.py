@@ -235,9 +235,27 @@ def test_plaintext_under_secrets_stops_before_decrypting(
     (repo.root / "secrets" / "config" / "common.yaml").write_text("hub:\n  cookieSecret: oops\n")
     line = one_error_line(run_in(repo, ["deploy", "alpha", "--dry-run"], tmp_path))
     assert line == (
-        "error: plaintext under secrets/: secrets/config/common.yaml; "
-        "encrypt with: invoke secrets.encrypt FILE"
+        "error: secrets/config/common.yaml is not sops-encrypted (plaintext under secrets/); "
+        "encrypt it with: invoke secrets.encrypt secrets/config/common.yaml"
     )
+
+
+def test_a_cut_off_or_empty_secrets_file_is_not_called_plaintext(
+    deploy_repo: MakeRepo, tmp_path: Path
+) -> None:
+    repo = deploy_repo({"alpha": {"domain": "alpha.example.org"}})
+    path = repo.member_secret_values("alpha")
+    whole = path.read_text()
+    path.write_text(whole[: len(whole) // 2])  # cut off, as a failed copy leaves it
+    line = one_error_line(run_in(repo, ["deploy", "alpha", "--dry-run"], tmp_path))
+    assert line == (
+        "error: secrets/config/alpha.yaml is cut off or damaged (sops' markers without its "
+        "MAC): not a sops file it can decrypt, and not plaintext to encrypt; restore it from "
+        "git (git checkout -- secrets/config/alpha.yaml) or write it again"
+    )
+    path.write_text("")
+    line = one_error_line(run_in(repo, ["deploy", "alpha", "--dry-run"], tmp_path))
+    assert line.startswith("error: secrets/config/alpha.yaml is empty: not a sops file")
 
 
 def test_malformed_values_file_names_file_and_line(deploy_repo: MakeRepo, tmp_path: Path) -> None:

@@ -197,8 +197,29 @@ def check_tree(repo: DeployRepo) -> list[Path]:
     return [path for path in secret_files(repo) if not is_encrypted(path)]
 
 
+def damage(path: Path) -> str | None:
+    """Why an unencrypted-looking file is not plaintext either, but a broken sops file (empty,
+    or cut off: sops' markers without its MAC); None for plaintext."""
+    try:
+        raw = path.read_bytes()
+    except OSError:
+        return None
+    if not raw.strip():
+        return "empty"
+    text = raw.decode("utf-8", errors="replace")
+    if "ENC[AES256_GCM," in text or "sops:" in text or '"sops"' in text:
+        return "cut off or damaged (sops' markers without its MAC)"
+    return None
+
+
 def not_encrypted_message(repo: DeployRepo, path: Path) -> str:
     shown = repo.relative(path)
+    broken = damage(path)
+    if broken is not None:
+        return (
+            f"{shown} is {broken}: not a sops file it can decrypt, and not plaintext to "
+            f"encrypt; restore it from git (git checkout -- {shown}) or write it again"
+        )
     return (
         f"{shown} is not sops-encrypted (plaintext under secrets/); "
         f"encrypt it with: invoke secrets.encrypt {shown}"

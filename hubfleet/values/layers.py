@@ -90,6 +90,8 @@ def ensure_secrets_encrypted(repo: DeployRepo) -> None:
     from hubfleet.secrets import sops
 
     plaintext = sops.check_tree(repo)
+    if len(plaintext) == 1:
+        raise SecretsError(sops.not_encrypted_message(repo, plaintext[0]))
     if plaintext:
         names = ", ".join(repo.relative(p) for p in plaintext)
         raise SecretsError(
