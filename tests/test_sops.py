@@ -375,6 +375,25 @@ def test_edit_runs_the_users_editor(repo: DeployRepo, make_env: Env, tmp_path: P
         sops.edit(repo, path, make_env("b") | {"EDITOR": "true"})
 
 
+def test_a_failing_editor_is_not_called_missing(repo: DeployRepo, make_env: Env) -> None:
+    path = put(repo, "secrets/config/a.yaml", {"x": "1"}, make_env("a"))
+    before = path.read_bytes()
+    env = {k: v for k, v in make_env("a").items() if k not in ("EDITOR", "SOPS_EDITOR", "VISUAL")}
+    with pytest.raises(SecretsError) as failed:
+        sops.edit(repo, path, env | {"EDITOR": "false"})
+    assert str(failed.value) == (
+        "cannot edit secrets/config/a.yaml: the editor EDITOR=false exited with an error; "
+        "nothing was changed"
+    )
+    with pytest.raises(SecretsError) as missing:
+        sops.edit(repo, path, env | {"EDITOR": "no-such-editor-here"})
+    assert str(missing.value) == (
+        "cannot edit secrets/config/a.yaml: EDITOR=no-such-editor-here is not a program on "
+        "PATH; set it to one"
+    )
+    assert path.read_bytes() == before
+
+
 # --- checking -----------------------------------------------------------------------------------
 
 

@@ -308,8 +308,24 @@ def edit(repo: DeployRepo, path: Path, env: Mapping[str, str] | None = None) -> 
     if code == EXIT_NO_DATA_KEY:
         raise SecretsError(identity_message(shown, "", used_env))
     if code == EXIT_NO_EDITOR:
-        raise SecretsError(f"cannot edit {shown}: no editor found; set EDITOR")
+        raise SecretsError(_editor_message(shown, used_env))
     raise SecretsError(f"sops failed editing {shown} (exit code {code}; its message is above)")
+
+
+def _editor_message(shown: str, env: Mapping[str, str]) -> str:
+    """sops says "no editor" both when there is none and when the editor failed: tell them
+    apart by whether the one named (SOPS_EDITOR, EDITOR) is there."""
+    for name in ("SOPS_EDITOR", "EDITOR"):
+        named = env.get(name, "").strip()
+        if named:
+            program = named.split()[0]
+            if shutil.which(program, path=env.get("PATH")):
+                return (
+                    f"cannot edit {shown}: the editor {name}={named} exited with an error; "
+                    "nothing was changed"
+                )
+            return f"cannot edit {shown}: {name}={named} is not a program on PATH; set it to one"
+    return f"cannot edit {shown}: no editor found; set EDITOR"
 
 
 def set_value(
