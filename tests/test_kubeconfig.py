@@ -520,12 +520,61 @@ def test_merge_task_into_a_new_file(
     )
     monkeypatch.chdir(repo.root)
     target = tmp_path / "elsewhere" / "kubeconfig"
+    target.parent.mkdir()
     kubeconfig_tasks.merge(Context(), "staging", into=str(target))
     out, _ = capsys.readouterr()
     assert kubeconfig.read_file(target) == kubeconfig.merge_into(None, member_cfg())
     assert mode(target) == 0o600
     assert "current-context set to staging (the file had none)" in out
     assert not list(target.parent.glob("*.bak-*"))
+
+
+def test_merge_task_touches_nothing_that_is_not_a_kubeconfigs_place(
+    deploy_repo: MakeRepo,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    repo = deploy_repo(
+        members={"staging": {"domain": "staging.example.org"}},
+        kubeconfigs={"staging": member_cfg()},
+    )
+    monkeypatch.chdir(repo.root)
+    values = tmp_path / "values.yaml"
+    values.write_text("hub:\n  replicas: 2\n")
+    linked = tmp_path / "linked"
+    linked.symlink_to(values)
+    dangling = tmp_path / "dangling"
+    dangling.symlink_to(tmp_path / "gone" / "config")
+    prose = tmp_path / "notes.txt"
+    prose.write_text("key: [unclosed\nmore: text\n")
+    readonly = tmp_path / "readonly"
+    readonly.mkdir()
+    readonly.chmod(0o500)
+    # root writes into a 0500 folder anyway; sysfs refuses new files even to root
+    unwritable = Path("/sys") if os.geteuid() == 0 else readonly
+    cases = {
+        str(tmp_path / "no" / "such" / "dir" / "config"): f"error: {tmp_path / 'no/such/dir'} "
+        "does not exist; create it first (only ~/.kube is made)",
+        str(dangling): f"error: {dangling} is a symlink to {tmp_path / 'gone/config'}, which does "
+        "not exist; point --into at a kubeconfig file",
+        str(linked): f"error: {linked} is not a kubeconfig (keys hub); not touching it",
+        str(prose): f"error: {prose}: not valid YAML (line 2): not a kubeconfig; not touching it",
+        str(unwritable / "hubfleet-config"): f"error: cannot write "
+        f"{unwritable / 'hubfleet-config'}: Permission denied; nothing was changed",
+    }
+    before = {p: p.read_bytes() for p in (values, prose)}
+    try:
+        for into, expected in cases.items():
+            with pytest.raises(Exit):
+                kubeconfig_tasks.merge(Context(), "staging", into=into)
+            out, err = capsys.readouterr()
+            assert err == expected + "\n", into
+            assert out == ""  # nothing said done before it was
+    finally:
+        readonly.chmod(0o700)
+    assert not (tmp_path / "no").exists() and not (tmp_path / "gone").exists()
+    assert {p: p.read_bytes() for p in (values, prose)} == before
 
 
 def test_merge_task_names_a_missing_kubeconfig(

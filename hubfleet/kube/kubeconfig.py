@@ -263,8 +263,16 @@ def read_file(path: Path) -> dict[str, Any] | None:
         return None
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML ({err})") from None
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        where = f" (line {mark.line + 1})" if mark else ""
+        raise ConfigError(
+            f"{path}: not valid YAML{where}: not a kubeconfig; not touching it"
+        ) from None
+    except yaml.YAMLError:
+        raise ConfigError(f"{path}: not valid YAML: not a kubeconfig; not touching it") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text: not a kubeconfig; not touching it") from None
     except OSError as err:
         raise ConfigError(f"{path}: cannot be read ({err.strerror})") from None
     if data is None:
@@ -272,6 +280,44 @@ def read_file(path: Path) -> dict[str, Any] | None:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: not a kubeconfig (not a mapping)")
     return data
+
+
+KUBECONFIG_KEYS = frozenset(
+    (
+        "apiVersion",
+        "kind",
+        "clusters",
+        "contexts",
+        "users",
+        "current-context",
+        "preferences",
+        "extensions",
+    )
+)
+
+
+def check_merge_target(path: Path, default: bool) -> None:
+    """Refuse a place to merge into that is not a kubeconfig's: a symlink to nothing, a
+    folder that is not there (only ~/.kube is made), a YAML file of something else."""
+    if path.is_symlink() and not path.exists():
+        raise ConfigError(
+            f"{path} is a symlink to {os.readlink(path)}, which does not exist; "
+            "point --into at a kubeconfig file"
+        )
+    if path.exists() and not path.is_file():
+        raise ConfigError(f"{path} is not a file; point --into at a kubeconfig file")
+    parent = path.resolve().parent
+    if not parent.is_dir() and not default:
+        raise ConfigError(f"{parent} does not exist; create it first (only ~/.kube is made)")
+    existing = read_file(path)
+    if existing is None:
+        return
+    foreign = set(existing) - KUBECONFIG_KEYS
+    kind = existing.get("kind", "Config")
+    if kind != "Config" or foreign:
+        keys = ", ".join(sorted(map(str, foreign)))
+        what = f"kind {kind}" if kind != "Config" else f"keys {keys}"
+        raise ConfigError(f"{path} is not a kubeconfig ({what}); not touching it")
 
 
 MAX_IMPORT_BYTES = 1 << 20  # a kubeconfig is a few KB; a bigger file is not one
@@ -318,7 +364,7 @@ def write_file(path: Path, kubeconfig: Mapping[str, Any], now: dt.datetime) -> P
     backup); returns the backup's path, or None when there was no file.
     """
     target = path.resolve() if path.is_symlink() else path
-    target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    target.parent.mkdir(mode=0o700, exist_ok=True)  # ~/.kube; never a chain of folders
     backup: Path | None = None
     if target.exists():
         old = target.read_bytes()

@@ -79,6 +79,7 @@ def merge(c: Context, member: str, into: str | None = None, debug: bool = False)
         from pathlib import Path
 
         from hubfleet.cloud.credentials import member_credentials
+        from hubfleet.errors import ConfigError
         from hubfleet.files.repo import find_repo
         from hubfleet.kube import kubeconfig
         from hubfleet.registry.members import load_registry
@@ -90,15 +91,19 @@ def merge(c: Context, member: str, into: str | None = None, debug: bool = False)
             creds.kubeconfig, record.name, creds.context, source=creds.source
         )
         path = Path(into).expanduser() if into else kubeconfig.default_path(os.environ)
+        kubeconfig.check_merge_target(path, default=into is None)
         before = kubeconfig.read_file(path)
         after = kubeconfig.merge_into(before, entries)
         changes = kubeconfig.merge_changes(before, entries)
-        for change in changes:
-            print(change)
         if after == before:
             print(f"{path} already has member {record.name}; nothing written")
             return
-        backup = kubeconfig.write_file(path, after, dt.datetime.now())
+        try:
+            backup = kubeconfig.write_file(path, after, dt.datetime.now())
+        except OSError as err:
+            raise ConfigError(f"cannot write {path}: {err.strerror}; nothing was changed") from None
+        for change in changes:  # said once they are true
+            print(change)
         if backup is not None:
             print(f"backed up the previous file to {backup}")
         print(f"wrote {path} (mode 0600)")
