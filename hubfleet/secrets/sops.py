@@ -31,7 +31,8 @@ from hubfleet.errors import HubfleetError, SecretsError
 from hubfleet.files.atomic import write_atomically
 from hubfleet.files.repo import DeployRepo
 from hubfleet.files.yamlfile import YamlDocument, parse_with_lines
-from hubfleet.secrets.failures import identity_message, last_line
+from hubfleet.secrets.failures import editor_message as _editor_message
+from hubfleet.secrets.failures import identity_message, last_line, not_encrypted_message
 
 # sops' own exit codes (cmd/sops/codes) that mean something specific to us.
 EXIT_NO_DATA_KEY = 128  # no identity could open the file's data key
@@ -197,35 +198,6 @@ def check_tree(repo: DeployRepo) -> list[Path]:
     return [path for path in secret_files(repo) if not is_encrypted(path)]
 
 
-def damage(path: Path) -> str | None:
-    """Why an unencrypted-looking file is not plaintext either, but a broken sops file (empty,
-    or cut off: sops' markers without its MAC); None for plaintext."""
-    try:
-        raw = path.read_bytes()
-    except OSError:
-        return None
-    if not raw.strip():
-        return "empty"
-    text = raw.decode("utf-8", errors="replace")
-    if "ENC[AES256_GCM," in text or "sops:" in text or '"sops"' in text:
-        return "cut off or damaged (sops' markers without its MAC)"
-    return None
-
-
-def not_encrypted_message(repo: DeployRepo, path: Path) -> str:
-    shown = repo.relative(path)
-    broken = damage(path)
-    if broken is not None:
-        return (
-            f"{shown} is {broken}: not a sops file it can decrypt, and not plaintext to "
-            f"encrypt; restore it from git (git checkout -- {shown}) or write it again"
-        )
-    return (
-        f"{shown} is not sops-encrypted (plaintext under secrets/); "
-        f"encrypt it with: invoke secrets.encrypt {shown}"
-    )
-
-
 def _has_sops_mac(doc: Any) -> bool:
     return isinstance(doc, dict) and isinstance(doc.get("sops"), dict) and "mac" in doc["sops"]
 
@@ -310,22 +282,6 @@ def edit(repo: DeployRepo, path: Path, env: Mapping[str, str] | None = None) -> 
     if code == EXIT_NO_EDITOR:
         raise SecretsError(_editor_message(shown, used_env))
     raise SecretsError(f"sops failed editing {shown} (exit code {code}; its message is above)")
-
-
-def _editor_message(shown: str, env: Mapping[str, str]) -> str:
-    """sops says "no editor" both when there is none and when the editor failed: tell them
-    apart by whether the one named (SOPS_EDITOR, EDITOR) is there."""
-    for name in ("SOPS_EDITOR", "EDITOR"):
-        named = env.get(name, "").strip()
-        if named:
-            program = named.split()[0]
-            if shutil.which(program, path=env.get("PATH")):
-                return (
-                    f"cannot edit {shown}: the editor {name}={named} exited with an error; "
-                    "nothing was changed"
-                )
-            return f"cannot edit {shown}: {name}={named} is not a program on PATH; set it to one"
-    return f"cannot edit {shown}: no editor found; set EDITOR"
 
 
 def set_value(

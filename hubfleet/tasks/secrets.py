@@ -36,13 +36,13 @@ def check(c: Context, debug: bool = False) -> None:
     """Fail (exit 1) naming every plaintext file under secrets/; all must be sops-encrypted."""
 
     def body() -> None:
-        from hubfleet.secrets import sops
+        from hubfleet.secrets import failures, sops
 
         repo = find_repo()
         files = sops.secret_files(repo)
         plaintext = sops.check_tree(repo)
         if len(plaintext) == 1:
-            raise SecretsError(sops.not_encrypted_message(repo, plaintext[0]))
+            raise SecretsError(failures.not_encrypted_message(repo, plaintext[0]))
         if plaintext:
             shown = ", ".join(repo.relative(path) for path in plaintext)
             raise SecretsError(

@@ -87,11 +87,11 @@ def chart_defaults(repo: DeployRepo, member: Member) -> ValuesLayer:
 
 def ensure_secrets_encrypted(repo: DeployRepo) -> None:
     """Refuse to go on when any file under secrets/ is plaintext."""
-    from hubfleet.secrets import sops
+    from hubfleet.secrets import failures, sops
 
     plaintext = sops.check_tree(repo)
     if len(plaintext) == 1:
-        raise SecretsError(sops.not_encrypted_message(repo, plaintext[0]))
+        raise SecretsError(failures.not_encrypted_message(repo, plaintext[0]))
     if plaintext:
         names = ", ".join(repo.relative(p) for p in plaintext)
         raise SecretsError(
