@@ -3,7 +3,10 @@ input is one line naming the file and the line, exit 1 through the tasks, nothin
 
 from __future__ import annotations
 
+import contextlib
+import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,6 +14,7 @@ import pytest
 from hubfleet.errors import ConfigError
 from hubfleet.files import yamlfile
 from hubfleet.files.yamlfile import load_mapping
+from tests.conftest_repo import MakeRepo
 
 BOMB = (
     "\n".join(
@@ -93,3 +97,41 @@ def test_broken_files_are_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     bom = tmp_path / "bom.yaml"
     bom.write_bytes("\ufeffmembers:\r\n  a: 1\r\n".encode())
     assert load_mapping(bom, "bom.yaml").data == {"members": {"a": 1}}
+
+
+@contextlib.contextmanager
+def read_only(folder: Path) -> Iterator[None]:
+    """`folder` read-only for everyone, root included (a read-only bind mount over it)."""
+    subprocess.run(["mount", "--bind", str(folder), str(folder)], check=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,ro,bind", str(folder), str(folder)], check=True)
+        yield
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_a_read_only_repository_is_one_line_naming_the_file(
+    deploy_repo: MakeRepo, tmp_path: Path
+) -> None:
+    from tests.test_fronts import one_error_line, run_in
+
+    repo = deploy_repo(
+        {"alpha": {"domain": "alpha.example.org"}, "beta": {"domain": "beta.example.org"}}
+    )
+    secrets_dir = repo.root / "secrets" / "config"
+    before = {p: p.read_bytes() for p in sorted(repo.root.rglob("*")) if p.is_file()}
+    with read_only(secrets_dir):
+        done = run_in(
+            repo, ["secrets.generate", "secrets/config/alpha.yaml", "hub.newToken"], tmp_path
+        )
+        assert one_error_line(done) == (
+            f"error: cannot write {secrets_dir / 'alpha.yaml'}: Read-only file system; "
+            "nothing was changed"
+        )
+    with read_only(repo.root / "config"):
+        done = run_in(repo, ["member.remove", "beta", "--yes"], tmp_path)
+        assert one_error_line(done) == (
+            f"error: cannot write {repo.registry}: Read-only file system; nothing was changed"
+        )
+    after = {p: p.read_bytes() for p in sorted(repo.root.rglob("*")) if p.is_file()}
+    assert after == before

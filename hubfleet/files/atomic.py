@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from hubfleet.errors import HubfleetError
+
 
 class _Rollback:
     def __init__(self) -> None:
@@ -57,9 +59,13 @@ def write_atomically(path: Path, content: str | bytes, mode: int = 0o644) -> Non
     """Replace `path` by `content` (text as UTF-8) through a temporary file in the same folder,
     flushed to disk and renamed over it: a reader sees the old file or the new one, never half
     of one, and a failure leaves neither a changed file nor a temporary one behind. Secrets
-    and kubeconfigs pass mode 0o600; the file never has a wider mode on its way."""
+    and kubeconfigs pass mode 0o600; the file never has a wider mode on its way. A place that
+    cannot be written (read-only, full, not allowed) is a HubfleetError naming `path`."""
     data = content.encode("utf-8") if isinstance(content, str) else content
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as err:
+        raise HubfleetError(f"cannot write {path}: {err.strerror}; nothing was changed") from None
     try:
         with os.fdopen(fd, "wb") as out:  # mkstemp made it 0600
             out.write(data)
@@ -67,6 +73,9 @@ def write_atomically(path: Path, content: str | bytes, mode: int = 0o644) -> Non
             os.fsync(out.fileno())
         os.chmod(name, mode)
         os.replace(name, path)
+    except OSError as err:
+        Path(name).unlink(missing_ok=True)
+        raise HubfleetError(f"cannot write {path}: {err.strerror}; nothing was changed") from None
     except BaseException:
         Path(name).unlink(missing_ok=True)
         raise

@@ -314,7 +314,10 @@ def set_value(
         raise SecretsError(not_encrypted_message(repo, path))
     index = "".join(f"[{json.dumps(key)}]" for key in key_path)
     # sops writes in place, so it works on a copy (same dir, same suffix for its format).
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    try:
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    except OSError as err:
+        raise SecretsError(f"cannot write {path}: {err.strerror}; nothing was changed") from None
     os.close(fd)
     scratch = Path(name)
     try:
