@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from hubfleet.errors import HubfleetError
 from hubfleet.files.atomic import all_or_nothing, write_atomically
 from hubfleet.files.repo import DeployRepo
 from hubfleet.members.onboarding import Progress, load_progress, save_progress
@@ -31,8 +32,9 @@ def test_a_failed_write_leaves_the_file_and_no_temporary_one(
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "replace", refuse)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(HubfleetError) as failed:
         write_atomically(path, "half")
+    assert str(failed.value) == f"cannot write {path}: disk full; nothing was changed"
     assert path.read_text() == "pinned\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["known_hosts"]
 
@@ -51,7 +53,7 @@ def test_onboarding_progress_goes_through_it(
         raise OSError("no")
 
     monkeypatch.setattr(os, "replace", refuse)
-    with pytest.raises(OSError):
+    with pytest.raises(HubfleetError, match=r"cannot write .*uni\.json: no; nothing was changed"):
         save_progress(repo, Progress("uni", {}, {"bootstrap": "boom"}))
     assert sorted(os.listdir(folder)) == before  # the old record, no temporary file
     assert load_progress(repo, "uni").done == {"preflight": "2026-12-06T07:00:00+00:00"}
