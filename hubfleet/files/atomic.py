@@ -65,7 +65,9 @@ def write_atomically(path: Path, content: str | bytes, mode: int = 0o644) -> Non
     try:
         fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as err:
-        raise HubfleetError(f"cannot write {path}: {err.strerror or err}; nothing was changed") from None
+        raise HubfleetError(
+            f"cannot write {path}: {err.strerror or err}; nothing was changed"
+        ) from None
     try:
         with os.fdopen(fd, "wb") as out:  # mkstemp made it 0600
             out.write(data)
@@ -75,7 +77,9 @@ def write_atomically(path: Path, content: str | bytes, mode: int = 0o644) -> Non
         os.replace(name, path)
     except OSError as err:
         Path(name).unlink(missing_ok=True)
-        raise HubfleetError(f"cannot write {path}: {err.strerror or err}; nothing was changed") from None
+        raise HubfleetError(
+            f"cannot write {path}: {err.strerror or err}; nothing was changed"
+        ) from None
     except BaseException:
         Path(name).unlink(missing_ok=True)
         raise
