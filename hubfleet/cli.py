@@ -20,8 +20,18 @@ class Exit(SystemExit):
     """Raised by fronts to end with a code after the message was printed."""
 
 
+def one_line(message: str) -> str:
+    """`message` as one printable line: every control, format or line-separating character
+    (a newline, U+2028, an escape sequence's ESC) shown escaped, as Python writes it. A
+    message may quote a file's key or a flag's value, and must not break the line or drive
+    the terminal."""
+    return "".join(
+        char if char == " " or char.isprintable() else repr(char)[1:-1] for char in message
+    )
+
+
 def fail(message: str, code: int = 1) -> NoReturn:
-    print(f"error: {message}", file=sys.stderr)
+    print(f"error: {one_line(message)}", file=sys.stderr)
     raise Exit(code)
 
 

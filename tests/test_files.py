@@ -93,6 +93,8 @@ def test_an_alias_bomb_in_a_values_file_is_refused_at_once() -> None:
     started = time.perf_counter()
     lines, _ = key_lines(billion_laughs())
     assert len(lines) < 200  # each alias's keys are placed once, where its anchor is
-    with pytest.raises(ConfigError, match=r"^config/m\.yaml: malformed YAML: .*excessive aliasing"):
+    with pytest.raises(
+        ConfigError, match=r"^config/m\.yaml:\d+: more than 500000 values \(aliases expanded\)"
+    ):
         values_layer(billion_laughs(), "config/m.yaml")
     assert time.perf_counter() - started < 5

@@ -31,7 +31,7 @@ BOMB = (
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        (BOMB, "f.yaml:1: expands to more than 500000 values (aliases of aliases); refused"),
+        (BOMB, "f.yaml:6: more than 500000 values (aliases expanded); refused"),
         (
             "members:\n" + "".join("  " * (i + 1) + f"k{i}:\n" for i in range(2000)),
             "f.yaml:65: nested deeper than 64 levels; refused",

@@ -402,7 +402,7 @@ def test_read_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not a kubeconfig"):
         kubeconfig.read_file(tmp_path / "list")
     (tmp_path / "bad").write_text("a: [\n")
-    with pytest.raises(ConfigError, match="not valid YAML"):
+    with pytest.raises(ConfigError, match=r"bad:1: malformed YAML: .*; not a kubeconfig"):
         kubeconfig.read_file(tmp_path / "bad")
 
 
@@ -548,22 +548,39 @@ def test_merge_task_touches_nothing_that_is_not_a_kubeconfigs_place(
     dangling.symlink_to(tmp_path / "gone" / "config")
     prose = tmp_path / "notes.txt"
     prose.write_text("key: [unclosed\nmore: text\n")
+    versionless = tmp_path / "versionless"
+    versionless.write_text("kind: Config\nclusters: []\n")
+    other_kind = tmp_path / "other-kind"
+    other_kind.write_text("apiVersion: v1\nkind: ConfigMap\n")
+    real = tmp_path / "real-config"
+    real.write_text(yaml.safe_dump(personal()))
+    link_to_real = tmp_path / "link-to-real"
+    link_to_real.symlink_to(real)
     readonly = tmp_path / "readonly"
     readonly.mkdir()
     readonly.chmod(0o500)
     # root writes into a 0500 folder anyway; sysfs refuses new files even to root
     unwritable = Path("/sys") if os.geteuid() == 0 else readonly
     cases = {
-        str(tmp_path / "no" / "such" / "dir" / "config"): f"error: {tmp_path / 'no/such/dir'} "
-        "does not exist; create it first (only ~/.kube is made)",
+        str(tmp_path / "no" / "such" / "dir" / "config"): f"error: {tmp_path / 'no/such'} "
+        "does not exist; create it first (only the last folder is made)",
         str(dangling): f"error: {dangling} is a symlink to {tmp_path / 'gone/config'}, which does "
         "not exist; point --into at a kubeconfig file",
-        str(linked): f"error: {linked} is not a kubeconfig (keys hub); not touching it",
-        str(prose): f"error: {prose}: not valid YAML (line 2): not a kubeconfig; not touching it",
+        str(linked): f"error: {linked} is a symlink to {values}; to write that file, add "
+        "--follow-symlinks",
+        str(link_to_real): f"error: {link_to_real} is a symlink to {real}; to write that file, "
+        "add --follow-symlinks",
+        str(values): f"error: {values} is not a kubeconfig (keys hub); not touching it",
+        str(versionless): f"error: {versionless} is not a kubeconfig (no apiVersion: v1); "
+        "not touching it",
+        str(other_kind): f"error: {other_kind} is not a kubeconfig (kind ConfigMap); "
+        "not touching it",
+        str(prose): f"error: {prose}:2: malformed YAML: did not find expected ',' or ']'; "
+        "not a kubeconfig, not touching it",
         str(unwritable / "hubfleet-config"): f"error: cannot write "
         f"{unwritable / 'hubfleet-config'}: Permission denied; nothing was changed",
     }
-    before = {p: p.read_bytes() for p in (values, prose)}
+    before = {p: p.read_bytes() for p in (values, prose, versionless, other_kind, real)}
     try:
         for into, expected in cases.items():
             with pytest.raises(Exit):
@@ -574,7 +591,35 @@ def test_merge_task_touches_nothing_that_is_not_a_kubeconfigs_place(
     finally:
         readonly.chmod(0o700)
     assert not (tmp_path / "no").exists() and not (tmp_path / "gone").exists()
-    assert {p: p.read_bytes() for p in (values, prose)} == before
+    assert {p: p.read_bytes() for p in (values, prose, versionless, other_kind, real)} == before
+    assert not list(tmp_path.glob("*.bak-*"))
+
+
+def test_merge_task_follows_a_symlink_when_asked_and_makes_only_the_last_folder(
+    deploy_repo: MakeRepo,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    repo = deploy_repo(
+        members={"staging": {"domain": "staging.example.org"}},
+        kubeconfigs={"staging": member_cfg()},
+    )
+    monkeypatch.chdir(repo.root)
+    real = tmp_path / "dotfiles" / "kubeconfig"
+    real.parent.mkdir()
+    real.write_text(yaml.safe_dump(personal()))
+    link = tmp_path / "config-link"
+    link.symlink_to(real)
+    kubeconfig_tasks.merge(Context(), "staging", into=str(link), follow_symlinks=True)
+    capsys.readouterr()
+    assert link.is_symlink()  # the link stays; the file it points to got the member
+    merged = kubeconfig.read_file(real)
+    assert merged is not None and "staging" in [c["name"] for c in merged["contexts"]]
+
+    fresh = tmp_path / "new-folder" / "config"  # one missing folder: made, 0700
+    kubeconfig_tasks.merge(Context(), "staging", into=str(fresh))
+    assert mode(fresh.parent) == 0o700 and mode(fresh) == 0o600
 
 
 def test_merge_task_names_a_missing_kubeconfig(

@@ -22,7 +22,6 @@ import binascii
 import dataclasses
 import datetime as dt
 import functools
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from hubfleet.errors import ClusterError, ConfigError, SecretsError
+from hubfleet.files.jsonfile import parse_json
 from hubfleet.kube.credentials import ClusterCredentials, credentials_from_kubeconfig
 from hubfleet.registry.members import Member
 
@@ -146,8 +146,8 @@ def no_endpoint_message(member: str, source: str, what: str = "endpoint") -> str
 def _service_account_key(member: str, raw: Any, source: str) -> ServiceAccountKey:
     if isinstance(raw, str):  # the key JSON pasted as a string
         try:
-            raw = json.loads(raw)
-        except ValueError:
+            raw = parse_json(raw, source)
+        except ConfigError:
             raise SecretsError(
                 f"{source}: service_account of member {member} is a string but not the key JSON"
             ) from None

@@ -9,7 +9,6 @@ client, its one-line S3Errors).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from hubfleet.cloud.s3 import (
     request,
 )
 from hubfleet.errors import ConfigError
+from hubfleet.files.jsonfile import parse_json
 from hubfleet.files.repo import DeployRepo
 from hubfleet.hosts.steps import CHANGED, OK, WOULD_CHANGE, Outcome
 from hubfleet.registry.members import Member
@@ -89,10 +89,7 @@ def lifecycle_rules(repo: DeployRepo, member: Member) -> dict[str, Any]:
         ) from None
     except OSError as err:
         raise ConfigError(f"{shown}: cannot read: {err.strerror}") from None
-    try:
-        data = json.loads(text)
-    except ValueError as err:
-        raise ConfigError(f"{shown}: malformed JSON: {err}") from None
+    data = parse_json(text, shown)
     rules = _rules_of(data, shown)
     where = {rule["ID"]: shown for rule in rules}
     own_shown = f"config/federation.yaml member {member.name} s3.lifecycle_rules"

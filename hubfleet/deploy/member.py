@@ -14,17 +14,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 from hubfleet.deploy.findings import explain_schema_error, unread_values
 from hubfleet.deploy.manifests import (
     ObjectChange,
-    count_by_kind,
     diff_objects,
     parse_manifests,
 )
+from hubfleet.deploy.plan import Rendered, changes_text, plan_text
 from hubfleet.deploy.support import apply_support_crds, support_crds
 from hubfleet.errors import ConfigError, HubfleetError, RenderError, RolloutError
 from hubfleet.files.repo import DeployRepo
@@ -41,7 +40,7 @@ from hubfleet.kube.credentials import ClusterCredentials
 from hubfleet.kube.rollout import RolloutState
 from hubfleet.registry.members import Member, load_registry
 from hubfleet.values.layers import MemberValues, member_values
-from hubfleet.values.merge import redact, values_as_yaml
+from hubfleet.values.merge import redact
 
 Say = Callable[[str], None]
 Confirm = Callable[[str], bool]
@@ -58,27 +57,6 @@ class DeployOptions:
     timeout_s: int = 300
     force: bool = False
     health_timeout_s: float = 120.0
-
-
-@dataclass(frozen=True)
-class Rendered:
-    """A member's chart rendered with its values: everything a dry-run shows."""
-
-    member: Member
-    chart_dir: Path
-    chart_name: str
-    chart_version: str
-    values: MemberValues
-    manifests: dict[str, str]
-    objects: list[dict[str, Any]]
-    timings: dict[str, float] = field(default_factory=dict)
-    # keys of the member's files that no chart of its stack reads, one line each (file:line)
-    unread: tuple[str, ...] = ()
-    # the chart's dependencies its values enable (the others need not be vendored)
-    enabled: tuple[str, ...] = ()
-
-    def secret_strings(self) -> set[str]:
-        return self.values.effective.secret_strings()
 
 
 @dataclass(frozen=True)
@@ -180,38 +158,6 @@ def render_member(
         tuple(unread),
         tuple(wanted),
     )
-
-
-def plan_text(
-    repo: DeployRepo, rendered: Rendered, crds: list[dict[str, Any]] | None = None
-) -> str:
-    """What a deploy would do, secrets masked: release, chart, objects by kind, values."""
-    m = rendered.member
-    lines = [
-        f"member {m.name} ({m.stage}, provider {m.provider})",
-        f"  release:   {m.release} in namespace {m.namespace}",
-        f"  chart:     {rendered.chart_name} {rendered.chart_version} ({repo.relative(rendered.chart_dir)})",
-        f"  layers:    {', '.join(layer.name for layer in rendered.values.layers)}",
-    ]
-    if crds:
-        lines.append(f"  applied first: {len(crds)} CustomResourceDefinition(s) of cert-manager")
-        lines += [f"    {crd['metadata']['name']}" for crd in crds]
-    lines.append(f"  objects:   {len(rendered.objects)}")
-    lines += [f"    {count:3d} {kind}" for kind, count in count_by_kind(rendered.objects).items()]
-    lines.append("  values (secrets masked):")
-    shown = values_as_yaml(rendered.values.user)
-    lines += [f"    {line}" for line in shown.rstrip().splitlines()]
-    return redact("\n".join(lines), rendered.secret_strings())
-
-
-def changes_text(changes: list[ObjectChange], secrets: set[str]) -> str:
-    if not changes:
-        return "  no changes"
-    out = []
-    for change in changes:
-        out.append(f"  {change.change:8s} {change.label}")
-        out += [f"    {line}" for line in change.diff[2:]]
-    return redact("\n".join(out), secrets)
 
 
 def deploy_member(

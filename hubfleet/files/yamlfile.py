@@ -55,12 +55,15 @@ class YamlDocument:
 
 
 def check_bounds(text: str, shown: str) -> None:
-    """Refuse a text that is too big, too deep, too aliased or too large in nodes, or that
-    carries a tag outside YAML's core types: one line naming the file, the line and the limit.
-    Read as parser events, which take no recursion and build nothing."""
+    """Refuse a text that is too big, too deep, too aliased, too large in values (counting
+    what its aliases expand to), or that carries a tag outside YAML's core types: one line
+    naming the file, the line and the limit. Read as parser events, which take no recursion
+    and build nothing."""
     if len(text) > MAX_BYTES:
         raise ConfigError(f"{shown}: {len(text)} characters, over the limit of {MAX_BYTES}")
-    depth = aliases = nodes = 0
+    aliases = total = 0
+    sizes: dict[str, int] = {}  # anchor -> how many values it stands for
+    open_: list[list[Any]] = [[None, 0]]  # per open collection: its anchor, values inside
     try:
         for event in yaml.parse(text, Loader=_Loader):
             line = event.start_mark.line + 1 if event.start_mark else 0
@@ -70,24 +73,37 @@ def check_bounds(text: str, shown: str) -> None:
                     raise ConfigError(
                         f"{shown}:{line}: more than {MAX_ALIASES} aliases (*name); refused"
                     )
-                continue
-            if isinstance(event, yaml.NodeEvent):
-                nodes += 1
-                if nodes > MAX_NODES:
-                    raise ConfigError(f"{shown}:{line}: more than {MAX_NODES} values; refused")
+                grown = sizes.get(event.anchor or "", 1)
+                open_[-1][1] += grown
+                total += grown
+            elif isinstance(event, yaml.NodeEvent):
                 tag = getattr(event, "tag", None)
                 if tag and tag not in CORE_TAGS and tag not in ("!", "?"):
                     raise ConfigError(
                         f"{shown}:{line}: tag {tag} is not allowed (only YAML's core types)"
                     )
-            if isinstance(event, yaml.CollectionStartEvent):
-                depth += 1
-                if depth > MAX_DEPTH:
-                    raise ConfigError(
-                        f"{shown}:{line}: nested deeper than {MAX_DEPTH} levels; refused"
-                    )
+                if isinstance(event, yaml.CollectionStartEvent):
+                    if len(open_) > MAX_DEPTH:
+                        raise ConfigError(
+                            f"{shown}:{line}: nested deeper than {MAX_DEPTH} levels; refused"
+                        )
+                    open_.append([event.anchor, 1])
+                else:
+                    open_[-1][1] += 1
+                    if event.anchor:
+                        sizes[event.anchor] = 1
+                total += 1
             elif isinstance(event, yaml.CollectionEndEvent):
-                depth -= 1
+                anchor, inside = open_.pop()
+                if anchor:
+                    sizes[anchor] = inside
+                open_[-1][1] += inside
+            else:
+                continue
+            if total > MAX_NODES:
+                raise ConfigError(
+                    f"{shown}:{line}: more than {MAX_NODES} values (aliases expanded); refused"
+                )
     except yaml.YAMLError:
         return  # malformed: the parse that follows names the line
 
@@ -153,34 +169,56 @@ def parse_with_lines(text: str, path: Path, shown: str | None = None) -> YamlDoc
         last = max(1, len(text.splitlines()))  # an error at the very end is on the last line
         where = f"{label}:{min(mark.line + 1, last)}" if mark else label
         raise ConfigError(f"{where}: malformed YAML: {err.problem or err.context}") from None
+    except yaml.reader.ReaderError as err:  # a character YAML does not allow, at a position
+        line = text[: err.position].count("\n") + 1
+        raise ConfigError(
+            f"{label}:{line}: malformed YAML: character {err.character!r} is not allowed"
+        ) from None
     except yaml.YAMLError as err:
-        raise ConfigError(f"{label}: malformed YAML: {err}") from None
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(f"{label}: malformed YAML: {first}") from None
     lines: dict[PathKey, int] = {}
     data = None if node is None else _construct(node, (), lines, label, _Loader(""))
     return YamlDocument(path=path, data=data, lines=lines)
 
 
-def load_with_lines(path: Path, shown: str | None = None) -> YamlDocument:
-    """Read and parse `path`; a missing or malformed file is a ConfigError naming it."""
+def read_text(path: Path, shown: str | None = None, max_bytes: int | None = None) -> str:
+    """The UTF-8 text of `path`, bounded in size; a missing, unreadable, oversized or
+    non-UTF-8 file (or a folder) is one ConfigError naming it (and the line of a bad byte).
+    A byte-order mark is dropped."""
     label = shown or str(path)
+    max_bytes = MAX_BYTES if max_bytes is None else max_bytes
     try:
         if path.is_dir():
             raise ConfigError(f"{label}: is a directory, not a file")
-        if path.stat().st_size > MAX_BYTES:
-            raise ConfigError(
-                f"{label}: {path.stat().st_size} bytes, over the limit of {MAX_BYTES}"
-            )
-        raw = path.read_bytes()
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise ConfigError(f"{label}: {size} bytes, over the limit of {max_bytes}")
+        with path.open("rb") as stream:  # a file growing while read is still bounded
+            raw = stream.read(max_bytes + 1)
     except FileNotFoundError:
         raise ConfigError(f"{label}: file not found") from None
     except OSError as err:
         raise ConfigError(f"{label}: cannot read: {err.strerror}") from None
+    if len(raw) > max_bytes:
+        raise ConfigError(f"{label}: more than {max_bytes} bytes, over the limit")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
         line = raw[: err.start].count(b"\n") + 1
         raise ConfigError(f"{label}:{line}: not UTF-8 text (byte {err.start + 1})") from None
-    return parse_with_lines(text.removeprefix("\ufeff"), path, label)
+    return text.removeprefix("\ufeff")
+
+
+def load_with_lines(path: Path, shown: str | None = None) -> YamlDocument:
+    """Read and parse `path`; a missing or malformed file is a ConfigError naming it."""
+    return parse_with_lines(read_text(path, shown), path, shown or str(path))
+
+
+def parse_bounded(text: str, shown: str) -> Any:
+    """The data of a YAML text read bounded, as every file here is (parse_with_lines);
+    for texts whose key lines are not needed (Chart.yaml, a fetched kubeconfig)."""
+    return parse_with_lines(text, Path(shown), shown).data
 
 
 def load_mapping(path: Path, shown: str | None = None) -> YamlDocument:

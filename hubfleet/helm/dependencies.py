@@ -19,8 +19,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from hubfleet.errors import HubfleetError, RenderError
+from hubfleet.errors import ConfigError, HubfleetError, RenderError
 from hubfleet.files.atomic import write_atomically
+from hubfleet.files.yamlfile import MAX_BYTES, parse_bounded, read_text
 from hubfleet.helm.engine import DependencyState
 from hubfleet.helm.errors import one_line, shown_path
 from hubfleet.helm.lock import digest_problem
@@ -39,15 +40,13 @@ def chart_cache_from_env(environ: Mapping[str, str]) -> Path | None:
 
 def declared_dependencies(chart_dir: Path) -> list[dict[str, Any]]:
     """The dependencies Chart.yaml lists (empty when none). RenderError when unreadable."""
-    import yaml
-
     chart_yaml = chart_dir / "Chart.yaml"
     try:
-        meta = yaml.safe_load(chart_yaml.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as err:
+        meta = parse_bounded(read_text(chart_yaml), shown_path(chart_yaml))
+    except ConfigError as err:
         raise RenderError(
             f"chart {shown_path(chart_dir)}: cannot read Chart.yaml: {one_line(str(err))}"
-        ) from err
+        ) from None
     deps = meta.get("dependencies") if isinstance(meta, dict) else None
     return [d for d in deps or [] if isinstance(d, dict)]
 
@@ -90,21 +89,20 @@ def _vendored_chart_yaml(chart_dir: Path, name: str) -> dict[str, Any]:
     """The Chart.yaml of subchart `name` as vendored in charts/ (a directory or a .tgz)."""
     import tarfile
 
-    import yaml
-
     charts = chart_dir / "charts"
     unpacked = charts / name / "Chart.yaml"
     try:
         if unpacked.is_file():
-            meta = yaml.safe_load(unpacked.read_text(encoding="utf-8"))
+            meta = parse_bounded(read_text(unpacked), shown_path(unpacked))
             return meta if isinstance(meta, dict) else {}
         for archive in sorted(charts.glob(f"{name}-*.tgz")):
             with tarfile.open(archive) as tar:
                 member = tar.extractfile(f"{name}/Chart.yaml")
                 if member is not None:
-                    meta = yaml.safe_load(member.read().decode("utf-8"))
+                    raw = member.read(MAX_BYTES + 1).decode("utf-8")
+                    meta = parse_bounded(raw, f"{shown_path(archive)}: {name}/Chart.yaml")
                     return meta if isinstance(meta, dict) else {}
-    except (OSError, KeyError, tarfile.TarError, yaml.YAMLError, UnicodeDecodeError):
+    except (OSError, KeyError, tarfile.TarError, ConfigError, UnicodeDecodeError):
         return {}
     return {}
 
@@ -340,7 +338,7 @@ def installable(chart_dir: Path, enabled: Collection[str]) -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix="hubfleet-chart-") as tmp:
         copy = Path(tmp) / chart_dir.name
         shutil.copytree(chart_dir, copy, ignore=ignore)
-        meta = yaml.safe_load((chart_dir / "Chart.yaml").read_text(encoding="utf-8"))
+        meta = parse_bounded(read_text(chart_dir / "Chart.yaml"), shown_path(chart_dir))
         meta["dependencies"] = [d for d in declared if str(d.get("name")) not in dropped]
         (copy / "Chart.yaml").write_text(yaml.safe_dump(meta, sort_keys=False), encoding="utf-8")
         yield copy

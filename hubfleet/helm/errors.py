@@ -201,11 +201,12 @@ def _key(chart: str, root: str, keys: list[str]) -> str:
 
 def chart_name(chart_dir: Path) -> str:
     """The name in Chart.yaml, or the directory name when it cannot be read."""
-    import yaml
+    from hubfleet.errors import ConfigError
+    from hubfleet.files.yamlfile import parse_bounded, read_text
 
     try:
-        meta = yaml.safe_load((chart_dir / "Chart.yaml").read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
+        meta = parse_bounded(read_text(chart_dir / "Chart.yaml"), "Chart.yaml")
+    except ConfigError:
         return chart_dir.name
     return str(meta.get("name", chart_dir.name)) if isinstance(meta, dict) else chart_dir.name
 

@@ -20,6 +20,7 @@ import yaml
 
 from hubfleet.errors import ConfigError
 from hubfleet.files.atomic import write_atomically
+from hubfleet.files.yamlfile import parse_bounded, read_text
 
 LOCK_FILE = "charts.lock"
 
@@ -68,9 +69,9 @@ def read_lock(chart_dir: Path) -> dict[str, Locked]:
     if not path.is_file():
         return {}
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as err:
-        raise ConfigError(f"{path}: unreadable lock ({err}); run invoke charts.update") from None
+        data = parse_bounded(read_text(path), str(path))
+    except ConfigError as err:
+        raise ConfigError(f"unreadable lock: {err}; run invoke charts.update") from None
     entries = data.get("dependencies") if isinstance(data, dict) else None
     locked: dict[str, Locked] = {}
     for entry in entries or []:

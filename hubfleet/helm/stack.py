@@ -7,7 +7,6 @@ directory, or a .tgz whose own subcharts are inside it), without rendering anyth
 from __future__ import annotations
 
 import functools
-import json
 import re
 import tarfile
 from collections.abc import Mapping
@@ -15,6 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hubfleet.errors import ConfigError
+from hubfleet.files.jsonfile import parse_json
+from hubfleet.files.yamlfile import parse_bounded
 from hubfleet.helm.dependencies import declared_dependencies, enabled_dependencies
 from hubfleet.helm.errors import shown_path
 from hubfleet.helm.values_yaml import parse_values
@@ -70,8 +72,6 @@ def _files_of(chart_dir: Path, name: str) -> dict[str, bytes]:
 
 
 def _chart(name: str, path: tuple[str, ...], files: Mapping[str, bytes], prefix: str) -> StackChart:
-    import yaml
-
     def text(file: str) -> str | None:
         raw = files.get(prefix + file)
         return raw.decode("utf-8", errors="replace") if raw is not None else None
@@ -79,14 +79,15 @@ def _chart(name: str, path: tuple[str, ...], files: Mapping[str, bytes], prefix:
     values_text = text("values.yaml")
     schema_text = text("values.schema.json")
     meta_text = text("Chart.yaml")
+    shown = f"{'/'.join(path) or name}/"
     try:
-        meta = yaml.safe_load(meta_text) if meta_text else {}
-    except yaml.YAMLError:
+        meta = parse_bounded(meta_text, shown + "Chart.yaml") if meta_text else {}
+    except ConfigError:
         meta = {}
     deps = meta.get("dependencies") if isinstance(meta, dict) else None
     try:
-        schema = json.loads(schema_text) if schema_text else None
-    except ValueError:
+        schema = parse_json(schema_text, shown + "values.schema.json") if schema_text else None
+    except ConfigError:
         schema = None
     words: set[str] = set()
     own_templates = f"{prefix}templates/"

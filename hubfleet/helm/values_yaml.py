@@ -14,15 +14,23 @@ from typing import Any
 import helm_python as helm
 
 from hubfleet.errors import ConfigError
+from hubfleet.files.yamlfile import check_bounds
 
 _LINE = re.compile(r"\byaml: line (\d+): ")
 _NOISE = ("error converting YAML to JSON: ", "error unmarshaling JSON: while decoding JSON: ")
 
 
-def parse_values(text: str, shown: str, line_hint: int | None = None) -> dict[str, Any]:
+def parse_values(
+    text: str, shown: str, line_hint: int | None = None, bounded: bool = False
+) -> dict[str, Any]:
     """The values in `text` (a layer file's content; `shown` names it in errors). An empty
     file is {}; anything but a mapping at the top is an error, as it is for Helm. `line_hint`
-    is used when Helm's message has no line (another parser's guess at where it broke)."""
+    is used when Helm's message has no line (another parser's guess at where it broke).
+
+    The text is first checked against hubfleet's bounds (size, depth, aliases, core tags:
+    hubfleet.files.yamlfile.check_bounds) unless the caller did (`bounded`)."""
+    if not bounded:
+        check_bounds(text, shown)
     try:
         data = helm.values_from_yaml(text)
     except helm.HelmValuesError as err:

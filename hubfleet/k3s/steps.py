@@ -266,8 +266,7 @@ def kubeconfig(run: MemberRun, dry_run: bool) -> Outcome:
     sops-encrypted; say how long its client certificate has left."""
     import datetime as dt
 
-    import yaml
-
+    from hubfleet.files.yamlfile import parse_bounded
     from hubfleet.kube import kubeconfig as kc
     from hubfleet.secrets import sops
 
@@ -283,7 +282,7 @@ def kubeconfig(run: MemberRun, dry_run: bool) -> Outcome:
         into = run.repo.relative(run.repo.member_kubeconfig(run.member.name))
         return Outcome.changed(f"would fetch {k3s.KUBECONFIG_PATH} into {into}", True)
     source = session.fetch(k3s.KUBECONFIG_PATH)
-    fetched = yaml.safe_load(source)
+    fetched = parse_bounded(source, f"{host.address}:{k3s.KUBECONFIG_PATH}")
     rewritten = kc.rewrite(
         fetched, run.member.name, k3s.server_url(host.public), run.member.namespace
     )

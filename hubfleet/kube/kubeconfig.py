@@ -24,6 +24,7 @@ import yaml
 
 from hubfleet.errors import ConfigError
 from hubfleet.files.atomic import write_atomically
+from hubfleet.files.yamlfile import load_with_lines
 
 CERT_WARN_DAYS = 30
 SECTIONS = (("clusters", "cluster"), ("users", "user"), ("contexts", "context"))
@@ -261,20 +262,10 @@ def read_file(path: Path) -> dict[str, Any] | None:
     """A kubeconfig file's content; None when it does not exist or is empty."""
     if not path.exists():
         return None
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        where = f" (line {mark.line + 1})" if mark else ""
-        raise ConfigError(
-            f"{path}: not valid YAML{where}: not a kubeconfig; not touching it"
-        ) from None
-    except yaml.YAMLError:
-        raise ConfigError(f"{path}: not valid YAML: not a kubeconfig; not touching it") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text: not a kubeconfig; not touching it") from None
-    except OSError as err:
-        raise ConfigError(f"{path}: cannot be read ({err.strerror})") from None
+    try:  # bounded: size, depth, aliases, core tags only (hubfleet.files.yamlfile)
+        data = load_with_lines(path).data
+    except ConfigError as err:
+        raise ConfigError(f"{err}; not a kubeconfig, not touching it") from None
     if data is None:
         return None
     if not isinstance(data, dict):
@@ -296,27 +287,46 @@ KUBECONFIG_KEYS = frozenset(
 )
 
 
-def check_merge_target(path: Path, default: bool) -> None:
-    """Refuse a place to merge into that is not a kubeconfig's: a symlink to nothing, a
-    folder that is not there (only ~/.kube is made), a YAML file of something else."""
-    if path.is_symlink() and not path.exists():
-        raise ConfigError(
-            f"{path} is a symlink to {os.readlink(path)}, which does not exist; "
-            "point --into at a kubeconfig file"
-        )
+def _not_a_kubeconfig(data: Mapping[str, Any]) -> str | None:
+    """Why a YAML mapping is not a kubeconfig, or None when it is one."""
+    foreign = set(data) - KUBECONFIG_KEYS
+    if foreign:
+        return "keys " + ", ".join(sorted(map(str, foreign)))
+    if data.get("kind") != "Config":
+        return "no kind: Config" if data.get("kind") is None else f"kind {data['kind']}"
+    if data.get("apiVersion") != "v1":
+        version = data.get("apiVersion")
+        return "no apiVersion: v1" if version is None else f"apiVersion {version}"
+    return None
+
+
+def check_merge_target(path: Path, follow_symlinks: bool = False) -> None:
+    """Refuse a place to merge into that is not a kubeconfig's: a symlink (unless
+    `follow_symlinks`; never one to nothing), a path two or more folders of which are missing
+    (only the last is made), a file that is not a kubeconfig (apiVersion v1, kind Config)."""
+    if path.is_symlink():
+        if not path.exists():
+            raise ConfigError(
+                f"{path} is a symlink to {os.readlink(path)}, which does not exist; "
+                "point --into at a kubeconfig file"
+            )
+        if not follow_symlinks:
+            raise ConfigError(
+                f"{path} is a symlink to {os.readlink(path)}; to write that file, "
+                "add --follow-symlinks"
+            )
     if path.exists() and not path.is_file():
         raise ConfigError(f"{path} is not a file; point --into at a kubeconfig file")
     parent = path.resolve().parent
-    if not parent.is_dir() and not default:
-        raise ConfigError(f"{parent} does not exist; create it first (only ~/.kube is made)")
+    if not parent.is_dir() and not parent.parent.is_dir():
+        raise ConfigError(
+            f"{parent.parent} does not exist; create it first (only the last folder is made)"
+        )
     existing = read_file(path)
     if existing is None:
         return
-    foreign = set(existing) - KUBECONFIG_KEYS
-    kind = existing.get("kind", "Config")
-    if kind != "Config" or foreign:
-        keys = ", ".join(sorted(map(str, foreign)))
-        what = f"kind {kind}" if kind != "Config" else f"keys {keys}"
+    what = _not_a_kubeconfig(existing)
+    if what:
         raise ConfigError(f"{path} is not a kubeconfig ({what}); not touching it")
 
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
-from hubfleet.errors import HubfleetError
+from hubfleet.errors import ConfigError, HubfleetError
+from hubfleet.files.jsonfile import parse_json
 
 
 @dataclass(frozen=True)
@@ -23,8 +23,8 @@ def parse_nodes(output: str, command: str = "kubectl get nodes -o json") -> list
     """The nodes in `kubectl get nodes -o json` output (k3s's and MicroK8s's kubectl alike);
     `command` names what printed it, for the error."""
     try:
-        data = json.loads(output)
-    except ValueError as err:
+        data = parse_json(output, command)
+    except ConfigError as err:
         raise HubfleetError(f"{command} did not print JSON ({err})") from None
     nodes = []
     for item in data.get("items", []) if isinstance(data, dict) else []:

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from hubfleet.deploy.https_check import HttpsReport, probe_https
-from hubfleet.errors import HubfleetError
+from hubfleet.errors import ConfigError, HubfleetError
+from hubfleet.files.jsonfile import parse_json
 from hubfleet.files.repo import DeployRepo
 from hubfleet.helm.engine import HelmEngine
 from hubfleet.members.status import MemberRow
@@ -105,8 +105,8 @@ def _versions(report: HttpsReport) -> Any:
     if not _answered(report):
         return None
     try:
-        return json.loads(report.body)
-    except ValueError:
+        return parse_json(report.body, "versions")
+    except ConfigError:
         return None
 
 

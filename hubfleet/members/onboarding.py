@@ -20,9 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hubfleet.errors import HubfleetError
+from hubfleet.errors import ConfigError, HubfleetError
 from hubfleet.files.atomic import write_atomically
+from hubfleet.files.jsonfile import parse_json
 from hubfleet.files.repo import DeployRepo
+from hubfleet.files.yamlfile import read_text
 from hubfleet.hosts.steps import StepReport, StepWatcher
 
 STEPS = (
@@ -98,12 +100,15 @@ def load_progress(repo: DeployRepo, member: str) -> Progress:
     path = progress_path(repo, member)
     if not path.is_file():
         return Progress(member)
+    shown = repo.relative(path)
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as err:
+        data = parse_json(read_text(path, shown), shown)
+    except ConfigError as err:
         raise HubfleetError(
-            f"{repo.relative(path)}: unreadable onboarding progress ({err})"
+            f"unreadable onboarding progress: {err}; delete it to start over"
         ) from None
+    if not isinstance(data, dict):
+        raise HubfleetError(f"{shown}: not onboarding progress; delete it to start over")
     return Progress(member, dict(data.get("done", {})), dict(data.get("failed", {})))
 
 

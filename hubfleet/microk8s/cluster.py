@@ -12,15 +12,14 @@ must be logged through `redact`.
 from __future__ import annotations
 
 import ipaddress
-import json
 import re
 import shlex
 from dataclasses import dataclass
 from typing import NamedTuple
 
-import yaml
-
-from hubfleet.errors import HubfleetError
+from hubfleet.errors import ConfigError, HubfleetError
+from hubfleet.files.jsonfile import parse_json
+from hubfleet.files.yamlfile import parse_bounded
 from hubfleet.hosts.addresses import address_with_port
 from hubfleet.kube import nodes
 from hubfleet.kube.nodes import NodeStatus
@@ -100,8 +99,8 @@ def parse_status(output: str) -> Status:
     if text.startswith(NOT_RUNNING):
         return Status(False, frozenset())
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError:
+        data = parse_bounded(text, "microk8s status")
+    except ConfigError:
         data = None
     node = data.get("microk8s") if isinstance(data, dict) else None
     if not isinstance(node, dict) or "running" not in node:
@@ -148,8 +147,8 @@ def parse_add_node(json_text: str) -> JoinTicket:
     Errors never quote the output: it holds the token.
     """
     try:
-        data = json.loads(json_text)
-    except ValueError:
+        data = parse_json(json_text, "microk8s add-node")
+    except ConfigError:
         raise HubfleetError("microk8s add-node did not print JSON") from None
     token = data.get("token") if isinstance(data, dict) else None
     urls = data.get("urls") if isinstance(data, dict) else None
@@ -218,8 +217,8 @@ def parse_nodes(output: str) -> list[NodeStatus]:
 def gpu_allocatable(output: str) -> dict[str, int]:
     """Allocatable nvidia.com/gpu per node name, from `kubectl get nodes -o json` (0 when none)."""
     try:
-        data = json.loads(output)
-    except ValueError as err:
+        data = parse_json(output, "microk8s kubectl get nodes")
+    except ConfigError as err:
         raise HubfleetError(f"microk8s kubectl get nodes did not print JSON ({err})") from None
     found: dict[str, int] = {}
     for item in data.get("items", []) if isinstance(data, dict) else []:

@@ -10,11 +10,11 @@ settings and main node are in hubfleet.microk8s.settings.
 from __future__ import annotations
 
 import ipaddress
-import json
 import re
 from collections.abc import Iterable
 
-from hubfleet.errors import HubfleetError
+from hubfleet.errors import ConfigError, HubfleetError
+from hubfleet.files.jsonfile import parse_json
 from hubfleet.hosts.addresses import address_with_port
 from hubfleet.microk8s import wireguard
 from hubfleet.registry.members import Host, Member
@@ -156,8 +156,8 @@ def calico_autodetection(env_json: str) -> str | None:
     if not text:
         return None
     try:
-        env = json.loads(text)
-    except ValueError:
+        env = parse_json(text, "calico-node's environment")
+    except ConfigError:
         first = text.splitlines()[0]
         raise HubfleetError(f"cannot read calico-node's environment from: {first}") from None
     if not isinstance(env, list):

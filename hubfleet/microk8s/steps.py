@@ -340,8 +340,7 @@ def kubeconfig(run: MemberRun, dry_run: bool) -> Outcome:
     """`microk8s config` rewritten for the member (server on the public or VPN address, port
     16443), stored sops-encrypted; the address is added to the API certificate first when the
     node does not have it on an interface."""
-    import yaml
-
+    from hubfleet.files.yamlfile import parse_bounded
     from hubfleet.kube import kubeconfig as kc
     from hubfleet.secrets import sops
 
@@ -365,7 +364,8 @@ def kubeconfig(run: MemberRun, dry_run: bool) -> Outcome:
     path = run.repo.member_kubeconfig(run.member.name)
     if dry_run and not notes and not path.is_file():
         return Outcome.changed(f"would store {run.repo.relative(path)}", True)
-    fetched = yaml.safe_load(main.run("microk8s config", what="reading the kubeconfig").stdout)
+    config = main.run("microk8s config", what="reading the kubeconfig").stdout
+    fetched = parse_bounded(config, f"{main_host.address}: microk8s config")
     rewritten = kc.rewrite(
         fetched, run.member.name, microk8s_network.api_url(address), run.member.namespace
     )

@@ -15,7 +15,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -27,10 +26,19 @@ from typing import Any, TypeVar
 
 import yaml
 
-from hubfleet.errors import HubfleetError, SecretsError
+from hubfleet.errors import ConfigError, HubfleetError, SecretsError
 from hubfleet.files.atomic import write_atomically
+from hubfleet.files.jsonfile import parse_json
 from hubfleet.files.repo import DeployRepo
 from hubfleet.files.yamlfile import YamlDocument, parse_with_lines
+
+# which files are encrypted is part of this adapter's interface (judged without sops)
+from hubfleet.secrets.detect import DEMO_IDENTITY as DEMO_IDENTITY
+from hubfleet.secrets.detect import EXEMPT_NAMES as EXEMPT_NAMES
+from hubfleet.secrets.detect import EXEMPT_SUFFIXES as EXEMPT_SUFFIXES
+from hubfleet.secrets.detect import check_tree as check_tree
+from hubfleet.secrets.detect import is_encrypted as is_encrypted
+from hubfleet.secrets.detect import secret_files as secret_files
 from hubfleet.secrets.failures import editor_message as _editor_message
 from hubfleet.secrets.failures import identity_message, last_line, not_encrypted_message
 
@@ -39,14 +47,8 @@ EXIT_NO_DATA_KEY = 128  # no identity could open the file's data key
 EXIT_NOT_MODIFIED = 200  # `sops edit` closed without a change
 EXIT_NO_EDITOR = 201
 
-# Files under secrets/ that are plaintext on purpose.
-EXEMPT_NAMES = frozenset({"README.md", ".gitkeep"})
-EXEMPT_SUFFIXES = frozenset({".pub"})
-DEMO_IDENTITY = Path("secrets/demo-insecure.agekey")
-
 MAX_WORKERS = 8
 T = TypeVar("T")
-_YamlLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @functools.cache
@@ -98,9 +100,9 @@ def decrypt_document(
     suffix = path.suffix.lower()
     if suffix == ".json":
         try:
-            data = json.loads(_decrypt_bytes(repo, path, env))
-        except ValueError as err:  # the message names a position, never a value
-            raise SecretsError(f"{shown}: malformed JSON after decryption: {err}") from None
+            data = parse_json(_decrypt_bytes(repo, path, env), shown)
+        except ConfigError as err:  # the message names a position, never a value
+            raise SecretsError(f"{err} (after decryption)") from None
         return YamlDocument(path=path, data=data)
     if suffix not in (".yaml", ".yml"):
         raise SecretsError(f"{shown}: not a YAML or JSON secrets file; use decrypt() for its text")
@@ -149,70 +151,6 @@ def _decrypt_bytes(repo: DeployRepo, path: Path, env: Mapping[str, str] | None) 
     return proc.stdout
 
 
-# --- checking --------------------------------------------------------------------------------
-
-
-def is_encrypted(path: Path) -> bool:
-    """Whether `path` holds a sops-encrypted document (judged from its content, sops' format)."""
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except (OSError, UnicodeDecodeError):
-        return False
-    suffix = path.suffix.lower()
-    if suffix == ".env":
-        return any(line.startswith("sops_mac=") for line in text.splitlines())
-    if suffix == ".ini":
-        return _ini_has_sops_mac(text)
-    if suffix in (".yaml", ".yml"):
-        try:
-            docs = [d for d in yaml.load_all(text, Loader=_YamlLoader) if d is not None]
-        except yaml.YAMLError:
-            return False
-        return bool(docs) and all(_has_sops_mac(doc) for doc in docs)
-    try:  # JSON, and sops' "binary" format: JSON holding `data` and `sops`
-        doc = json.loads(text)
-    except ValueError:
-        return False
-    if suffix != ".json" and not (isinstance(doc, dict) and isinstance(doc.get("data"), str)):
-        return False
-    return _has_sops_mac(doc)
-
-
-def secret_files(repo: DeployRepo) -> list[Path]:
-    """Every file under secrets/ that must be encrypted (the exempt ones left out), sorted."""
-    if not repo.secrets_dir.is_dir():
-        return []
-    demo_identity = repo.root / DEMO_IDENTITY
-    return [
-        path
-        for path in sorted(repo.secrets_dir.rglob("*"))
-        if path.is_file()
-        and path.name not in EXEMPT_NAMES
-        and path.suffix not in EXEMPT_SUFFIXES
-        and path != demo_identity
-    ]
-
-
-def check_tree(repo: DeployRepo) -> list[Path]:
-    """The plaintext files under secrets/ (each one a mistake to fix before committing)."""
-    return [path for path in secret_files(repo) if not is_encrypted(path)]
-
-
-def _has_sops_mac(doc: Any) -> bool:
-    return isinstance(doc, dict) and isinstance(doc.get("sops"), dict) and "mac" in doc["sops"]
-
-
-def _ini_has_sops_mac(text: str) -> bool:
-    section = None
-    for line in text.splitlines():
-        stripped = line.strip()
-        if stripped.startswith("[") and stripped.endswith("]"):
-            section = stripped[1:-1].strip()
-        elif section == "sops" and re.match(r"mac\s*=", stripped):
-            return True
-    return False
-
-
 # --- writing ---------------------------------------------------------------------------------
 
 
@@ -222,7 +160,7 @@ def encrypt_in_place(repo: DeployRepo, path: Path, env: Mapping[str, str] | None
     Returns False (and changes nothing) when it is already encrypted.
     """
     _require_file(repo, path)
-    if is_encrypted(path):
+    if is_encrypted(path, repo.relative(path)):
         return False
     proc, used_env = _run(repo, ["--encrypt", "--in-place", str(path.absolute())], env)
     if proc.returncode != 0:
@@ -253,7 +191,7 @@ def updatekeys(
 
     def one(path: Path) -> bool:
         _require_file(repo, path)
-        if not is_encrypted(path):
+        if not is_encrypted(path, repo.relative(path)):
             raise SecretsError(not_encrypted_message(repo, path))
         proc, used_env = _run(repo, ["updatekeys", "--yes", str(path.absolute())], env)
         if proc.returncode != 0:
@@ -267,7 +205,7 @@ def updatekeys(
 def edit(repo: DeployRepo, path: Path, env: Mapping[str, str] | None = None) -> bool:
     """Open `path` in the user's $EDITOR through `sops edit` (a new file gets .sops.yaml's
     recipients). Returns whether it changed. sops owns the terminal meanwhile."""
-    if path.exists() and not is_encrypted(path):
+    if path.exists() and not is_encrypted(path, repo.relative(path)):
         raise SecretsError(not_encrypted_message(repo, path))
     used_env = _sops_env(env)
     argv = [sops_binary(), "--config", str(_sops_config(repo)), "edit", str(path.absolute())]
@@ -310,7 +248,7 @@ def set_value(
         text = json.dumps(data) if path.suffix.lower() == ".json" else yaml.safe_dump(data)
         write_encrypted(repo, path, text, env)
         return
-    if not is_encrypted(path):
+    if not is_encrypted(path, repo.relative(path)):
         raise SecretsError(not_encrypted_message(repo, path))
     index = "".join(f"[{json.dumps(key)}]" for key in key_path)
     # sops writes in place, so it works on a copy (same dir, same suffix for its format).
@@ -382,7 +320,9 @@ def _failure(
     stderr = proc.stderr.decode("utf-8", errors="replace")
     if proc.returncode == EXIT_NO_DATA_KEY or "Failed to get the data key" in stderr:
         return SecretsError(identity_message(shown, stderr, env))
-    if decrypting and ("sops metadata not found" in stderr or not is_encrypted(path)):
+    if decrypting and (
+        "sops metadata not found" in stderr or not is_encrypted(path, repo.relative(path))
+    ):
         return SecretsError(not_encrypted_message(repo, path))
     if "no matching creation rules found" in stderr:
         return SecretsError(f"cannot encrypt {shown}: no creation_rule in .sops.yaml matches it")

@@ -63,14 +63,24 @@ def rewrite(
     help={
         "member": "the member whose kubeconfig (secrets/<member>-kubeconfig.yaml) to merge",
         "into": "the kubeconfig to merge into (default: ~/.kube/config, from $HOME)",
+        "follow-symlinks": "when the kubeconfig is a symlink, write the file it points to "
+        "(refused otherwise)",
         "debug": DEBUG_HELP,
     }
 )
-def merge(c: Context, member: str, into: str | None = None, debug: bool = False) -> None:
+def merge(
+    c: Context,
+    member: str,
+    into: str | None = None,
+    follow_symlinks: bool = False,
+    debug: bool = False,
+) -> None:
     """Add or update a member's cluster, user and context in your kubeconfig (named MEMBER).
 
     The file is backed up first (<file>.bak-YYYYmmddHHMMSS), written 0600, and its
-    current-context is kept (set to MEMBER only when it had none).
+    current-context is kept (set to MEMBER only when it had none). Only a kubeconfig
+    (apiVersion v1, kind Config) is touched; of a missing path, only the last folder is made
+    (0700); a symlink is followed only with --follow-symlinks.
     """
 
     def body() -> None:
@@ -91,7 +101,7 @@ def merge(c: Context, member: str, into: str | None = None, debug: bool = False)
             creds.kubeconfig, record.name, creds.context, source=creds.source
         )
         path = Path(into).expanduser() if into else kubeconfig.default_path(os.environ)
-        kubeconfig.check_merge_target(path, default=into is None)
+        kubeconfig.check_merge_target(path, follow_symlinks=follow_symlinks)
         before = kubeconfig.read_file(path)
         after = kubeconfig.merge_into(before, entries)
         changes = kubeconfig.merge_changes(before, entries)

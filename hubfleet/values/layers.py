@@ -19,9 +19,9 @@ from typing import Any
 
 import yaml
 
-from hubfleet.errors import ConfigError, SecretsError
+from hubfleet.errors import SecretsError
 from hubfleet.files.repo import DeployRepo
-from hubfleet.files.yamlfile import key_lines
+from hubfleet.files.yamlfile import check_bounds, key_lines, read_text
 from hubfleet.helm.values_yaml import parse_values
 from hubfleet.registry.members import Member
 from hubfleet.values.harbor_storage import harbor_storage_values
@@ -63,18 +63,14 @@ def registry_layer(member: Member, registry_name: str) -> ValuesLayer:
 def values_layer(text: str, shown: str, secret: bool = False) -> ValuesLayer:
     """A layer from a values file's text, read as `helm -f` reads it (Helm's own parser), with
     the line of each key for messages."""
+    check_bounds(text, shown)  # before anything recursive reads it
     lines, stopped = key_lines(text)
-    return ValuesLayer(shown, parse_values(text, shown, line_hint=stopped), secret, lines)
+    values = parse_values(text, shown, line_hint=stopped, bounded=True)
+    return ValuesLayer(shown, values, secret, lines)
 
 
 def read_values_file(path: Path, shown: str) -> ValuesLayer:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as err:
-        raise ConfigError(f"{shown}: cannot read: {err.strerror}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{shown}: not UTF-8 text") from None
-    return values_layer(text, shown)
+    return values_layer(read_text(path, shown), shown)
 
 
 def chart_defaults(repo: DeployRepo, member: Member) -> ValuesLayer:
