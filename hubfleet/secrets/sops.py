@@ -15,7 +15,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -33,6 +32,7 @@ from hubfleet.files.repo import DeployRepo
 from hubfleet.files.yamlfile import YamlDocument, parse_with_lines
 from hubfleet.secrets.failures import editor_message as _editor_message
 from hubfleet.secrets.failures import identity_message, last_line, not_encrypted_message
+from hubfleet.secrets.sops_format import is_encrypted as is_encrypted
 
 # sops' own exit codes (cmd/sops/codes) that mean something specific to us.
 EXIT_NO_DATA_KEY = 128  # no identity could open the file's data key
@@ -46,7 +46,6 @@ DEMO_IDENTITY = Path("secrets/demo-insecure.agekey")
 
 MAX_WORKERS = 8
 T = TypeVar("T")
-_YamlLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @functools.cache
@@ -152,32 +151,6 @@ def _decrypt_bytes(repo: DeployRepo, path: Path, env: Mapping[str, str] | None) 
 # --- checking --------------------------------------------------------------------------------
 
 
-def is_encrypted(path: Path) -> bool:
-    """Whether `path` holds a sops-encrypted document (judged from its content, sops' format)."""
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except (OSError, UnicodeDecodeError):
-        return False
-    suffix = path.suffix.lower()
-    if suffix == ".env":
-        return any(line.startswith("sops_mac=") for line in text.splitlines())
-    if suffix == ".ini":
-        return _ini_has_sops_mac(text)
-    if suffix in (".yaml", ".yml"):
-        try:
-            docs = [d for d in yaml.load_all(text, Loader=_YamlLoader) if d is not None]
-        except yaml.YAMLError:
-            return False
-        return bool(docs) and all(_has_sops_mac(doc) for doc in docs)
-    try:  # JSON, and sops' "binary" format: JSON holding `data` and `sops`
-        doc = json.loads(text)
-    except ValueError:
-        return False
-    if suffix != ".json" and not (isinstance(doc, dict) and isinstance(doc.get("data"), str)):
-        return False
-    return _has_sops_mac(doc)
-
-
 def secret_files(repo: DeployRepo) -> list[Path]:
     """Every file under secrets/ that must be encrypted (the exempt ones left out), sorted."""
     if not repo.secrets_dir.is_dir():
@@ -198,21 +171,6 @@ def check_tree(repo: DeployRepo) -> list[Path]:
     return [path for path in secret_files(repo) if not is_encrypted(path)]
 
 
-def _has_sops_mac(doc: Any) -> bool:
-    return isinstance(doc, dict) and isinstance(doc.get("sops"), dict) and "mac" in doc["sops"]
-
-
-def _ini_has_sops_mac(text: str) -> bool:
-    section = None
-    for line in text.splitlines():
-        stripped = line.strip()
-        if stripped.startswith("[") and stripped.endswith("]"):
-            section = stripped[1:-1].strip()
-        elif section == "sops" and re.match(r"mac\s*=", stripped):
-            return True
-    return False
-
-
 # --- writing ---------------------------------------------------------------------------------
 
 
@@ -230,17 +188,38 @@ def encrypt_in_place(repo: DeployRepo, path: Path, env: Mapping[str, str] | None
     return True
 
 
-def write_encrypted(
+def encrypted(
     repo: DeployRepo, path: Path, plaintext: str, env: Mapping[str, str] | None = None
-) -> None:
-    """Encrypt `plaintext` in memory as the content of `path` (its format from its suffix, its
-    recipients from .sops.yaml) and replace `path` atomically; plaintext never touches disk."""
+) -> bytes:
+    """What `path` holds once `plaintext` is encrypted (its format from its suffix, its
+    recipients from .sops.yaml): sops reads the plaintext from our pipe, never from a file."""
     argv = ["--encrypt", "--filename-override", str(path.absolute()), "/dev/stdin"]
     proc, used_env = _run(repo, argv, env, stdin=plaintext.encode("utf-8"))
     if proc.returncode != 0:
         raise _failure(repo, path, proc, used_env, decrypting=False)
+    return proc.stdout
+
+
+def decrypt_content(
+    repo: DeployRepo, path: Path, content: bytes, env: Mapping[str, str] | None = None
+) -> str:
+    """The plaintext of `content`, encrypted content meant for `path` but not (yet) written
+    there: what a later `decrypt(path)` would give, checked before anything is written."""
+    argv = ["--decrypt", "--filename-override", str(path.absolute()), "/dev/stdin"]
+    proc, used_env = _run(repo, argv, env, stdin=content)
+    if proc.returncode != 0:
+        raise _failure(repo, path, proc, used_env, decrypting=False)
+    return proc.stdout.decode("utf-8", errors="replace")
+
+
+def write_encrypted(
+    repo: DeployRepo, path: Path, plaintext: str, env: Mapping[str, str] | None = None
+) -> None:
+    """Encrypt `plaintext` in memory as the content of `path` and replace `path` atomically;
+    plaintext never touches disk."""
+    content = encrypted(repo, path, plaintext, env)
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomically(path, proc.stdout, mode=0o600)
+    write_atomically(path, content, mode=0o600)
 
 
 def updatekeys(
