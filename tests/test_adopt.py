@@ -210,9 +210,13 @@ def test_dry_run_lists_every_file_masked_and_writes_nothing(
     hubfleet_repo: DeployRepo, old: tuple[Path, list[str]], tmp_path: Path
 ) -> None:
     old_root, secret_strings = old
+    hubfleet_repo.common_values().write_text("demo:\n  greeting: hello\n")
     before = tree_snapshot(hubfleet_repo.root)
     done = run(hubfleet_repo, ["adopt.mybinder", str(old_root), "--dry-run"], tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
+    assert "config/common.yaml (this repo): its values apply to the adopted members too" in (
+        done.stdout
+    )
     assert tree_snapshot(hubfleet_repo.root) == before
     for relative in (
         "config/common/00-base.yaml",

@@ -64,6 +64,22 @@ def _members(
     return members, leftovers, defaults
 
 
+def _own_common(repo: DeployRepo) -> list[Leftover]:
+    """This repo's own common values apply to the adopted members too (under the adopted
+    config/common/ files): worth saying when it sets any."""
+    found = []
+    for path in (repo.common_values(), repo.common_secret_values()):
+        if path.is_file() and path.stat().st_size and path.read_text(encoding="utf-8").strip():
+            found.append(
+                Leftover(
+                    f"{repo.relative(path)} (this repo)",
+                    "its values apply to the adopted members too, which the old deploy did not",
+                    "move what is meant for other members into their own files",
+                )
+            )
+    return found
+
+
 def plan_adoption(
     repo: DeployRepo, path: Path, stages: Mapping[str, str], dry_run: bool = False
 ) -> AdoptionPlan:
@@ -93,7 +109,7 @@ def plan_adoption(
     files = plain_files(repo, source, members, values)
     secrets, unused = secret_sources(repo, source, members)
     files += planned_secrets(repo, secrets, dry_run)
-    leftovers += unused + known_leftovers(source)
+    leftovers += unused + known_leftovers(source) + _own_common(repo)
     leftovers += [
         Leftover(
             repo.relative(repo.member_gke_credentials(m.name)),
