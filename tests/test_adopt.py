@@ -183,7 +183,7 @@ def test_adoption_end_to_end(
     # the adopted members validate and render
     checked = run(repo, ["validate"], tmp_path)
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    for name in ("staging", "alpha"):
+    for name in ("staging", "alpha", "prod"):
         planned = run(repo, ["deploy", name, "--dry-run"], tmp_path)
         assert planned.returncode == 0, planned.stdout + planned.stderr
         assert f"{name}: dry run, nothing was changed" in planned.stdout

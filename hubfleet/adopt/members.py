@@ -102,7 +102,7 @@ def candidate_names(source: SourceRepo, lists: ClusterLists) -> list[str]:
         p.removeprefix("secrets/").removesuffix("-kubeconfig.yaml")
         for p in source.files("secrets", "*-kubeconfig.yaml")
     }
-    return sorted(names)
+    return sorted(names - NOT_MEMBERS)  # config/cert-manager.yaml: hubfleet.adopt.leftovers
 
 
 def _domain(values: Mapping[str, Any]) -> str | None:
@@ -123,18 +123,16 @@ def find_member(
     """One name: the member hubfleet adopts, or why it cannot (checked in deploy.py's order:
     a kubeconfig, Azure, GKE, EKS)."""
     kubeconfig = f"secrets/{name}-kubeconfig.yaml"
-    redo = f"then adopt again, or add it with invoke member.new {name}"
-    if name in NOT_MEMBERS:
-        return Leftover(
-            f"config/{name}.yaml", "values of another release, not a member", "see below"
-        )
+    redo = f"then adopt again (or add it with invoke member.new {name})"
     if not re.fullmatch(registry_schema()["$defs"]["name"]["pattern"], name):
         return Leftover(name, "not a DNS label hubfleet can name a member by", "rename it, " + redo)
     gke = None
     if name in lists.kubeconfig or source.exists(kubeconfig):
         if not source.exists(kubeconfig):
             return Leftover(
-                f"member {name}", f"no {kubeconfig} (a cluster on someone's own machine?)", redo
+                f"member {name}",
+                f"no {kubeconfig} (a development cluster?)",
+                f"save its kubeconfig there, {redo}",
             )
         provider = "kubeconfig"
     elif name in lists.azure:
