@@ -60,6 +60,7 @@ LAYERS = (
     "k3s",
     "microk8s",
     "members",
+    "adopt",
     "ci",
     "console",
     "cli",

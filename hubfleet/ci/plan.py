@@ -6,9 +6,9 @@ The rules, for each changed path (relative to the deploy repo root, '/'-separate
 - a member's values or secrets: `config/<m>.yaml`, `secrets/config/<m>.yaml` and every
   `secrets/<m>*` file (`<m>-kubeconfig.yaml`, `<m>.key`, `<m>-wireguard.yaml`, ...; the longest
   member name that fits wins, so `a-b-kubeconfig.yaml` is a-b's, not a's) -> that member;
-- `config/common.yaml`, `secrets/config/common.yaml`, `chart/`, `hubfleet/`, `pyproject.toml`
-  -> every member (conservative: `chart/` counts for every member even if some use another
-  chart, since charts may depend on it);
+- `config/common.yaml`, `secrets/config/common.yaml` (and the `common/` folders beside them),
+  `chart/`, `hubfleet/`, `pyproject.toml` -> every member (conservative: `chart/` counts for
+  every member even if some use another chart, since charts may depend on it);
 - a member's own chart directory (registry `chart:` other than `chart`, e.g. `charts/demo/`)
   -> the members using it;
 - the registry `config/federation.yaml` -> only the members whose parsed record changed
@@ -49,7 +49,7 @@ REGISTRY_PATH = "config/federation.yaml"
 EVERY_MEMBER_FILES = frozenset(
     {"config/common.yaml", "secrets/config/common.yaml", "pyproject.toml"}
 )
-EVERY_MEMBER_DIRS = ("chart/", "hubfleet/")
+EVERY_MEMBER_DIRS = ("chart/", "hubfleet/", "config/common/", "secrets/config/common/")
 
 # paths that deploy nothing (docs, tests, CI, benchmarks)
 INERT_DIRS = ("docs/", "tests/", ".github/", "bench/", "terraform/")

@@ -54,6 +54,14 @@ class DeployRepo:
     def common_secret_values(self, part: str = "member") -> Path:
         return self.part_secrets_dir(part) / "common.yaml"
 
+    def common_values_folder(self, part: str = "member") -> Path:
+        """config/common/: more values for every member, read in sorted order after
+        config/common.yaml (the layout of a mybinder.org-deploy repository)."""
+        return self.part_config_dir(part) / "common"
+
+    def common_secret_values_folder(self, part: str = "member") -> Path:
+        return self.part_secrets_dir(part) / "common"
+
     def member_values(self, member: str, part: str = "member") -> Path:
         return self.part_config_dir(part) / f"{member}.yaml"
 

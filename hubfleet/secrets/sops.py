@@ -168,17 +168,38 @@ def encrypt_in_place(repo: DeployRepo, path: Path, env: Mapping[str, str] | None
     return True
 
 
-def write_encrypted(
+def encrypted(
     repo: DeployRepo, path: Path, plaintext: str, env: Mapping[str, str] | None = None
-) -> None:
-    """Encrypt `plaintext` in memory as the content of `path` (its format from its suffix, its
-    recipients from .sops.yaml) and replace `path` atomically; plaintext never touches disk."""
+) -> bytes:
+    """What `path` holds once `plaintext` is encrypted (its format from its suffix, its
+    recipients from .sops.yaml): sops reads the plaintext from our pipe, never from a file."""
     argv = ["--encrypt", "--filename-override", str(path.absolute()), "/dev/stdin"]
     proc, used_env = _run(repo, argv, env, stdin=plaintext.encode("utf-8"))
     if proc.returncode != 0:
         raise _failure(repo, path, proc, used_env, decrypting=False)
+    return proc.stdout
+
+
+def decrypt_content(
+    repo: DeployRepo, path: Path, content: bytes, env: Mapping[str, str] | None = None
+) -> str:
+    """The plaintext of `content`, encrypted content meant for `path` but not (yet) written
+    there: what a later `decrypt(path)` would give, checked before anything is written."""
+    argv = ["--decrypt", "--filename-override", str(path.absolute()), "/dev/stdin"]
+    proc, used_env = _run(repo, argv, env, stdin=content)
+    if proc.returncode != 0:
+        raise _failure(repo, path, proc, used_env, decrypting=False)
+    return proc.stdout.decode("utf-8", errors="replace")
+
+
+def write_encrypted(
+    repo: DeployRepo, path: Path, plaintext: str, env: Mapping[str, str] | None = None
+) -> None:
+    """Encrypt `plaintext` in memory as the content of `path` and replace `path` atomically;
+    plaintext never touches disk."""
+    content = encrypted(repo, path, plaintext, env)
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomically(path, proc.stdout, mode=0o600)
+    write_atomically(path, content, mode=0o600)
 
 
 def updatekeys(

@@ -8,6 +8,7 @@ from __future__ import annotations
 from invoke.collection import Collection
 
 from hubfleet.tasks import (
+    adopt,
     charts,
     ci,
     core,
@@ -51,6 +52,7 @@ def build_namespace() -> Collection:
     ns.add_collection(Collection.from_module(federation, name="federation"))
     ns.add_collection(Collection.from_module(harbor, name="harbor"))
     ns.add_collection(Collection.from_module(tofu, name="tofu"))
+    ns.add_collection(Collection.from_module(adopt, name="adopt"))
     gpu = Collection("gpu")
     gpu.add_task(microk8s.gpu_check, name="check")
     ns.add_collection(gpu)

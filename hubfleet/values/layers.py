@@ -1,10 +1,14 @@
 """A member's values layers, read from the deploy repo (secret layers decrypted in memory).
 
 Order, last wins: chart defaults < the member's registry facts (`hubfleet.*`, and Harbor's
-bucket from the member's `s3` block) < config/common.yaml < secrets/config/common.yaml <
-config/<m>.yaml < secrets/config/<m>.yaml. A member's support release has the same layers
-under config/support/ and secrets/config/support/, over its registry facts
-(hubfleet.values.support).
+bucket from the member's `s3` block) < config/common.yaml < config/common/*.yaml (sorted) <
+secrets/config/common.yaml < secrets/config/common/*.yaml (sorted) < config/<m>.yaml <
+secrets/config/<m>.yaml. The two common folders are the layout of a mybinder.org-deploy
+repository (`invoke adopt.mybinder` keeps its files as they were): its deploy.py passes
+config/common/*.yaml, then secrets/config/common/*.yaml, then the member's two files, so the
+common files of either kind come where hubfleet's single common file of that kind is. A
+member's support release has the same layers under config/support/ and
+secrets/config/support/, over its registry facts (hubfleet.values.support).
 A layer file that does not exist is simply absent; a secrets file that is plaintext stops
 everything before anything is decrypted.
 """
@@ -95,10 +99,22 @@ def ensure_secrets_encrypted(repo: DeployRepo) -> None:
         )
 
 
+def folder_layers(folder: Path) -> list[Path]:
+    """The values files of a common folder (config/common/), in the sorted order deploy.py of
+    a mybinder.org-deploy repository reads them."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.glob("*.yaml") if p.is_file())
+
+
 def secret_layer_files(repo: DeployRepo, member: Member) -> list[Path]:
     """The secrets files among `member`'s layers that exist."""
     part = member.part
-    files = [repo.common_secret_values(part), repo.member_secret_values(member.name, part)]
+    files = [
+        repo.common_secret_values(part),
+        *folder_layers(repo.common_secret_values_folder(part)),
+        repo.member_secret_values(member.name, part),
+    ]
     return [p for p in files if p.is_file()]
 
 
@@ -140,7 +156,9 @@ def member_values(
     ordered = [
         registry,
         plain(repo.common_values(part)),
+        *(plain(p) for p in folder_layers(repo.common_values_folder(part))),
         secret(repo.common_secret_values(part)),
+        *(secret(p) for p in folder_layers(repo.common_secret_values_folder(part))),
         plain(repo.member_values(member.name, part)),
         secret(repo.member_secret_values(member.name, part)),
     ]
