@@ -11,7 +11,6 @@ encrypted copy already holds the same values is left alone."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from hubfleet.adopt.leftovers import KNOWN, Leftover, unused_secret
 from hubfleet.adopt.members import FoundMember
 from hubfleet.adopt.source import SourceRepo
 from hubfleet.errors import ConfigError, SecretsError
+from hubfleet.files.jsonfile import parse_json
 from hubfleet.files.repo import DeployRepo
 from hubfleet.files.yamlfile import parse_with_lines
 from hubfleet.helm.values_yaml import parse_values
@@ -56,10 +56,8 @@ def reading(kind: str, text: str, shown: str) -> Any:
 
 
 def _gke_key(source: SourceRepo, relative: str) -> str:
-    try:
-        key = json.loads(source.read_text(relative))
-    except ValueError as err:  # the message names a position, never a value
-        raise ConfigError(f"{source.shown(relative)}: not JSON: {err}") from None
+    # bounded; the message names a line, never a value
+    key = parse_json(source.read_text(relative), source.shown(relative))
     if not isinstance(key, dict):
         raise ConfigError(f"{source.shown(relative)}: not a service-account key (a JSON object)")
     return yaml.safe_dump({"service_account": key}, sort_keys=False)
