@@ -174,3 +174,31 @@ def test_a_hostile_kubeconfig_is_refused_untouched(tmp_path: Path) -> None:
         assert str(caught.value).startswith(f"{path}:"), name
         assert str(caught.value).endswith("; not a kubeconfig, not touching it")
         assert path.read_text() == text
+
+
+def test_a_hostile_member_template_is_one_line(tmp_path: Path) -> None:
+    from hubfleet.files.repo import DeployRepo
+    from hubfleet.members.templates import fill_template
+
+    repo = DeployRepo(tmp_path)
+    (tmp_path / "config" / "templates").mkdir(parents=True)
+    template = Path("config/templates/member.yaml")
+    cases = {
+        "hub:\n  name: {name:>999999999}\n": "config/templates/member.yaml: placeholder {name} "
+        "has a format or conversion; write it as a bare {name}",
+        "hub:\n  name: {name!r}\n": "config/templates/member.yaml: placeholder {name} has a "
+        "format or conversion; write it as a bare {name}",
+        "hub:\n  name: {name\n": "config/templates/member.yaml: malformed placeholder "
+        "(expected '}' before end of string)",
+        BOMB.replace("lol", "{name}"): "config/templates/member.yaml:6: more than 500000 values "
+        "(aliases expanded); refused",
+    }
+    for text, expected in cases.items():
+        (tmp_path / template).write_text(text)
+        started = time.perf_counter()
+        with pytest.raises(ConfigError) as caught:
+            fill_template(repo, template, {"name": "alpha"})
+        assert time.perf_counter() - started < 5
+        assert str(caught.value) == expected
+    (tmp_path / template).write_text("hub:\n  name: {name}\n  literal: '{{kept}}'\n")
+    assert "literal: '{kept}'" in fill_template(repo, template, {"name": "alpha"})

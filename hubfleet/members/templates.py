@@ -8,6 +8,7 @@ with placeholders in braces filled by `str.format_map`; a mistake in one names t
 
 from __future__ import annotations
 
+import string
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from hubfleet.errors import ConfigError
 from hubfleet.files.repo import DeployRepo
-from hubfleet.files.yamlfile import parse_with_lines
+from hubfleet.files.yamlfile import parse_with_lines, read_text
 from hubfleet.registry import sizing
 from hubfleet.secrets import generate as secretgen
 
@@ -101,12 +102,19 @@ class _Placeholders(dict[str, str]):
 def fill_template(repo: DeployRepo, template: Path, values: Mapping[str, object]) -> str:
     """The template's text with its placeholders filled; a mistake names the template."""
     path = repo.root / template
+    if not path.exists():
+        raise ConfigError(f"{template}: template not found (a deploy repo keeps it there)")
+    text = read_text(path, str(template))  # bounded, like every YAML file
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(
-            f"{template}: template not found (a deploy repo keeps it there)"
-        ) from None
+        for _, field_name, spec, conversion in string.Formatter().parse(text):
+            if field_name is not None and (spec or conversion):
+                # {name:>999999999} would fill memory: placeholders are names, nothing more
+                raise ConfigError(
+                    f"{template}: placeholder {{{field_name}}} has a format or conversion; "
+                    "write it as a bare {name}"
+                )
+    except ValueError as err:
+        raise ConfigError(f"{template}: malformed placeholder ({err})") from None
     try:
         filled = text.format_map(_Placeholders({k: str(v) for k, v in values.items()}))
     except KeyError as err:
