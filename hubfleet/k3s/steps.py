@@ -232,28 +232,36 @@ def nodes_ready(run: MemberRun, dry_run: bool) -> Outcome:
                 f"{k3s.BINARY_PATH} kubectl get nodes -o json", check=False, what="listing nodes"
             )
             seen = found.stdout if found.ok else ""
+        answered = bool(seen)
         nodes = {n.name: n for n in parse_nodes(seen, "k3s kubectl get nodes")} if seen else {}
         seen = None  # after a first look, ask the server
         missing = [n for n in wanted if n not in nodes or not nodes[n].ready]
         if not missing:
             return Outcome.ok(f"{len(wanted)} node(s) Ready: {', '.join(wanted)}")
         if time.monotonic() >= deadline:
-            states = ", ".join(
-                f"{n} ({'NotReady' if n in nodes else 'not registered'})" for n in missing
-            )
-            url = k3s.server_url(roles.first_server(run.member).address)
-            hint = (  # an agent keeps trying its server: it did not reach it in time
-                f"; a node not registered has not reached the server at {url} "
-                "(see journalctl -u k3s-agent on it)"
-                if any(n not in nodes for n in missing)
-                else ""
-            )
-            raise HubfleetError(
-                f"member {run.member.name}: node(s) not Ready after "
-                f"{run.options.ready_timeout_s:.0f}s: {states}{hint}"
-            )
+            raise HubfleetError(_not_ready(run, missing, nodes, answered))
         time.sleep(pause)
         pause = min(pause * 2, READY_POLL_S[1])
+
+
+def _not_ready(run: MemberRun, missing: list[str], nodes: dict[str, Any], answered: bool) -> str:
+    """One line for a `ready` timeout: the nodes not Ready and, when nodes never registered,
+    the server their agents keep trying (or that it did not answer at all)."""
+    timeout = f"{run.options.ready_timeout_s:.0f}s"
+    url = k3s.server_url(roles.first_server(run.member).address)
+    states = ", ".join(f"{n} ({'NotReady' if n in nodes else 'not registered'})" for n in missing)
+    if not answered:
+        return (
+            f"member {run.member.name}: the server at {url} did not answer within {timeout} "
+            f"(is k3s running there?); node(s) not Ready: {states}"
+        )
+    hint = (  # an agent keeps trying its server: it did not reach it in time
+        f"; a node not registered has not reached the server at {url} "
+        "(see journalctl -u k3s-agent on it)"
+        if any(n not in nodes for n in missing)
+        else ""
+    )
+    return f"member {run.member.name}: node(s) not Ready after {timeout}: {states}{hint}"
 
 
 def kubeconfig(run: MemberRun, dry_run: bool) -> Outcome:
