@@ -1,13 +1,22 @@
-"""How long a k3s bootstrap takes on 1, 3 and 6 harness hosts behind added latency, and how
-many SSH commands (round trips) each host and step costs. Prints figures; asserts nothing.
+"""How long a k3s bootstrap takes on 1, 3 and 6 harness hosts behind added latency, how many
+SSH commands (round trips) each host and step costs, and (--peer ansible) how a tuned Ansible
+play doing only the host preparation compares on the same hosts in the same run. Prints
+figures (medians of --repeat runs, each on fresh hosts); asserts nothing.
 
-Goals (issue 3): 6 hosts <= 1.3 x the 1-host time; a no-op rerun <= 25% of the first run with
-0 changed; as few round trips per step as check-then-change allows.
+Goals (issues 3 and 16): 6 hosts <= 1.3 x the 1-host time at 50 ms (every host installs in one
+wave: agents do not wait for the server's install); a no-op rerun with 0 changed and 1 command
+per host; the first run >= 15 x faster than the Ansible baseline and the rerun >= 30 x.
 
-    sudo python bench/bootstrap.py [--latency-ms 50] [--sizes 1,3,6]
+    sudo python bench/bootstrap.py [--latency-ms 0,50] [--sizes 1,3,6] [--repeat 3] [--peer ansible]
+
+The peer (needs ansible-core: `pip install -e '.[bench]'`) runs bench/ansible/k3s-host-prep.yml
+(forks 10, pipelining, ControlPersist) on the largest size's hosts after hubfleet's two runs:
+the files the play writes and the operators' key are taken back first (untimed), then the
+play's first run and its no-op rerun are timed, `ansible-playbook`'s own start included.
 
 Needs what the test hosts need (root, ip netns, sshd): see tests/harness.py. Traffic goes only
-to 127.0.0.1 (the delaying proxies) and to the lab's own namespaces.
+to 127.0.0.1 (the delaying proxies, which both tools connect through) and to the lab's own
+namespaces.
 """
 
 from __future__ import annotations
@@ -15,12 +24,14 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -32,10 +43,13 @@ from hubfleet.hosts.bootstrap import BootstrapOptions  # noqa: E402
 from hubfleet.k3s import bootstrap as k3s_bootstrap  # noqa: E402
 from tests.harness import HostLab, skip_reason  # noqa: E402
 
-FACTS = {"mem_gb": 16, "cpus": 8, "disk_gb": 100, "os_release": "ubuntu-24.04"}
+sys.path.insert(0, str(ROOT / "bench"))
+import ansible_peer  # noqa: E402
+
+FACTS: dict[str, Any] = {"mem_gb": 16, "cpus": 8, "disk_gb": 100, "os_release": "ubuntu-24.04"}
 
 
-def make_repo(where: Path, lab: HostLab, hosts: list, key: Path) -> DeployRepo:
+def make_repo(where: Path, lab: HostLab, hosts: list[Any], key: Path) -> DeployRepo:
     """A deploy repo with one k3s member on `hosts`, encrypted to a fresh age key."""
     age = subprocess.run(["age-keygen", "-o", str(key)], capture_output=True, text=True, check=True)
     recipient = age.stderr.strip().split()[-1]
@@ -63,7 +77,9 @@ def make_repo(where: Path, lab: HostLab, hosts: list, key: Path) -> DeployRepo:
     return DeployRepo(where)
 
 
-def run_size(n: int, latency_ms: float) -> dict[str, object]:
+def run_size(n: int, latency_ms: float, peer: str | None) -> dict[str, Any]:
+    """One measurement on `n` fresh hosts: hubfleet's first run and no-op rerun, then (with a
+    peer) the peer's first run and rerun on the same hosts."""
     with HostLab() as lab, tempfile.TemporaryDirectory(prefix="hubfleet-bench-") as tmp:
         hosts = [lab.add_host(**FACTS) for _ in range(n)]
         routes = {h.address: lab.latency_proxy(h, latency_ms) for h in hosts}
@@ -86,56 +102,104 @@ def run_size(n: int, latency_ms: float) -> dict[str, object]:
             commands=again_commands,
         )
         again_s = time.perf_counter() - started
+        result: dict[str, Any] = {}
+        if peer == "ansible":
+            play_first, play_again = ansible_peer.first_and_rerun(
+                repo, "bench", hosts, routes, lab.client_key_path, Path(tmp) / "ansible"
+            )
+            result.update(
+                peer_first_s=play_first.seconds,
+                peer_again_s=play_again.seconds,
+                peer_changed_first=play_first.changed,
+                peer_changed_again=play_again.changed,
+            )
     per_step: dict[str, list[int]] = defaultdict(list)
     for report in first:
         per_step[report.step].append(report.commands)
-    return {
-        "first_s": first_s,
-        "again_s": again_s,
-        "changed_again": sum(1 for r in again if r.state != "ok"),
-        "states_first": Counter(r.state for r in first),
-        "commands_per_host": first_commands,
-        "commands_per_step": {k: max(v) for k, v in per_step.items()},
-        "commands_again": again_commands,
-    }
+    result.update(
+        first_s=first_s,
+        again_s=again_s,
+        changed_again=sum(1 for r in again if r.state != "ok"),
+        states_first=Counter(r.state for r in first),
+        commands_per_host=first_commands,
+        commands_per_step={k: max(v) for k, v in per_step.items()},
+        commands_again=again_commands,
+    )
+    return result
+
+
+def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The last run's details, with the median of every timing over the runs."""
+    merged = dict(runs[-1])
+    for key in ("first_s", "again_s", "peer_first_s", "peer_again_s"):
+        if key in merged:
+            merged[key] = statistics.median(r[key] for r in runs)
+    merged["changed_again"] = max(r["changed_again"] for r in runs)
+    return merged
+
+
+def report(latency_ms: float, results: dict[int, dict[str, Any]], repeat: int) -> None:
+    sizes = list(results)
+    base = results[sizes[0]]["first_s"]
+    runs = f"median of {repeat} runs" if repeat > 1 else "1 run"
+    print(f"k3s bootstrap over SSH with {latency_ms:.0f} ms added round-trip latency ({runs})")
+    for n, r in results.items():
+        ratio = r["first_s"] / base
+        rerun = r["again_s"] / r["first_s"]
+        print(
+            f"  {n} host(s): first run {r['first_s']:6.2f} s ({ratio:.2f}x the 1-host time), "
+            f"no-op rerun {r['again_s']:5.2f} s ({rerun:.0%} of first; {r['changed_again']} changed)"
+        )
+        first_cmds = ", ".join(f"{h} {c}" for h, c in r["commands_per_host"].items())
+        again_cmds = ", ".join(f"{h} {c}" for h, c in r["commands_again"].items())
+        print(f"    commands per host (first run, facts included): {first_cmds}")
+        print(f"    commands per host (no-op rerun): {again_cmds}")
+    steps = results[sizes[-1]]["commands_per_step"]
+    print(
+        "  round trips per step (most on any host, first run): "
+        + ", ".join(f"{s} {c}" for s, c in steps.items())
+    )
+    if 6 in results:
+        print(f"  goal 6 hosts <= 1.3 x 1 host: {results[6]['first_s'] / base:.2f}x")
+    largest = results[sizes[-1]]
+    if "peer_first_s" in largest:
+        n = sizes[-1]
+        print(f"  beside Ansible on the same {n} host(s) (host prep only: forks 10, pipelining):")
+        print(
+            f"    first run: hubfleet {largest['first_s']:6.2f} s, Ansible "
+            f"{largest['peer_first_s']:6.2f} s ({largest['peer_changed_first']} changed): "
+            f"hubfleet {largest['peer_first_s'] / largest['first_s']:.1f}x faster (goal >= 15x)"
+        )
+        print(
+            f"    no-op rerun: hubfleet {largest['again_s']:6.2f} s, Ansible "
+            f"{largest['peer_again_s']:6.2f} s ({largest['peer_changed_again']} changed): "
+            f"hubfleet {largest['peer_again_s'] / largest['again_s']:.1f}x faster (goal >= 30x)"
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--latency-ms", type=float, default=50.0)
+    parser.add_argument("--latency-ms", default="50", help="one or more, comma-separated")
     parser.add_argument("--sizes", default="1,3,6")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per size (medians shown)")
+    parser.add_argument("--peer", choices=["ansible"], default=None)
     args = parser.parse_args()
     reason = skip_reason()
     if reason:
         raise SystemExit(f"cannot run: {reason}")
+    if args.peer == "ansible" and ansible_peer.ansible_playbook() is None:
+        raise SystemExit("--peer ansible needs ansible-core: pip install -e '.[bench]'")
+    if not 1 <= args.repeat <= 20:
+        raise SystemExit("--repeat: from 1 to 20")
     sizes = [int(s) for s in args.sizes.split(",")]
-    results = {n: run_size(n, args.latency_ms) for n in sizes}
-    base = results[sizes[0]]["first_s"]
-    print(f"k3s bootstrap over SSH with {args.latency_ms:.0f} ms added round-trip latency")
-    for n, r in results.items():
-        ratio = r["first_s"] / base  # type: ignore[operator]
-        rerun = r["again_s"] / r["first_s"]  # type: ignore[operator]
-        print(
-            f"  {n} host(s): first run {r['first_s']:6.2f} s ({ratio:.2f}x the 1-host time), "
-            f"no-op rerun {r['again_s']:5.2f} s ({rerun:.0%} of first; {r['changed_again']} changed)"
-        )
-        hosts = r["commands_per_host"]
-        print(
-            f"    commands per host (first run, facts included): {', '.join(f'{h} {c}' for h, c in hosts.items())}"
-        )  # type: ignore[union-attr]
-        print(
-            f"    commands per host (no-op rerun): {', '.join(f'{h} {c}' for h, c in r['commands_again'].items())}"
-        )  # type: ignore[union-attr]
-    steps = results[sizes[-1]]["commands_per_step"]
-    print(
-        "  round trips per step (most on any host, first run): "
-        + ", ".join(f"{s} {c}" for s, c in steps.items())
-    )  # type: ignore[union-attr]
-    goal_6 = results.get(6, {}).get("first_s")
-    if goal_6:
-        print(f"  goal 6 hosts <= 1.3 x 1 host: {goal_6 / base:.2f}x")  # type: ignore[operator]
+    for latency in [float(x) for x in args.latency_ms.split(",")]:
+        results = {}
+        for n in sizes:
+            peer = args.peer if n == sizes[-1] else None
+            results[n] = median_of([run_size(n, latency, peer) for _ in range(args.repeat)])
+        report(latency, results, args.repeat)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,14 @@ def ssh_run(host: TestHost, command: str, user: str | None = None, **kwargs: obj
         return str(connection.run(command, hide=True, **kwargs).stdout)
 
 
+def wait_for(condition: object, what: str, timeout_s: float = 15.0) -> None:
+    """Poll `condition()` (bounded) until it holds: k3s agents join in the background."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
 def tcp_connect(address: str, port: int, timeout: float) -> bytes:
     with socket.create_connection((address, port), timeout=timeout) as sock:
         return sock.recv(64)
@@ -269,24 +277,30 @@ def test_k3s_server_then_agents(hosts) -> None:
     )
     with agent.connect() as connection:
         result = connection.run(join, hide=True, in_stream=_stdin(token))
-    assert agent.unit("k3s-agent")["active"] == "active"
+    assert agent.unit("k3s-agent")["active"] == "active"  # Type=exec: started, joins meanwhile
+    wait_for(lambda: "host2" in server.run("k3s kubectl get nodes").stdout, "host2 to register")
     install = agent.calls("install.sh")[-1]
     assert install["env"]["K3S_TOKEN"] == "<hidden>"
     assert install["env"]["K3S_URL"] == f"https://{server.address}:6443"
     assert token not in json.dumps(agent.calls())
     assert "Starting k3s-agent" in result.stdout
 
+    # as get.k3s.io: the agent's install succeeds at once (Type=exec), its unit fails after
     wrong = stranger.run(
         f"curl -sfL https://get.k3s.io | K3S_URL=https://{server.address}:6443 "
         f"K3S_TOKEN=K10{'0' * 64}::server:{'1' * 32} sh -s -"
     )
-    assert wrong.returncode == 1
+    assert wrong.returncode == 0
+    wait_for(lambda: stranger.unit("k3s-agent")["active"] == "failed", "the agent to fail")
     assert "token CA hash does not match" in stranger.run("journalctl -u k3s-agent").stdout
     bad_secret = token.rsplit(":", 1)[0] + ":" + "f" * 32
     stranger.run(
         f"K3S_URL=https://{server.address}:6443 K3S_TOKEN={bad_secret} sh /run/hubfleet-standins/get.k3s.io"
     )
-    assert "401 Unauthorized" in stranger.run("journalctl -u k3s-agent").stdout
+    wait_for(
+        lambda: "401 Unauthorized" in stranger.run("journalctl -u k3s-agent").stdout,
+        "the agent's 401",
+    )
 
     table = server.run("k3s kubectl get nodes", check=True).stdout.splitlines()
     assert table[0].split() == ["NAME", "STATUS", "ROLES", "AGE", "VERSION"]

@@ -71,6 +71,10 @@ class DeployRepo:
     def member_kubeconfig(self, member: str) -> Path:
         return self.secrets_dir / f"{member}-kubeconfig.yaml"
 
+    def member_k3s_token(self, member: str) -> Path:
+        """A k3s member's cluster token (hubfleet.k3s.token); not a values layer."""
+        return self.secrets_dir / f"{member}-k3s.yaml"
+
     def member_gke_credentials(self, member: str) -> Path:
         """A GKE member's service-account key, cluster endpoint and CA (hubfleet.cloud.gke)."""
         return self.secrets_dir / f"{member}-gke.yaml"

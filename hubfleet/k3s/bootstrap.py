@@ -1,7 +1,8 @@
 """Running the k3s steps on a member's hosts: connect to all, gather facts and a snapshot of
 what the steps check (one round trip a host), preflight every host before anything changes,
-then every host's steps at once (an agent's join waits for the server), then the member steps
-(ready, kubeconfig, upgrade-plan). Also refreshing the kubeconfig alone, and uninstalling.
+then every host's steps at once, in one wave (the cluster token is chosen up front, so agents
+install while the server does and join when it answers), then the member steps (ready, which
+waits for every node, kubeconfig, upgrade-plan). Also refreshing the kubeconfig alone, and uninstalling.
 """
 
 from __future__ import annotations

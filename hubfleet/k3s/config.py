@@ -90,7 +90,8 @@ SERVER_ONLY_KEYS = _names(
 MANAGED_KEYS: Mapping[str, str] = {
     "node-name": "it is per host: set `name` on the host instead",
     "server": "hubfleet joins agents to the member's first server itself",
-    "token": "a join token is a secret; hubfleet passes it from the server, never in the registry",
+    "token": "the cluster token is a secret: hubfleet keeps it encrypted in "
+    "secrets/<member>-k3s.yaml and writes it into the server's config itself",
     "agent-token": "a join token is a secret; it does not belong in the registry",
 }
 
@@ -161,8 +162,9 @@ def _member_options(member: Member) -> dict[str, Any]:
     return {str(k): v for k, v in extra.items()}
 
 
-def server_config(member: Member, host: Host) -> dict[str, Any]:
-    """The k3s config of a server: TLS names, traefik off, node name, the member's options.
+def server_config(member: Member, host: Host, token: str | None = None) -> dict[str, Any]:
+    """The k3s config of a server: TLS names, traefik off, node name, the member's options,
+    and the member's cluster token when given (see hubfleet.k3s.token).
 
     `tls-san` holds the address clients use (kubeconfig) and the member's domain; the SSH
     address too when it differs, since agents join through it.
@@ -170,6 +172,8 @@ def server_config(member: Member, host: Host) -> dict[str, Any]:
     base: dict[str, Any] = {}
     if host.name:
         base["node-name"] = host.name
+    if token is not None:
+        base["token"] = token
     base["tls-san"] = _combined([host.public, member.domain], [host.address])
     base["disable"] = ["traefik"]  # the chart brings its own ingress controller
     return merge_options(base, _member_options(member))
@@ -188,9 +192,10 @@ def agent_config(member: Member, host: Host) -> dict[str, Any]:
     return kept
 
 
-def k3s_config(member: Member, host: Host) -> dict[str, Any]:
-    """The config of this host, by its role."""
-    return server_config(member, host) if is_server(host) else agent_config(member, host)
+def k3s_config(member: Member, host: Host, token: str | None = None) -> dict[str, Any]:
+    """The config of this host, by its role (the token goes to servers only: agents get it
+    from the install script's environment)."""
+    return server_config(member, host, token) if is_server(host) else agent_config(member, host)
 
 
 def _header(member: Member, what: str) -> str:
@@ -200,9 +205,11 @@ def _header(member: Member, what: str) -> str:
     )
 
 
-def config_file(member: Member, host: Host) -> HostFile:
-    """/etc/rancher/k3s/config.yaml for this host (0600: it may name files holding secrets)."""
-    body = yaml.safe_dump(k3s_config(member, host), sort_keys=False, default_flow_style=False)
+def config_file(member: Member, host: Host, token: str | None = None) -> HostFile:
+    """/etc/rancher/k3s/config.yaml for this host (0600: a server's holds the cluster token)."""
+    body = yaml.safe_dump(
+        k3s_config(member, host, token), sort_keys=False, default_flow_style=False
+    )
     return HostFile(CONFIG_PATH, _header(member, "k3s options") + body, 0o600)
 
 

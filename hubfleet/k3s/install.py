@@ -1,7 +1,7 @@
 """How k3s gets onto a host, as data: the install command and whether a host needs it.
 
 Pure: no I/O. From the member record and one of its hosts this builds the install script
-invocation (download, pinned version or channel, air-gapped, agent join with the server's token
+invocation (download, pinned version or channel, air-gapped, agent join with the cluster token
 kept off the command line), parses `k3s --version`, orders k3s versions, and decides whether a
 host needs an install, an upgrade or only a restart. The files a host gets before the install
 are in `hubfleet.k3s.config`.
@@ -87,19 +87,28 @@ def wanted_version(member: Member) -> str | None:
     return str(version) if version else None
 
 
+MIN_TOKEN_LENGTH = 16
+
+
 def check_token(token: str) -> str:
-    """The join token as read from the server's token file, checked and stripped."""
+    """A cluster token, checked and stripped: k3s takes any string as `token`; hubfleet wants
+    the server's full form (K10<ca-hash>::server:<secret>, as in its token file) or a secret of
+    16 or more characters, without spaces (it travels as one line on stdin)."""
     value = token.strip()
-    if not value.startswith("K10") or "::" not in value or "\n" in value:
-        raise HubfleetError(f"{TOKEN_PATH} does not hold a k3s join token (K10<ca-hash>::...)")
+    if len(value) < MIN_TOKEN_LENGTH or any(ch.isspace() for ch in value):
+        raise HubfleetError(
+            f"not a usable k3s join token (K10<ca-hash>::server:<secret> as in {TOKEN_PATH}, or "
+            f"{MIN_TOKEN_LENGTH}+ characters without spaces)"
+        )
     return value
 
 
 def install_command(member: Member, host: Host, token: str | None = None) -> InstallCommand:
     """The install script invocation for this host.
 
-    The member's first server installs plainly; agents (and further servers) join it, with
-    K3S_URL and the server's token, which travels in `secret_env` only. A pinned `k3s.version`
+    The member's first server installs plainly (its token is in its config file); agents (and
+    further servers) join it, with K3S_URL and the member's cluster token, which travels in
+    `secret_env` only. A pinned `k3s.version`
     wins over the channel (default stable). With `k3s.airgap` nothing is downloaded: the
     binary, images and install script are uploaded first (see `uploads`).
     """
@@ -111,7 +120,7 @@ def install_command(member: Member, host: Host, token: str | None = None) -> Ins
         if token is None:
             raise HubfleetError(
                 f"member {member.name}: host {host.address} joins the cluster and needs the "
-                "server's token"
+                "member's cluster token"
             )
         env["K3S_URL"] = server_url(first_server(member).address)
         secret_env["K3S_TOKEN"] = check_token(token)

@@ -1,7 +1,9 @@
 """The k3s bootstrap's steps, in runbook order (run by hubfleet.k3s.bootstrap).
 
-Host steps (server first, then agents in parallel): preflight, operators-key, sysctl,
-kubelet-config, k3s-config, dind-disk, k3s-install (server) or join (agents).
+Host steps (every host at once, in one wave): preflight, operators-key, cluster-token (the first
+server), sysctl, kubelet-config, k3s-config, dind-disk, k3s-install (server) or join (agents).
+The member's cluster token is chosen up front (hubfleet.k3s.token), so an agent installs while
+its server does and joins as soon as the server answers; the `ready` step waits for that.
 Member steps (once, through the server): ready, kubeconfig, upgrade-plan.
 
 What each file should hold comes from `hubfleet.k3s.config`, the install command from
@@ -28,12 +30,12 @@ from hubfleet.k3s import config as k3s
 from hubfleet.k3s.config import HostFile
 from hubfleet.k3s.install import (
     InstallDecision,
-    check_token,
     install_command,
     needs_install,
     parse_version,
     wanted_version,
 )
+from hubfleet.k3s.token import cluster_token, cluster_token_step
 from hubfleet.kube.nodes import parse_nodes
 from hubfleet.registry import roles
 
@@ -63,7 +65,9 @@ def ensure_files(context: HostContext, files: Sequence[HostFile], dry_run: bool)
 
 
 def config_checksum(member: Any, host: Any, ram_gb: float) -> str:
-    """What k3s reads at start: its config and the kubelet drop-in."""
+    """What k3s reads at start: its config and the kubelet drop-in. The cluster token is left
+    out: k3s keeps the token it first started with, so a restart would not change it, and a
+    server adopted with its own token is not restarted for writing it down."""
     text = k3s.config_file(member, host).content + k3s.kubelet_file(member, ram_gb).content
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -119,7 +123,9 @@ def kubelet_config(context: HostContext, dry_run: bool) -> Outcome:
 
 
 def k3s_config(context: HostContext, dry_run: bool) -> Outcome:
-    files = [k3s.config_file(context.member, context.host)]
+    """config.yaml (a server's with the cluster token) and, on servers, the traefik skip."""
+    token = cluster_token(context.run, dry_run).value if roles.is_server(context.host) else None
+    files = [k3s.config_file(context.member, context.host, token)]
     if roles.is_server(context.host):
         files.append(k3s.traefik_skip_file())
     changed = ensure_files(context, files, dry_run)
@@ -156,7 +162,9 @@ def _installed(context: HostContext) -> tuple[str | None, str | None, bool]:
     return version, marker[0].strip() if marker else None, active
 
 
-def _install(context: HostContext, dry_run: bool, token: str | None) -> Outcome:
+def _install(
+    context: HostContext, dry_run: bool, token: Callable[[], str] | None = None
+) -> Outcome:
     member, host, session = context.member, context.host, context.session
     version, started_with, active = _installed(context)
     checksum = config_checksum(member, host, context.facts.ram_gb)
@@ -172,7 +180,7 @@ def _install(context: HostContext, dry_run: bool, token: str | None) -> Outcome:
     if decision.action == "restart":
         session.run(f"systemctl restart {service} && {marker}", what=f"restarting {service}")
         return Outcome.changed(decision.reason + f"; restarted {service}", False)
-    command = install_command(member, host, token)
+    command = install_command(member, host, token() if token else None)
     for upload in command.uploads:
         session.upload(context.repo.root / upload.source, upload.destination, upload.mode)
     output = session.run(
@@ -188,35 +196,15 @@ def _install(context: HostContext, dry_run: bool, token: str | None) -> Outcome:
 
 def k3s_install(context: HostContext, dry_run: bool) -> Outcome:
     """Install (or upgrade, or restart after a config change) the member's first server."""
-    return _install(context, dry_run, token=None)
+    return _install(context, dry_run)
 
 
 def join(context: HostContext, dry_run: bool) -> Outcome:
-    """An agent joins the server: its token is read over SSH and passed on stdin only."""
+    """An agent installs with the member's cluster token (on stdin only), at the same time as
+    its server: like k3s-ansible, it need not wait, since k3s agents keep trying their server
+    until it answers. The `ready` step waits (bounded) for it to have joined."""
     run = context.run
-    server_host = roles.first_server(context.member)
-    server = run.session_for(server_host)
-    # the agents' other steps ran alongside the server's; joining needs its k3s installed
-    if not run.done(server_host).wait(run.options.ready_timeout_s + 900):
-        raise HubfleetError(f"{context.session.label}: gave up waiting for the server's steps")
-    if run.failed(server_host):
-        raise HubfleetError(f"{context.session.label}: not joined: the server's steps failed")
-    if dry_run:
-        version, _, active = _installed(context)
-        if version and active:
-            return Outcome.ok(f"k3s agent {version} running")
-        return Outcome.changed(f"would join {k3s.server_url(server.host.address)}", True)
-    with run.lock:  # read once for all agents; it stays in memory only
-        if "join-token" not in run.shared:
-            known = run.snapshots.get(server_host.address)
-            found = known.files.get(k3s.TOKEN_PATH) if known else None
-            if found is None:
-                found = (
-                    server.run(f"cat {k3s.TOKEN_PATH}", what="reading the join token").stdout,
-                    0,
-                )
-            run.shared["join-token"] = check_token(found[0])
-    return _install(context, dry_run, token=run.shared["join-token"])
+    return _install(context, dry_run, token=lambda: cluster_token(run, dry_run).value)
 
 
 # --- member steps (through the server) ----------------------------------------------------
@@ -244,21 +232,36 @@ def nodes_ready(run: MemberRun, dry_run: bool) -> Outcome:
                 f"{k3s.BINARY_PATH} kubectl get nodes -o json", check=False, what="listing nodes"
             )
             seen = found.stdout if found.ok else ""
+        answered = bool(seen)
         nodes = {n.name: n for n in parse_nodes(seen, "k3s kubectl get nodes")} if seen else {}
         seen = None  # after a first look, ask the server
         missing = [n for n in wanted if n not in nodes or not nodes[n].ready]
         if not missing:
             return Outcome.ok(f"{len(wanted)} node(s) Ready: {', '.join(wanted)}")
         if time.monotonic() >= deadline:
-            states = ", ".join(
-                f"{n} ({'NotReady' if n in nodes else 'not registered'})" for n in missing
-            )
-            raise HubfleetError(
-                f"member {run.member.name}: node(s) not Ready after "
-                f"{run.options.ready_timeout_s:.0f}s: {states}"
-            )
+            raise HubfleetError(_not_ready(run, missing, nodes, answered))
         time.sleep(pause)
         pause = min(pause * 2, READY_POLL_S[1])
+
+
+def _not_ready(run: MemberRun, missing: list[str], nodes: dict[str, Any], answered: bool) -> str:
+    """One line for a `ready` timeout: the nodes not Ready and, when nodes never registered,
+    the server their agents keep trying (or that it did not answer at all)."""
+    timeout = f"{run.options.ready_timeout_s:.0f}s"
+    url = k3s.server_url(roles.first_server(run.member).address)
+    states = ", ".join(f"{n} ({'NotReady' if n in nodes else 'not registered'})" for n in missing)
+    if not answered:
+        return (
+            f"member {run.member.name}: the server at {url} did not answer within {timeout} "
+            f"(is k3s running there?); node(s) not Ready: {states}"
+        )
+    hint = (  # an agent keeps trying its server: it did not reach it in time
+        f"; a node not registered has not reached the server at {url} "
+        "(see journalctl -u k3s-agent on it)"
+        if any(n not in nodes for n in missing)
+        else ""
+    )
+    return f"member {run.member.name}: node(s) not Ready after {timeout}: {states}{hint}"
 
 
 def kubeconfig(run: MemberRun, dry_run: bool) -> Outcome:
@@ -345,6 +348,7 @@ def _is_server(context: HostContext) -> bool:
 HOST_STEPS = (
     Step("preflight", preflight),
     Step("operators-key", operators_key),
+    Step("cluster-token", cluster_token_step, applies=_is_server),
     Step("sysctl", sysctl),
     Step("kubelet-config", kubelet_config),
     Step("k3s-config", k3s_config),

@@ -37,6 +37,7 @@ def member_files(repo: DeployRepo, name: str) -> list[Path]:
         secrets / f"{name}.key",
         secrets / f"{name}.key.pub",
         secrets / f"{name}-wireguard.yaml",
+        repo.member_k3s_token(name),
         repo.member_gke_credentials(name),
         secrets / f"{name}-tofu.yaml",
         repo.root / ".hubfleet" / "onboarding" / f"{name}.json",

@@ -74,9 +74,11 @@ def bootstrap(
 ) -> None:
     """Bring a k3s member's hosts from bare VMs to a Ready cluster, step by step.
 
-    Steps: preflight, operators-key, sysctl, kubelet-config, k3s-config, dind-disk,
-    k3s-install (server) / join (agents), then ready, kubeconfig, upgrade-plan. Each checks
-    first and changes only what differs; run it again to resume after a failure.
+    Steps, on every host at once: preflight, operators-key, cluster-token (the server: chosen
+    once, kept in secrets/MEMBER-k3s.yaml), sysctl, kubelet-config, k3s-config, dind-disk,
+    k3s-install (server) / join (agents, alongside the server), then ready, kubeconfig,
+    upgrade-plan. Each checks first and changes only what differs; run it again to resume
+    after a failure.
     """
     run_front(
         lambda: _run(

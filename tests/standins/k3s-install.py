@@ -197,7 +197,9 @@ def install(source, args):
     info(f"systemd: Creating service file {service_file}")
     exec_lines = "".join(f"\t{quote(arg)} \\\n" for arg in args)
     unit = UNIT_TEMPLATE.format(
-        type=env.get("INSTALL_K3S_TYPE") or "notify",
+        # as get.k3s.io: a server's start waits until it is up; an agent's returns at once,
+        # and the agent keeps trying to reach its server in the background
+        type=env.get("INSTALL_K3S_TYPE") or ("notify" if command == "server" else "exec"),
         env_file=env_file,
         binary=binary,
         command=command,
