@@ -205,6 +205,26 @@ def test_adoption_end_to_end(
     assert changed == {"config/alpha.yaml"}
     assert "updated config/alpha.yaml" in third.stdout
 
+    # a chart file gone from the old repo goes here too; what charts.update vendored stays
+    (old_root / "mybinder/templates/gone.yaml").write_text("# a template\n")
+    fourth = run(repo, ["adopt.mybinder", str(old_root)], tmp_path)
+    assert fourth.returncode == 0 and (repo.root / "mybinder/templates/gone.yaml").is_file()
+    (repo.root / "mybinder/charts").mkdir(exist_ok=True)
+    (repo.root / "mybinder/charts/binderhub-1.0.0.tgz").write_bytes(b"vendored")
+    (repo.root / "mybinder/charts.lock").write_text("dependencies: []\n")
+    (old_root / "mybinder/templates/gone.yaml").unlink()
+    planned = run(repo, ["adopt.mybinder", str(old_root), "--dry-run"], tmp_path)
+    assert "would remove mybinder/templates/gone.yaml (no longer in the adopted mybinder/)" in (
+        planned.stdout
+    )
+    assert (repo.root / "mybinder/templates/gone.yaml").is_file()
+    fifth = run(repo, ["adopt.mybinder", str(old_root)], tmp_path)
+    assert fifth.returncode == 0, fifth.stdout + fifth.stderr
+    assert "removed mybinder/templates/gone.yaml" in fifth.stdout
+    assert not (repo.root / "mybinder/templates/gone.yaml").exists()
+    assert (repo.root / "mybinder/charts/binderhub-1.0.0.tgz").read_bytes() == b"vendored"
+    assert (repo.root / "mybinder/charts.lock").is_file()
+
 
 def test_dry_run_lists_every_file_masked_and_writes_nothing(
     hubfleet_repo: DeployRepo, old: tuple[Path, list[str]], tmp_path: Path

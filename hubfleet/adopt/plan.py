@@ -10,7 +10,7 @@ from pathlib import Path
 
 from hubfleet.adopt.deploy_py import cluster_lists
 from hubfleet.adopt.federation import rotation
-from hubfleet.adopt.files import CHANGED, NEW, UNCHANGED, AdoptedFile, plain_files
+from hubfleet.adopt.files import CHANGED, NEW, REMOVED, UNCHANGED, AdoptedFile, plain_files
 from hubfleet.adopt.leftovers import Leftover, known_leftovers
 from hubfleet.adopt.members import FoundMember, ValuesFiles, candidate_names, find_member
 from hubfleet.adopt.registry import check_registry_text, registry_text
@@ -131,6 +131,9 @@ def write_adoption(repo: DeployRepo, plan: AdoptionPlan) -> None:
                 keep.replaced(planned.path)
             else:
                 keep.created(planned.path)
+            if planned.change == REMOVED:
+                planned.path.unlink()
+                continue
             write_atomically(planned.path, planned.content, 0o600 if planned.secret else 0o644)
         _, problems = check_registry(repo)
         if problems:
@@ -147,10 +150,14 @@ def describe(
     verb = {
         NEW: "would write" if dry_run else "wrote",
         CHANGED: "would update" if dry_run else "updated",
+        REMOVED: "would remove" if dry_run else "removed",
     }
     for planned in plan.changes:
         what = f" (encrypted with sops; {MASKED})" if planned.secret else ""
         note = f"; {planned.note}" if planned.note else ""
+        if planned.change == REMOVED:
+            say(f"{verb[REMOVED]} {repo.relative(planned.path)} ({planned.source})")
+            continue
         say(
             f"{verb[planned.change]} {repo.relative(planned.path)} from {planned.source}{what}{note}"
         )
