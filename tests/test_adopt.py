@@ -349,3 +349,25 @@ def test_common_folders_come_after_their_single_file(deploy_repo: MakeRepo) -> N
     ]
     assert values.effective.values["order"] == ["member-secret"]
     assert values.effective.origins[("secret_folder",)].secret
+
+
+def test_unvendored_chart_dependencies_are_reported_with_what_to_do(
+    hubfleet_repo: DeployRepo, old: tuple[Path, list[str]], tmp_path: Path
+) -> None:
+    old_root, _ = old
+    chart_yaml = old_root / "mybinder/Chart.yaml"
+    chart_yaml.write_text(
+        chart_yaml.read_text()
+        + "dependencies:\n"
+        + "  - {name: binderhub, version: 1.0.0, repository: https://example.org/charts}\n"
+        + "  - {name: grafana, version: 10.5.15, repository: https://example.org/charts}\n"
+    )
+    (old_root / "mybinder/charts").mkdir()
+    (old_root / "mybinder/charts/grafana-10.5.15.tgz").write_bytes(b"vendored there")
+    done = run(hubfleet_repo, ["adopt.mybinder", str(old_root), "--dry-run"], tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (
+        "mybinder/Chart.yaml: its dependencies binderhub are not vendored; run invoke "
+        "charts.update --chart mybinder (it fetches them and pins their digests in charts.lock) "
+        "before deploying"
+    ) in done.stdout

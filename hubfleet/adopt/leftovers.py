@@ -6,8 +6,10 @@ secrets no values layer uses)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from hubfleet.adopt.source import CHART, SourceRepo
+from hubfleet.helm.dependencies import declared_dependencies
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,32 @@ def other_charts(source: SourceRepo) -> list[Leftover]:
                 )
             )
     return found
+
+
+def unvendored_dependencies(source: SourceRepo, here: Path) -> list[Leftover]:
+    """The adopted chart's dependencies that neither the adopted repository nor this repo
+    has vendored (mybinder.org-deploy fetches them with `helm dep up` before each deploy):
+    a deploy needs them, pinned by digest."""
+    declared = declared_dependencies(source.root / CHART)
+    vendored = [source.root / CHART / "charts", here / CHART / "charts"]
+    missing = [
+        str(dep.get("name"))
+        for dep in declared
+        if not any(
+            (folder / str(dep.get("name"))).is_dir() or any(folder.glob(f"{dep.get('name')}-*.tgz"))
+            for folder in vendored
+        )
+    ]
+    if not missing:
+        return []
+    return [
+        Leftover(
+            f"{CHART}/Chart.yaml",
+            f"its dependencies {', '.join(missing)} are not vendored",
+            f"run invoke charts.update --chart {CHART} (it fetches them and pins their digests "
+            "in charts.lock) before deploying",
+        )
+    ]
 
 
 def known_leftovers(source: SourceRepo) -> list[Leftover]:

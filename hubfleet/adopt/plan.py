@@ -11,7 +11,7 @@ from pathlib import Path
 from hubfleet.adopt.deploy_py import cluster_lists
 from hubfleet.adopt.federation import rotation
 from hubfleet.adopt.files import CHANGED, NEW, REMOVED, UNCHANGED, AdoptedFile, plain_files
-from hubfleet.adopt.leftovers import Leftover, known_leftovers
+from hubfleet.adopt.leftovers import Leftover, known_leftovers, unvendored_dependencies
 from hubfleet.adopt.members import FoundMember, ValuesFiles, candidate_names, find_member
 from hubfleet.adopt.registry import check_registry_text, registry_text
 from hubfleet.adopt.secret_files import planned_secrets, secret_sources
@@ -110,6 +110,7 @@ def plan_adoption(
     secrets, unused = secret_sources(repo, source, members)
     files += planned_secrets(repo, secrets, dry_run)
     leftovers += unused + known_leftovers(source) + _own_common(repo)
+    leftovers += unvendored_dependencies(source, repo.root)
     leftovers += [
         Leftover(
             repo.relative(repo.member_gke_credentials(m.name)),
