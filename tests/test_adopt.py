@@ -371,3 +371,20 @@ def test_unvendored_chart_dependencies_are_reported_with_what_to_do(
         "charts.update --chart mybinder (it fetches them and pins their digests in charts.lock) "
         "before deploying"
     ) in done.stdout
+
+
+def test_a_redirect_entry_without_health_or_versions_is_reported(
+    hubfleet_repo: DeployRepo, old: tuple[Path, list[str]], tmp_path: Path
+) -> None:
+    old_root, _ = old
+    prod = old_root / "config/prod.yaml"
+    prod.write_text(
+        prod.read_text().replace("      versions: https://alpha.binder.example.org/versions\n", "")
+    )
+    done = run(hubfleet_repo, ["adopt.mybinder", str(old_root), "--dry-run"], tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (
+        "federationRedirect.hosts.alpha: has no versions: the registry's rotation adds "
+        "https://alpha.binder.example.org/versions, so the redirector's values are not quite the "
+        "old ones; check those URLs answer on the member (invoke federation.status)"
+    ) in done.stdout

@@ -88,6 +88,18 @@ def rotation(
     for name, host in hosts.items():
         if name in by_name and isinstance(host, Mapping):
             places[name] = _place(by_name[name], host)
+            lacking = [key for key in ("health", "versions") if not host.get(key)]
+            if lacking:  # hubfleet's rotation gives every member both URLs
+                domain = by_name[name].domain
+                urls = ", ".join(f"https://{domain}/{key}" for key in lacking)
+                leftovers.append(
+                    Leftover(
+                        f"{REDIRECT}.hosts.{name}",
+                        f"has no {' or '.join(lacking)}: the registry's rotation adds {urls}, "
+                        "so the redirector's values are not quite the old ones",
+                        "check those URLs answer on the member (invoke federation.status)",
+                    )
+                )
         else:
             leftovers.append(
                 Leftover(
