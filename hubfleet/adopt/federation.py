@@ -90,8 +90,8 @@ def rotation(
             places[name] = _place(by_name[name], host)
             lacking = [key for key in ("health", "versions") if not host.get(key)]
             if lacking:  # hubfleet's rotation gives every member both URLs
-                domain = by_name[name].domain
-                urls = ", ".join(f"https://{domain}/{key}" for key in lacking)
+                at = by_name[name].domain
+                urls = ", ".join(f"https://{at}/{key}" for key in lacking)
                 leftovers.append(
                     Leftover(
                         f"{REDIRECT}.hosts.{name}",
