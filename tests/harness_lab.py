@@ -50,6 +50,7 @@ from tests.harness_setup import (
     STANDINS_DIR,
     HostOptions,
     _fake_meminfo,
+    host_answers,
     k3s_install_script,
 )
 from tests.harness_teardown import _detach_images, _kill_all, cleanup_stale_labs
@@ -369,6 +370,16 @@ class HostLab:
         tmp = path.with_suffix(".tmp")
         _write(tmp, json.dumps(current, indent=1, sort_keys=True))
         os.replace(tmp, path)
+        # what the stand-ins' sh fast paths answer from these options (hubfleet_standin.sh)
+        answers = self.dir / "hosts" / name / "answers"
+        if answers.parent.is_dir():
+            answers.mkdir(exist_ok=True)
+            for key, value in host_answers(current).items():
+                if value is None:
+                    (answers / key).unlink(missing_ok=True)
+                else:
+                    _write(answers / f"{key}.tmp", value + "\n")
+                    os.replace(answers / f"{key}.tmp", answers / key)
 
     def _start_holder(self, host: TestHost) -> subprocess.Popen[bytes]:
         opts = host.options

@@ -4,9 +4,11 @@ mounts (SETUP_PROGRAM), its sshd config, and the k3s stand-in artefacts. No pyte
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tests.harness_net import LabError
 
@@ -58,10 +60,30 @@ def k3s_binary(version: str = K3S_DEFAULT_VERSION) -> str:
     """The k3s stand-in "binary" of a given version (what INSTALL_K3S_SKIP_DOWNLOAD expects at
     /usr/local/bin/k3s; the install script installs the same thing with the version it chose)."""
     text = (STANDINS_DIR / "k3s").read_text()
-    line = f'STANDIN_VERSION = "{K3S_DEFAULT_VERSION}"'
+    if not re.fullmatch(r"[A-Za-z0-9._+-]+", version):
+        raise LabError(f"not a version the k3s stand-in can carry: {version!r}")
+    line = f'STANDIN_VERSION="{K3S_DEFAULT_VERSION}"'
     if line not in text:
         raise LabError(f"{STANDINS_DIR / 'k3s'} lost its `{line}` line")
-    return text.replace(line, f'STANDIN_VERSION = "{version}"', 1)
+    return text.replace(line, f'STANDIN_VERSION="{version}"', 1)
+
+
+def host_answers(options: dict[str, Any]) -> dict[str, str | None]:
+    """The answer files the stand-ins' sh fast paths (tests/standins/hubfleet_standin.sh) read
+    from a host's /run/hubfleet-host/answers: what the Python stand-ins answer from its lab
+    options (nproc, systemctl is-system-running, timedatectl's NTPSynchronized); None: no file
+    (the stand-in then answers in Python)."""
+    try:
+        nproc: str | None = str(max(1, int(options.get("cpus") or os.cpu_count() or 1)))
+    except (TypeError, ValueError):
+        nproc = None
+    state = options.get("systemd_state", "running")
+    one_line = isinstance(state, str) and state != "" and "\n" not in state
+    return {
+        "nproc": nproc,
+        "systemd_state": state if one_line else None,
+        "time_synced": "yes" if options.get("time_synced", True) else "no",
+    }
 
 
 def k3s_install_script() -> str:

@@ -30,6 +30,9 @@ HOST_INFO = "/run/hubfleet-host/host.json"
 SHARED = "/var/lib/hubfleet-lab"
 SECRET_ENV = {"K3S_TOKEN", "K3S_AGENT_TOKEN", "K3S_CLUSTER_SECRET", "K3S_DATASTORE_ENDPOINT"}
 BASE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# the answer files of the sh fast paths (hubfleet_standin.sh)
+ANSWERS = STATE + "/answers"
+_ANSWER_NAME = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.@:-")
 
 
 def recorded_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -139,3 +142,56 @@ def mirror_unit(unit: str, state: dict[str, Any]) -> None:
 
 def unit_state_elsewhere(host: str, unit: str) -> dict[str, Any]:
     return read_json(f"{SHARED}/hosts/{host}/units/{unit}.json", {})
+
+
+# --- the answer files of the sh fast paths (hubfleet_standin.sh) ---------------------------------
+
+
+def answer_line(value: object) -> str | None:
+    """A value as an answer file holds it (one non-empty line), None when it cannot be one."""
+    if not isinstance(value, str) or not value or "\n" in value:
+        return None
+    return value + "\n"
+
+
+def write_answer(path: str, text: str | None) -> None:
+    """Keep one answer file: `text`, or no file when None (the sh then runs the Python).
+    Never fails the stand-in: a caller without the rights leaves it as it is."""
+    with contextlib.suppress(OSError):
+        if text is None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+        else:
+            write_file(path, text)
+
+
+def write_answer_set(name: str, values: Mapping[str, object]) -> None:
+    """ANSWERS/NAME/KEY (one line: the value) for every key, other files there removed, and
+    the marker ANSWERS/NAME.ok saying the set is whole; without a marker the sh runs the Python.
+    Keys the sh never asks for (outside [A-Za-z0-9_.@:-], or starting with . or -) get no file."""
+    marker = f"{ANSWERS}/{name}.ok"
+    directory = f"{ANSWERS}/{name}"
+    try:
+        texts = {}
+        for key, value in values.items():
+            if not key or key[0] in ".-" or not set(key) <= _ANSWER_NAME:
+                continue
+            text = answer_line(value)
+            if text is None:
+                raise ValueError(key)
+            texts[key] = text
+        os.makedirs(directory, exist_ok=True)
+        for entry in os.listdir(directory):
+            if entry not in texts:
+                os.unlink(os.path.join(directory, entry))
+        for key, text in texts.items():
+            write_file(os.path.join(directory, key), text)
+        if not os.path.exists(marker):
+            write_file(marker, "")
+    except (OSError, ValueError):
+        with contextlib.suppress(OSError):
+            os.unlink(marker)
+
+
+def has_answers(name: str) -> bool:
+    return os.path.exists(f"{ANSWERS}/{name}.ok")

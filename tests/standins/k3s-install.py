@@ -130,8 +130,8 @@ def install(source, args):
         with open(source) as handle:
             text = handle.read()
         text = re.sub(
-            r'^STANDIN_VERSION = "[^"]*"$',
-            f'STANDIN_VERSION = "{version}"',
+            r'^STANDIN_VERSION="[^"]*"$',
+            f'STANDIN_VERSION="{version}"',
             text,
             count=1,
             flags=re.MULTILINE,

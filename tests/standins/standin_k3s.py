@@ -1338,9 +1338,16 @@ def main(argv):
             )
             return 0
         if args[0] in ("--version", "-v", "version"):
-            print(
-                f"k3s version {STANDIN_VERSION} ({commit_of(STANDIN_VERSION)})\ngo version {GO_VERSION}"
-            )
+            text = f"k3s version {STANDIN_VERSION} ({commit_of(STANDIN_VERSION)})\ngo version {GO_VERSION}\n"
+            # what the sh fast path answers for this version (hubfleet_standin.sh)
+            answer = f"{standin.ANSWERS}/k3s-version/{STANDIN_VERSION}"
+            if (
+                STANDIN_VERSION.strip(".")
+                and "/" not in STANDIN_VERSION
+                and not os.path.exists(answer)
+            ):
+                standin.write_answer(answer, text)
+            print(text, end="")
             return 0
         if args[0] == "server":
             return server(args[1:])

@@ -166,6 +166,15 @@ def load():
 
 def save(state):
     standin.write_json(UNITS_FILE, state)
+    write_answers(state)
+
+
+def write_answers(state):
+    """What the sh fast path answers to is-active (hubfleet_standin.sh): each unit's state."""
+    standin.write_answer_set(
+        "systemd",
+        {unit: record.get("active", "inactive") for unit, record in state["units"].items()},
+    )
 
 
 def unit_record(state, unit):
@@ -644,6 +653,8 @@ def main(argv):
         code = dispatch(state, verb, args, props, value_only, quiet, now)
         if verb in MUTATING or verb == "status":
             save(state)
+        elif not standin.has_answers("systemd"):
+            write_answers(state)
     return code
 
 
