@@ -230,16 +230,7 @@ def run_exec_start(unit, path, sections, record):
     if error:
         return False, error
     if not waits_for_ready(sections):
-        supervisor = subprocess.Popen(
-            [sys.executable, os.path.realpath(__file__), "__standin_supervise__", unit, *argv],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            cwd="/",
-            start_new_session=True,
-        )
-        record["pid"] = supervisor.pid
+        record["pid"] = start_supervisor(unit, argv, env)
         return True, ""
     proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120, cwd="/")
     output = proc.stdout + proc.stderr
@@ -252,6 +243,29 @@ def end_background(record):
     if pid:
         with contextlib.suppress(OSError):
             os.killpg(pid, signal.SIGTERM)
+
+
+def start_supervisor(unit, argv, env):
+    """Fork the supervisor of a Type=exec/simple unit (as systemd forks, rather than starting
+    one more Python): its own session, /dev/null for its standard streams, no other inherited
+    descriptor (a command's pipe left open would keep its caller waiting), the unit's
+    environment. Returns its pid."""
+    pid = os.fork()
+    if pid:
+        return pid
+    code = 1
+    try:
+        os.setsid()
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)
+        os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+        os.chdir("/")
+        os.environ.clear()
+        os.environ.update(env)
+        code = supervise(unit, argv)
+    finally:
+        os._exit(code if isinstance(code, int) else 1)
 
 
 def supervise(unit, argv):
