@@ -46,7 +46,10 @@ if TYPE_CHECKING:
 CONFIG_MARKER = "/var/lib/rancher/k3s/hubfleet-config.sha256"
 # the checksum of the k3s.yaml last stored in the repo: an unchanged one is not fetched again
 KUBECONFIG_MARKER = "/var/lib/rancher/k3s/hubfleet-kubeconfig.sha256"
-READY_POLL_S = (0.25, 2.0)  # first and longest wait between looks at the node list
+# first and longest wait between looks at the node list, and how the wait grows: fine-grained
+# early (agents join within seconds of their server), every 2 s once it takes longer
+READY_POLL_S = (0.15, 2.0)
+READY_POLL_GROWTH = 1.3
 CERT_WARN_DAYS = 30
 
 KubeApi = Callable[["ClusterCredentials"], AbstractContextManager[Any]]
@@ -241,7 +244,7 @@ def nodes_ready(run: MemberRun, dry_run: bool) -> Outcome:
         if time.monotonic() >= deadline:
             raise HubfleetError(_not_ready(run, missing, nodes, answered))
         time.sleep(pause)
-        pause = min(pause * 2, READY_POLL_S[1])
+        pause = min(pause * READY_POLL_GROWTH, READY_POLL_S[1])
 
 
 def _not_ready(run: MemberRun, missing: list[str], nodes: dict[str, Any], answered: bool) -> str:
