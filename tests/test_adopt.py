@@ -87,6 +87,12 @@ def test_adoption_end_to_end(
     done = run(repo, ["adopt.mybinder", str(old_root)], tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
+    # the task checked its own result: each member's values are the ones deploy.py passed
+    assert (
+        "checked: the values of 3 member(s) are the ones deploy.py passed Helm (registry facts "
+        "aside)"
+    ) in out
+    assert "warning:" not in out
 
     # the registry: stage from the CD matrix, provider from deploy.py, domain from the ingress
     registry = load_registry(repo)
@@ -388,3 +394,28 @@ def test_a_redirect_entry_without_health_or_versions_is_reported(
         "https://alpha.binder.example.org/versions, so the redirector's values are not quite the "
         "old ones; check those URLs answer on the member (invoke federation.status)"
     ) in done.stdout
+
+
+def test_values_that_differ_from_the_old_deploy_are_named_by_key_path_only(
+    hubfleet_repo: DeployRepo, old: tuple[Path, list[str]], tmp_path: Path
+) -> None:
+    from hubfleet.adopt.same_values import first_difference
+
+    assert first_difference({"a": {"b": 1}}, {"a": {"b": 1}}) is None
+    assert first_difference({"a": {"b": 1}}, {"a": {"b": 1.0}}) == "a.b"
+    assert first_difference({"a": {"b": 1}}, {"a": {}}) == "a.b"
+    assert first_difference({"a": [1]}, {"a": [1, 2]}) == "a"
+    old_root, secret_strings = old
+    prod = old_root / "config/prod.yaml"
+    prod.write_text(
+        prod.read_text().replace("      versions: https://alpha.binder.example.org/versions\n", "")
+    )
+    done = run(hubfleet_repo, ["adopt.mybinder", str(old_root)], tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (
+        "warning: member prod: its values differ from the old deploy's at "
+        "federationRedirect.hosts.alpha.versions; see invoke values prod --show-origin"
+    ) in done.stdout
+    assert "checked:" not in done.stdout
+    for secret in secret_strings:
+        assert secret not in done.stdout + done.stderr

@@ -5,15 +5,23 @@ plans only what changed since; with nothing changed it writes nothing."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from hubfleet.adopt.deploy_py import cluster_lists
 from hubfleet.adopt.federation import rotation
 from hubfleet.adopt.files import CHANGED, NEW, REMOVED, UNCHANGED, AdoptedFile, plain_files
 from hubfleet.adopt.leftovers import Leftover, known_leftovers, unvendored_dependencies
-from hubfleet.adopt.members import FoundMember, ValuesFiles, candidate_names, find_member
+from hubfleet.adopt.members import (
+    FoundMember,
+    ValuesFiles,
+    candidate_names,
+    find_member,
+    merged_values,
+)
 from hubfleet.adopt.registry import check_registry_text, registry_text
+from hubfleet.adopt.same_values import differences
 from hubfleet.adopt.secret_files import planned_secrets, secret_sources
 from hubfleet.adopt.source import CHART, SourceRepo, open_source
 from hubfleet.adopt.workflow import CD_WORKFLOW, workflow_stages
@@ -34,6 +42,9 @@ class AdoptionPlan:
     files: tuple[AdoptedFile, ...]
     registry: AdoptedFile
     leftovers: tuple[Leftover, ...]
+    # each member's values as deploy.py passed them (for the same-result check; may hold
+    # secrets: never shown)
+    old_values: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, repr=False)
 
     @property
     def changes(self) -> tuple[AdoptedFile, ...]:
@@ -121,7 +132,8 @@ def plan_adoption(
         for m in members
         if m.provider == "gke"
     ]
-    return AdoptionPlan(source, tuple(members), tuple(files), registry, tuple(leftovers))
+    old = {m.name: merged_values(defaults, list(m.layers), values) for m in members}
+    return AdoptionPlan(source, tuple(members), tuple(files), registry, tuple(leftovers), old)
 
 
 def write_adoption(repo: DeployRepo, plan: AdoptionPlan) -> None:
@@ -186,4 +198,16 @@ def adopt(
     describe(repo, plan, dry_run, say)
     if dry_run:
         say("dry run: nothing was written")
+        return plan
+    differ = differences(repo, plan.old_values)
+    for name, where in differ.items():
+        say(
+            f"warning: member {name}: its values differ from the old deploy's at {where}; "
+            f"see invoke values {name} --show-origin"
+        )
+    if not differ:
+        say(
+            f"checked: the values of {len(plan.old_values)} member(s) are the ones deploy.py "
+            "passed Helm (registry facts aside)"
+        )
     return plan
