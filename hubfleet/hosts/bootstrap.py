@@ -15,20 +15,14 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from hubfleet.errors import HubfleetError
 from hubfleet.files.repo import DeployRepo
 from hubfleet.hosts.facts import GATHER_SCRIPT, HostFacts, parse_facts
 from hubfleet.hosts.hostkeys import HostKeyDecision, PinnedHostKeys
-from hubfleet.hosts.ssh import (
-    KNOWN_HOSTS,
-    HostSession,
-    KeyRefusedError,
-    Probe,
-    connect,
-    private_key_from_text,
-)
+from hubfleet.hosts.login import connect
+from hubfleet.hosts.ssh import KNOWN_HOSTS, HostSession, Keys, Probe, private_key_from_text
 from hubfleet.hosts.steps import (
     PrintedSteps,
     Step,
@@ -38,9 +32,6 @@ from hubfleet.hosts.steps import (
     run_steps,
 )
 from hubfleet.registry.members import Host, Member
-
-if TYPE_CHECKING:
-    import paramiko
 
 MAX_PARALLEL_HOSTS = 16
 
@@ -173,10 +164,31 @@ def load_connect_keys(
     return keys, key_text
 
 
+class KeysInBackground:
+    """load_connect_keys, run in a thread from the start: decrypting the member's key (a sops
+    call) overlaps connecting, as a key is needed only once the key exchange is done. Called,
+    it gives the keys (waiting for them), or raises what loading them raised."""
+
+    def __init__(self, repo: DeployRepo, member: Member, identity: Path | None):
+        if identity is None and not member_key_path(repo, member.name).is_file():
+            load_connect_keys(repo, member, identity)  # raises: no key at all, said at once
+        pool = ThreadPoolExecutor(max_workers=1)
+        self._loaded = pool.submit(load_connect_keys, repo, member, identity)
+        pool.shutdown(wait=False)
+
+    def __call__(self) -> list[Any]:
+        return self._loaded.result()[0]
+
+    @property
+    def text(self) -> str | None:
+        """The member's private key, once loaded."""
+        return self._loaded.result()[1]
+
+
 def open_sessions(
     run: MemberRun,
     hosts: Sequence[Host],
-    keys: Sequence[paramiko.PKey],
+    keys: Keys,
     stack: ExitStack,
     must_reach: Sequence[Host] | None = None,
 ) -> dict[str, HubfleetError]:
@@ -188,22 +200,16 @@ def open_sessions(
 
     def one(host: Host) -> HostSession:
         address, port = run.options.routes.get(host.address, (host.address, host.port))
-        for i, key in enumerate(keys):
-            try:
-                return connect(
-                    run.member.name,
-                    host,
-                    key,
-                    pinned,
-                    run.options.host_key,
-                    timeout_s=run.options.connect_timeout_s,
-                    address=address,
-                    port=port,
-                )
-            except KeyRefusedError:
-                if i == len(keys) - 1:
-                    raise
-        raise AssertionError("no keys")  # load_connect_keys never returns none
+        return connect(
+            run.member.name,
+            host,
+            keys,
+            pinned,
+            run.options.host_key,
+            timeout_s=run.options.connect_timeout_s,
+            address=address,
+            port=port,
+        )
 
     with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_HOSTS, len(hosts) or 1)) as pool:
         futures = [(host, pool.submit(one, host)) for host in hosts]
@@ -216,6 +222,8 @@ def open_sessions(
                 continue
             run.sessions[host.address] = session
             stack.callback(session.close)
+    if errors and callable(keys):
+        keys()  # a key that could not be loaded is the one thing to say
     required = {h.address for h in (hosts if must_reach is None else must_reach)}
     fatal = [err for address, err in errors.items() if address in required]
     if fatal:
@@ -305,11 +313,12 @@ def connect_member(
     member = load_registry(repo).member(member_name)
     if member.provider != provider:
         raise HubfleetError(f"member {member.name} has provider {member.provider}, not {provider}")
-    keys, key_text = load_connect_keys(repo, member, options.identity)
-    run = MemberRun(repo, member, options, say=say, key_text=key_text, watcher=options.watcher)
+    keys = KeysInBackground(repo, member, options.identity)
+    run = MemberRun(repo, member, options, say=say, watcher=options.watcher)
     stack = ExitStack()
     try:
         open_sessions(run, hosts_of(member), keys, stack)
+        run.key_text = keys.text
     except BaseException:
         stack.close()
         raise
@@ -368,12 +377,13 @@ def bootstrap_member(
     first = flavour.first_host(member)
     targets = [member.host(options.only_host)] if options.only_host else list(member.hosts)
     connect_to = list(dict.fromkeys([first, *targets]))  # the others need the first host
-    keys, key_text = load_connect_keys(repo, member, options.identity)
-    run = MemberRun(repo, member, options, say=say, key_text=key_text, watcher=options.watcher)
+    keys = KeysInBackground(repo, member, options.identity)
+    run = MemberRun(repo, member, options, say=say, watcher=options.watcher)
     host_names = [s.name for s in flavour.host_steps]
     with ExitStack() as stack:
         say(f"member {member.name}: connecting to {len(connect_to)} host(s)")
         unreachable = open_sessions(run, connect_to, keys, stack, must_reach=[first])
+        run.key_text = keys.text
         for address, err in unreachable.items():  # the others go on; this one is named
             run.record(StepReport("connect", address, "failed", str(err), 0.0, 0))
         connect_to = [h for h in connect_to if h.address not in unreachable]

@@ -2,7 +2,7 @@
 
 An unknown host key is accepted only when the operator passes its SHA256 fingerprint (or says
 yes at a prompt), and is then pinned; a key that differs from the pinned one is refused (by
-paramiko, reported by hubfleet.hosts.ssh).
+hubfleet.hosts.ssh).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, TypeAlias
 
 from hubfleet.errors import HubfleetError
 from hubfleet.files.atomic import write_atomically
@@ -77,41 +77,22 @@ class HostKeyDecision:
     prompt: Callable[[str], bool] | None = None  # asks the operator, when there is a terminal
 
 
-def pinning_policy(label: str, pinned: PinnedHostKeys, decision: HostKeyDecision) -> Any:
-    """A paramiko policy for unknown host keys: pin the key when the operator accepted its
-    fingerprint (flag or prompt), else refuse naming the fingerprint."""
-    import paramiko
-
-    class PinOnAcceptance(paramiko.MissingHostKeyPolicy):  # type: ignore[misc]
-        def missing_host_key(self, client: Any, hostname: str, key: paramiko.PKey) -> None:
-            seen = fingerprint(key)
-            accepted = decision.accept == seen or (
-                decision.accept is None
-                and decision.prompt is not None
-                and decision.prompt(
-                    f"{label}: unknown host key {seen} ({key.get_name()}). Trust it?"
-                )
-            )
-            if not accepted:
-                hint = (
-                    f"the fingerprint given was {decision.accept}"
-                    if decision.accept
-                    else f"check it out of band, then rerun with --accept-host-key {seen}"
-                )
-                raise HostKeyError(f"{label}: unknown host key {seen}; {hint}")
-            pinned.pin(hostname, key)
-            client.get_host_keys().add(hostname, key.get_name(), key)
-
-    return PinOnAcceptance()
-
-
-class PinnedUnder(PinnedHostKeys):
-    """Pins under the host's own known_hosts name even when connecting via another address."""
-
-    def __init__(self, inner: PinnedHostKeys, name: str):
-        super().__init__(inner.path)
-        self._inner = inner
-        self._name = name
-
-    def pin(self, name: str, key: paramiko.PKey) -> None:
-        self._inner.pin(self._name, key)
+def accept_unknown_key(
+    label: str, pinned: PinnedHostKeys, name: str, decision: HostKeyDecision, key: paramiko.PKey
+) -> None:
+    """A host key not yet pinned: pinned when the operator accepted its fingerprint (flag or
+    prompt), else refused naming the fingerprint and how to accept it."""
+    seen = fingerprint(key)
+    accepted = decision.accept == seen or (
+        decision.accept is None
+        and decision.prompt is not None
+        and decision.prompt(f"{label}: unknown host key {seen} ({key.get_name()}). Trust it?")
+    )
+    if not accepted:
+        hint = (
+            f"the fingerprint given was {decision.accept}"
+            if decision.accept
+            else f"check it out of band, then rerun with --accept-host-key {seen}"
+        )
+        raise HostKeyError(f"{label}: unknown host key {seen}; {hint}")
+    pinned.pin(name, key)

@@ -1,5 +1,5 @@
-"""The one adapter over SSH (fabric on paramiko): connecting to a member's hosts and running
-commands and file transfers on them.
+"""The one adapter over SSH (paramiko): sessions to a member's hosts, running commands and
+moving files on them (logging in, with the host key checked, is hubfleet.hosts.login).
 
 - Keys: the member's operators' key, `secrets/<member>.key`, decrypted in memory into a
   paramiko key; on first contact (before that key is authorised) an identity file the
@@ -18,29 +18,22 @@ import base64
 import io
 import os
 import shlex
-import socket
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hubfleet.errors import HubfleetError
-from hubfleet.hosts.hostkeys import (
-    HostKeyDecision,
-    HostKeyError,
-    PinnedHostKeys,
-    PinnedUnder,
-    fingerprint,
-    known_hosts_name,
-    pinning_policy,
-)
 
 if TYPE_CHECKING:
     import paramiko
-    from fabric import Connection
 
     from hubfleet.registry.members import Host
+
+# the keys to log in with, or how to get them (decrypting one may take a moment: it is asked
+# for only once the key exchange is done, so the two overlap)
+Keys = Sequence["paramiko.PKey"] | Callable[[], Sequence["paramiko.PKey"]]
 
 CONNECT_TIMEOUT_S = 10.0
 COMMAND_TIMEOUT_S = 900.0  # the longest a single command may run (a k3s install downloads)
@@ -81,15 +74,51 @@ class Probe:
     output: str
 
 
-class HostSession:
-    """An open SSH connection to one host, with counted commands and file helpers."""
+class _OpeningChannel:
+    """A session channel being opened in the background, so the next command finds it open:
+    the round trip of opening it overlaps the command before (or the caller's own work)."""
 
-    def __init__(self, member: str, host: Host, connection: Connection):
+    def __init__(self, transport: paramiko.Transport):
+        self._done = threading.Event()
+        self._channel: paramiko.Channel | None = None
+        self._error: BaseException | None = None
+        threading.Thread(target=self._open, args=(transport,), daemon=True).start()
+
+    def _open(self, transport: paramiko.Transport) -> None:
+        try:
+            self._channel = transport.open_session(timeout=CONNECT_TIMEOUT_S)
+        except BaseException as err:  # handed to whoever takes the channel
+            self._error = err
+        finally:
+            self._done.set()
+
+    def take(self) -> paramiko.Channel:
+        self._done.wait()
+        if self._channel is None:
+            raise self._error or OSError("no channel")
+        return self._channel
+
+    def discard(self) -> None:
+        if self._done.is_set() and self._channel is not None:
+            self._channel.close()
+
+
+class HostSession:
+    """An open SSH connection to one host, with counted commands and file helpers.
+
+    A command costs one round trip once connected: the channel it runs on was opened during
+    the command before, and its request, stdin and end of input go out together, without
+    waiting for the host to acknowledge the request (it is checked once the output is in).
+    """
+
+    def __init__(self, member: str, host: Host, transport: paramiko.Transport):
         self.member = member
         self.host = host
-        self.connection = connection
+        self.transport = transport
         self.commands = 0
         self.label = f"member {member}: host {host.address}"
+        self._lock = threading.Lock()
+        self._next: _OpeningChannel | None = _OpeningChannel(transport)
 
     @property
     def as_root(self) -> bool:
@@ -132,16 +161,23 @@ class HostSession:
             )
         return outcome
 
-    def _exec(self, command: str, stdin: str | None) -> tuple[int, str, str]:
-        """One command on its own SSH channel: send stdin and close it, then collect stdout
-        and stderr (stderr in a thread, so neither pipe can fill up and stall the other)."""
-        transport = self.connection.client.get_transport()
-        if transport is None or not transport.is_active():
+    def _channel(self) -> paramiko.Channel:
+        """An open channel for the next command (the one opened ahead), and the one after it
+        set opening."""
+        if not self.transport.is_active():
             raise OSError("not connected")
-        channel = transport.open_session(timeout=CONNECT_TIMEOUT_S)
+        with self._lock:
+            opening, self._next = self._next, _OpeningChannel(self.transport)
+        return (opening or _OpeningChannel(self.transport)).take()
+
+    def _exec(self, command: str, stdin: str | None) -> tuple[int, str, str]:
+        """One command on its own SSH channel: the request, stdin and its end sent at once,
+        then stdout and stderr collected (stderr in a thread, so neither pipe can fill up and
+        stall the other). Exit -1: the channel closed without a status."""
+        channel = self._channel()
         try:
             channel.settimeout(COMMAND_TIMEOUT_S)
-            channel.exec_command(command)
+            request_exec(channel, command)
             if stdin:
                 channel.sendall(stdin.encode())
             channel.shutdown_write()
@@ -155,6 +191,8 @@ class HostSession:
             code = channel.recv_exit_status()
         finally:
             channel.close()
+        if code < 0 and self.transport.is_active() and not channel.event_ready:
+            raise RemoteCommandError(f"{self.label}: the host refused to run a command (sshd)")
         text = out.decode("utf-8", errors="replace")
         return code, text, b"".join(errors).decode("utf-8", errors="replace")
 
@@ -224,7 +262,10 @@ class HostSession:
         staging = f"/tmp/hubfleet-upload-{os.getpid()}-{threading.get_ident()}"
         self.commands += 1
         try:
-            self.connection.put(str(local), remote=staging)
+            import paramiko
+
+            with paramiko.SFTPClient.from_transport(self.transport) as sftp:
+                sftp.put(str(local), staging)
         except OSError as err:
             raise HostUnreachableError(
                 f"{self.label}: uploading {local.name} failed ({err})"
@@ -236,94 +277,28 @@ class HostSession:
         )
 
     def close(self) -> None:
-        self.connection.close()
+        with self._lock:
+            opening, self._next = self._next, None
+        if opening is not None:
+            opening.discard()
+        self.transport.close()
 
 
-def connect(
-    member: str,
-    host: Host,
-    key: paramiko.PKey,
-    pinned: PinnedHostKeys,
-    decision: HostKeyDecision | None = None,
-    timeout_s: float = CONNECT_TIMEOUT_S,
-    address: str | None = None,
-    port: int | None = None,
-) -> HostSession:
-    """Open an SSH session to `host` with `key`, trusting only pinned host keys.
+def request_exec(channel: paramiko.Channel, command: str) -> None:
+    """Ask for `command` on `channel` without waiting for the answer (paramiko's
+    exec_command waits a round trip for it). The answer still arrives and is recorded:
+    `channel.event_ready` is true once the host accepted; a refusal closes the channel."""
+    from paramiko.common import cMSG_CHANNEL_REQUEST
+    from paramiko.message import Message
 
-    `address`/`port` override where to connect (e.g. through a tunnel or proxy); the host
-    key is still pinned under the host's own address and port.
-    """
-    import paramiko
-    from fabric import Config, Connection
-
-    label = f"member {member}: host {host.address}"
-    target = (address or host.address, port or host.port)
-    try:
-        sock = socket.create_connection(target, timeout=timeout_s)
-    except TimeoutError:
-        raise HostUnreachableError(
-            f"{label}: unreachable: no answer on port {host.port} within {timeout_s:.0f}s; "
-            f"check the address, the network and that sshd runs"
-        ) from None
-    except OSError as err:
-        raise HostUnreachableError(
-            f"{label}: unreachable on port {host.port} ({err.strerror or err}); "
-            f"check the address and that sshd runs"
-        ) from None
-    # without this, Nagle's algorithm and delayed ACKs add ~40 ms to every command
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    config = Config(lazy=True, overrides={"load_ssh_configs": False})
-    connection = Connection(
-        target[0],
-        user=host.user,
-        port=target[1],
-        config=config,
-        connect_timeout=int(max(1, timeout_s)),
-        connect_kwargs={
-            "sock": sock,
-            "pkey": key,
-            "look_for_keys": False,
-            "allow_agent": False,
-            "banner_timeout": timeout_s,
-            "auth_timeout": timeout_s,
-        },
-    )
-    name = known_hosts_name(host.address, host.port)
-    client = connection.client
-    known = pinned.load()
-    for keytype, hostkey in (known.lookup(name) or {}).items():
-        client.get_host_keys().add(
-            known_hosts_name(address or host.address, port or host.port), keytype, hostkey
-        )
-    policy = pinning_policy(label, PinnedUnder(pinned, name), decision or HostKeyDecision())
-    client.set_missing_host_key_policy(policy)
-    try:
-        connection.open()
-    except HostKeyError:
-        raise
-    except paramiko.BadHostKeyException as err:
-        raise HostKeyError(
-            f"{label}: host key changed: {pinned.path.name} has {fingerprint(err.expected_key)}, "
-            f"the host offers {fingerprint(err.key)}; refusing to connect (if the host was "
-            f"reinstalled, remove its line from {KNOWN_HOSTS} and check the new key)"
-        ) from None
-    except paramiko.AuthenticationException:
-        raise KeyRefusedError(
-            f"{label}: the host refused key {fingerprint(key)} for user {host.user}; "
-            f"authorise its public key there, or pass --identity with a key it accepts"
-        ) from None
-    except TimeoutError:
-        raise HostUnreachableError(
-            f"{label}: unreachable: no answer on port {host.port} within {timeout_s:.0f}s; "
-            f"check the address, the network and that sshd runs"
-        ) from None
-    except (OSError, paramiko.SSHException) as err:
-        reason = getattr(err, "strerror", None) or str(err) or type(err).__name__
-        raise HostUnreachableError(
-            f"{label}: unreachable on port {host.port} ({reason}); check the address and that sshd runs"
-        ) from None
-    return HostSession(member, host, connection)
+    message = Message()
+    message.add_byte(cMSG_CHANNEL_REQUEST)
+    message.add_int(channel.remote_chanid)
+    message.add_string("exec")
+    message.add_boolean(True)
+    message.add_string(command)
+    channel._event_pending()  # the same bookkeeping exec_command does before it waits
+    channel.transport._send_user_message(message)
 
 
 # --- the operators' key -------------------------------------------------------------------

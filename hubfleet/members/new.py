@@ -177,20 +177,12 @@ def gather_facts(
     """Log in to the host (the member's key if it exists, else --identity) and gather facts."""
     from hubfleet.hosts.bootstrap import load_connect_keys
     from hubfleet.hosts.facts import GATHER_SCRIPT, parse_facts
-    from hubfleet.hosts.ssh import KeyRefusedError, connect
+    from hubfleet.hosts.login import connect
 
     member = member_from_record(request.name, member_record(request))
     host = Host(request.address, user=request.user, port=request.port)
     keys, _ = load_connect_keys(repo, member, options.identity)
-    for i, key in enumerate(keys):
-        try:
-            session = connect(
-                request.name, host, key, pins, options.host_key, options.connect_timeout_s
-            )
-            break
-        except KeyRefusedError:
-            if i == len(keys) - 1:
-                raise
+    session = connect(request.name, host, keys, pins, options.host_key, options.connect_timeout_s)
     try:
         facts = parse_facts(session.run(GATHER_SCRIPT, what="gathering facts").stdout)
     finally:

@@ -1,6 +1,7 @@
 """What every stand-in on a test host shares: where state lives, how calls are recorded.
 
-Stand-ins run with the system python (/usr/bin/python3, stdlib only) inside a test host built by
+Stand-ins run with the system python (/usr/bin/python3 -S: stdlib only, so the site module and
+its .pth files, 25-40 ms a start here, are skipped) inside a test host built by
 tests/harness.py. They find this module at /run/hubfleet-standins (the lab binds it there) or
 beside themselves.
 

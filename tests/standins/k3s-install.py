@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3 -S
 """What the k3s install script stand-in does (https://get.k3s.io), step by step as the real one.
 
 Run by the composed install script (tests/standins/k3s-install.sh.in, composed by
@@ -206,7 +206,7 @@ def install(source, args):
     standin.write_file(
         killall,
         SCRIPT_HEAD.format(what="k3s-killall.sh")
-        + f'exec /usr/bin/python3 {binary} __standin_killall__ "$@"\n',
+        + f'exec /usr/bin/python3 -S {binary} __standin_killall__ "$@"\n',
         0o755,
     )
     uninstall_sh = f"{bin_dir}/{system_name}-uninstall.sh"
@@ -214,7 +214,7 @@ def install(source, args):
     standin.write_file(
         uninstall_sh,
         SCRIPT_HEAD.format(what=f"{system_name}-uninstall.sh")
-        + f"exec /usr/bin/python3 {binary} __standin_uninstall__ {quote(system_name)} {quote(uninstall_sh)} {quote(service_file)} {quote(env_file)} {quote(bin_dir)}\n",
+        + f"exec /usr/bin/python3 -S {binary} __standin_uninstall__ {quote(system_name)} {quote(uninstall_sh)} {quote(service_file)} {quote(env_file)} {quote(bin_dir)}\n",
         0o755,
     )
     systemctl("disable", system_name, quiet=True)

@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3 -S
 # mypy: ignore-errors
 # (a stand-in body: like the extensionless stand-ins, stdlib-only code run on test hosts, not type-checked)
 """systemctl stand-in for test hosts (they have no systemd of their own).
