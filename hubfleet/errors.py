@@ -33,3 +33,12 @@ class RenderError(HubfleetError):
 
 class RolloutError(HubfleetError):
     """A release was applied but its workloads did not become ready."""
+
+
+class LaterChangeFailed(HubfleetError):
+    """A change a host step left to go with the host's next command failed there; `step` names
+    the step it belongs to (hubfleet.hosts.steps reports it against that step)."""
+
+    def __init__(self, message: str, step: str):
+        super().__init__(message)
+        self.step = step

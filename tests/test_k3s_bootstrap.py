@@ -22,7 +22,7 @@ from hubfleet.errors import HubfleetError
 from hubfleet.files.repo import DeployRepo
 from hubfleet.hosts.bootstrap import BootstrapOptions
 from hubfleet.hosts.hostkeys import HostKeyDecision
-from hubfleet.hosts.steps import CHANGED, OK, WOULD_CHANGE, StepFailed
+from hubfleet.hosts.steps import CHANGED, OK, SKIPPED, WOULD_CHANGE, StepFailed, StepReport
 from hubfleet.k3s import bootstrap as k3s_bootstrap
 from hubfleet.secrets import sops
 from tests.conftest_repo import MakeRepo
@@ -214,16 +214,31 @@ def test_sshd_killed_mid_bootstrap_then_a_rerun_finishes_like_a_clean_run(
 ) -> None:
     broken, clean = lab_hosts(2)
     repo = k3s_repo(deploy_repo, host_lab, [broken])
+    seen: list[StepReport] = []
 
-    def kill_after_config(line: str) -> None:
-        if "k3s-config" in line:
-            broken.kill_sshd_sessions()
+    class KillBeforeInstall:
+        """The connection breaks as the install starts: the host's preparation, left to go
+        with the install's command, never reaches the host."""
 
-    with pytest.raises(StepFailed, match=r"connection lost|unreachable"):
-        bootstrap(repo, options(host_lab), say=kill_after_config)
+        def started(self, host: str, step: str) -> None:
+            if step == "k3s-install":
+                broken.kill_sshd_sessions()
+
+        def finished(self, report: StepReport) -> None:
+            seen.append(report)
+
+    with pytest.raises(StepFailed, match=r"connection lost.*rerun to resume"):
+        bootstrap(repo, options(host_lab, watcher=KillBeforeInstall()))
+    got = {r.step: r.state for r in seen}
+    # the first change that went with the lost command is named; the others did not run
+    assert got["operators-key"] == "failed"
+    assert got["sysctl"] == got["kubelet-config"] == got["k3s-config"] == SKIPPED
+    assert got["k3s-install"] == SKIPPED
     assert not broken.exists("/usr/local/bin/k3s")
-    resumed = bootstrap(repo, BootstrapOptions(connect_timeout_s=3, ready_timeout_s=10))
-    assert states(resumed)[(broken.address, "k3s-config")] == OK  # done before the break
+    assert not broken.exists("/etc/rancher/k3s/config.yaml")
+    # the same command again resumes and finishes
+    resumed = bootstrap(repo, options(host_lab))
+    assert states(resumed)[(broken.address, "k3s-config")] == CHANGED
     assert states(resumed)[(broken.address, "k3s-install")] == CHANGED
     after_resume = host_state(broken)
 

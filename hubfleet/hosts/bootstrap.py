@@ -270,6 +270,7 @@ def run_host(
             on_report=run.record,
             count_commands=lambda: session.commands,
             on_start=run.started,
+            queued=session,
         )
     except BaseException:
         run.shared[f"failed:{host.address}"] = True

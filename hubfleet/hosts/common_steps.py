@@ -76,7 +76,7 @@ def operators_key(context: HostContext, dry_run: bool) -> Outcome:
         changes.append(f"authorise it in {ROOT_AUTHORIZED_KEYS}")
         if not dry_run:
             text = current if current.endswith("\n") or not current else current + "\n"
-            context.session.write_file(ROOT_AUTHORIZED_KEYS, text + public_text, 0o600)
+            context.session.write_file(ROOT_AUTHORIZED_KEYS, text + public_text, 0o600, later=True)
     if not changes:
         return Outcome.ok("key authorised")
     return Outcome.changed("; ".join(changes), dry_run)

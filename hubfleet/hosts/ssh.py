@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from hubfleet.errors import HubfleetError
+from hubfleet.errors import HubfleetError, LaterChangeFailed
 
 if TYPE_CHECKING:
     import paramiko
@@ -64,6 +64,20 @@ class RemoteResult:
     @property
     def ok(self) -> bool:
         return self.exit_code == 0
+
+
+@dataclass(frozen=True)
+class _Later:
+    """A change left to go with the host's next command: shell, its stdin, what it does (for
+    an error), and the step it belongs to."""
+
+    script: str
+    stdin: str
+    what: str
+    step: str
+
+
+LATER_FAILED = "@@hubfleet-later-failed"
 
 
 @dataclass(frozen=True)
@@ -119,6 +133,34 @@ class HostSession:
         self.label = f"member {member}: host {host.address}"
         self._lock = threading.Lock()
         self._next: _OpeningChannel | None = _OpeningChannel(transport)
+        self._later: list[_Later] = []
+        self._step: str | None = None  # the step whose changes `later` queues, if any
+
+    # --- changes sent with the next command (hubfleet.hosts.steps.run_steps drives these) ---
+
+    def owned_by(self, step: str | None) -> None:
+        """What `later` queues from now on belongs to `step`; None: `later` runs at once."""
+        self._step = step
+
+    def pending(self) -> list[str]:
+        """The steps whose queued changes have not run yet, in order."""
+        with self._lock:
+            return list(dict.fromkeys(later.step for later in self._later))
+
+    def later(self, script: str, stdin: str = "", what: str = "") -> None:
+        """Run `script` at the start of this host's next command (or at `flush`), not in a
+        round trip of its own; outside a step run, at once. A failure is LaterChangeFailed,
+        naming the step, raised by whichever command carried it (and nothing after it runs)."""
+        if self._step is None:
+            self.run(script, stdin=stdin or None, what=what)
+            return
+        with self._lock:
+            self._later.append(_Later(script, stdin, what, self._step))
+
+    def flush(self) -> None:
+        """Run the queued changes now (one command), if there are any."""
+        if self.pending():
+            self.run(":", what="applying queued changes")
 
     @property
     def as_root(self) -> bool:
@@ -132,24 +174,33 @@ class HostSession:
         `stdin` is how secrets reach a command: never put one into `script`. A non-zero exit
         with check=True is a RemoteCommandError naming the host and `what` was being done.
         """
+        with self._lock:
+            queued, self._later = self._later, []
+        if queued:
+            script = "\n".join([*(_guarded(i, later) for i, later in enumerate(queued)), script])
+            stdin = "".join(later.stdin for later in queued) + (stdin or "") or None
         command = f"sh -c {shlex.quote(script)}"
         if not self.as_root:
             command = f"sudo -n {command}"
         self.commands += 1
+        lost: str | None = None
         try:
             code, stdout, stderr = self._exec(command, stdin)
         except (OSError, EOFError) as err:
-            raise HostUnreachableError(
-                f"{self.label}: connection lost ({err or type(err).__name__}); rerun to resume"
-            ) from None
+            lost = str(err) or type(err).__name__
         except Exception as err:  # paramiko raises its own SSHException family
-            if type(err).__module__.startswith("paramiko"):
-                raise HostUnreachableError(
-                    f"{self.label}: connection lost ({err}); rerun to resume"
-                ) from None
-            raise
-        if code < 0:  # the channel closed without an exit status: the connection broke
-            raise HostUnreachableError(f"{self.label}: connection lost; rerun to resume")
+            if not type(err).__module__.startswith("paramiko"):
+                raise
+            lost = str(err) or type(err).__name__
+        if lost is not None or code < 0:  # no exit status: the connection broke
+            message = (
+                f"{self.label}: connection lost{f' ({lost})' if lost else ''}; rerun to resume"
+            )
+            if queued:  # whether the queued changes ran is not known: the first one is named
+                raise LaterChangeFailed(message, queued[0].step)
+            raise HostUnreachableError(message)
+        if queued and LATER_FAILED in stderr:
+            raise self._later_failed(queued, stderr)
         outcome = RemoteResult(code, stdout, stderr)
         if check and not outcome.ok:
             last = (outcome.stderr.strip() or outcome.stdout.strip() or "no output").splitlines()[
@@ -160,6 +211,16 @@ class HostSession:
                 f"{self.label}: command failed{doing} (exit {outcome.exit_code}): {last}"
             )
         return outcome
+
+    def _later_failed(self, queued: list[_Later], stderr: str) -> LaterChangeFailed:
+        lines = stderr.strip().splitlines()
+        marker = next(i for i, line in enumerate(lines) if line.startswith(LATER_FAILED))
+        number, code = [*lines[marker].split()[1:], "0", "?"][:2]
+        failed = queued[int(number)]
+        last = lines[marker - 1] if marker > 0 else "no output"
+        return LaterChangeFailed(
+            f"{self.label}: command failed while {failed.what} (exit {code}): {last}", failed.step
+        )
 
     def _channel(self) -> paramiko.Channel:
         """An open channel for the next command (the one opened ahead), and the one after it
@@ -222,15 +283,20 @@ class HostSession:
             found[paths[int(number)]] = (base64.b64decode(encoded).decode(), int(mode, 8))
         return Probe(found, "\n".join(rest))
 
-    def write_file(self, path: str, content: str, mode: int = 0o644, then: str = "") -> None:
+    def write_file(
+        self, path: str, content: str, mode: int = 0o644, then: str = "", later: bool = False
+    ) -> None:
         """Replace `path` atomically (see write_files); `then` runs after, same round trip."""
-        self.write_files([(path, content, mode)], then=then)
+        self.write_files([(path, content, mode)], then=then, later=later)
 
-    def write_files(self, files: Sequence[tuple[str, str, int]], then: str = "") -> None:
+    def write_files(
+        self, files: Sequence[tuple[str, str, int]], then: str = "", later: bool = False
+    ) -> None:
         """Replace each file atomically, all in one round trip: each is written to a temp file
         beside it, then renamed over it. A full disk or any other failure leaves the old file
         (or none) and no temp file; files after a failing one are not touched. `then` is shell
-        run after all are in place (e.g. applying them)."""
+        run after all are in place (e.g. applying them). `later`: sent with the next command
+        (see `later`)."""
         parts = ["set -e; umask 077; tmp=; trap 'rm -f \"$tmp\"' EXIT"]
         stdin = b""
         for path, content, mode in files:
@@ -246,7 +312,10 @@ class HostSession:
         if then:
             parts.append(then)
         names = ", ".join(path for path, _, _ in files)
-        self.run("; ".join(parts), stdin=stdin.decode(), what=f"writing {names}")
+        if later:
+            self.later("; ".join(parts), stdin=stdin.decode(), what=f"writing {names}")
+        else:
+            self.run("; ".join(parts), stdin=stdin.decode(), what=f"writing {names}")
 
     def fetch(self, path: str) -> str:
         """A file's content, byte-exact, in one round trip (read_files; SFTP would take five
@@ -282,6 +351,18 @@ class HostSession:
         if opening is not None:
             opening.discard()
         self.transport.close()
+
+
+def _guarded(number: int, later: _Later) -> str:
+    """A queued change as part of a larger script: in a subshell of its own (its `set -e`,
+    traps and exit stay there), reading only its own stdin; failing, it says which it was on
+    stderr and the script stops. (Its status is tested after it ends, not with `||`, which
+    would turn its `set -e` off.)"""
+    source = "" if later.stdin else " </dev/null"
+    return (
+        f"( {later.script}\n){source}\n"
+        f"s=$?; if [ $s -ne 0 ]; then echo '{LATER_FAILED} {number} '$s >&2; exit $s; fi"
+    )
 
 
 def request_exec(channel: paramiko.Channel, command: str) -> None:

@@ -62,8 +62,8 @@ def ensure_files(context: HostContext, files: Sequence[HostFile], dry_run: bool)
     """Write the files whose content or mode differs; the paths that (would) change."""
     found = context.files([f.path for f in files])
     stale = [f for f in files if found[f.path] != (f.content, f.mode)]
-    if stale and not dry_run:
-        context.session.write_files([(f.path, f.content, f.mode) for f in stale])
+    if stale and not dry_run:  # sent with the host's next command (its install, on a new host)
+        context.session.write_files([(f.path, f.content, f.mode) for f in stale], later=True)
     return [f.path for f in stale]
 
 
@@ -91,9 +91,11 @@ def sysctl(context: HostContext, dry_run: bool) -> Outcome:
     if not dry_run:
         apply = f"sysctl -p {wanted.path} >/dev/null"
         if persisted:
-            context.session.run(apply, what="applying sysctls")
+            context.session.later(apply, what="applying sysctls")
         else:
-            context.session.write_file(wanted.path, wanted.content, wanted.mode, then=apply)
+            context.session.write_file(
+                wanted.path, wanted.content, wanted.mode, then=apply, later=True
+            )
     done = ([f"wrote {wanted.path}"] if not persisted else []) + [f"applied {summary}"]
     return Outcome.changed("; ".join(done), dry_run)
 
@@ -117,7 +119,7 @@ def kubelet_config(context: HostContext, dry_run: bool) -> Outcome:
     wrote = ensure_files(context, [file], dry_run)
     if old and not dry_run:
         paths = " ".join(f"{k3s.KUBELET_DROPIN_DIR}/{n}" for n in old)
-        context.session.run(f"rm -f {paths}", what="removing hubfleet's earlier kubelet drop-in")
+        context.session.later(f"rm -f {paths}", what="removing hubfleet's earlier kubelet drop-in")
     detail = f"maxPods {max_pods}" + "".join(f"; {n}" for n in notes)
     if not wrote and not old:
         return Outcome.ok(detail)
