@@ -125,8 +125,11 @@ def test_fast_paths_answer_as_python_across_state_changes(host: TestHost) -> Non
 
 def test_other_calls_fall_back_to_python_and_record_alike(host: TestHost) -> None:
     cases = [
-        "K3S_TOKEN=secret nproc",  # recorded env: answered by Python
+        "K3S_TOKEN=secret nproc",  # a recorded environment (answered in sh: see below)
         "INSTALL_K3S_VERSION=v1 systemctl is-active good",
+        "'INSTALL_K3S_EXEC=agent --node-ip 10.0.0.2' nproc",  # a value with spaces: Python
+        "curl -sfL https://get.k3s.io/x",  # another URL: Python
+        "curl -sSfL https://get.k3s.io",
         "SUDO_USER=o\\'brien nproc",  # the record needs escaping
         "systemctl is-active good --now",
         "systemctl is-active /etc/systemd/system/good.service",
@@ -157,6 +160,40 @@ def test_other_calls_fall_back_to_python_and_record_alike(host: TestHost) -> Non
     quick = host.run("cd '/tmp/a b' && nproc")
     assert quick.stdout == slow.stdout
     assert host.calls()[-1]["cwd"] == host.calls()[-2]["cwd"] == "/tmp/a b"
+
+
+ENV_FORMS = [
+    "K3S_TOKEN=s3cr3t-t0ken K3S_URL=https://10.213.0.10:6443 nproc",
+    "K3S_TOKEN=s3cr3t-t0ken k3s --version",
+    "INSTALL_K3S_EXEC=agent INSTALL_K3S_VERSION=v1.32.5+k3s1 K3S_TOKEN=s3cr3t-t0ken "
+    "K3S_URL=https://10.213.0.10:6443 curl -sfL https://get.k3s.io",
+    "curl -sfL https://get.k3s.io/",
+]
+
+
+def test_a_recorded_environment_and_the_install_script_are_answered_in_sh(
+    host: TestHost,
+) -> None:
+    """As hubfleet's install runs them: curl for get.k3s.io, and calls made with the join's
+    variables in the environment (recorded, the token as <hidden>), all without Python."""
+    host.run("k3s --version", check=True)  # its answer file written
+    for case in ENV_FORMS:
+        words = shlex.split(case)
+        env = [w for w in words if "=" in w and w.split("=")[0].isupper()]
+        cmd = " ".join(shlex.quote(w) for w in words[len(env) :])
+        prefix = " ".join(shlex.quote(e) for e in env)
+        slow = host.run(f"{prefix} HUBFLEET_STANDIN_SLOW=1 {cmd}")
+        quick = host.run(f"{prefix} PATH={NO_PYTHON} /usr/local/bin/{cmd}")
+        calls = host.calls()
+        assert quick.returncode == 0, (case, quick.stderr)
+        assert (quick.stdout, quick.stderr) == (slow.stdout, slow.stderr), case
+        assert _record(calls[-1]) == _record(calls[-2]), case
+        assert calls[-1]["env"] == {
+            w.split("=")[0]: "<hidden>" if w.startswith("K3S_TOKEN=") else w.split("=", 1)[1]
+            for w in env
+        }
+    assert host.calls()[-1]["tool"] == "curl"
+    assert "s3cr3t-t0ken" not in (host.read("/var/lib/hubfleet-standin/calls.log") or "")
 
 
 def test_fast_paths_cost_what_real_binaries_cost(host: TestHost) -> None:

@@ -189,7 +189,8 @@ def _install(
     for upload in command.uploads:
         session.upload(context.repo.root / upload.source, upload.destination, upload.mode)
     output = session.run(
-        f"set -e; {command.command} >/dev/null; "
+        # in a subshell: the join token it reads into its environment ends with it
+        f"set -e; ( {command.command} ) >/dev/null; "
         f"mkdir -p {shlex.quote(CONFIG_MARKER.rsplit('/', 1)[0])}; {marker}; "
         f"{k3s.BINARY_PATH} --version | head -n1",
         stdin=command.stdin,

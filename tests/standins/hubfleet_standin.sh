@@ -1,12 +1,12 @@
 # shellcheck shell=sh
 # The stand-ins' fast paths, in POSIX sh (sourced by the launchers systemctl, k3s, sysctl,
-# nproc, timedatectl, which are both sh and Python): the hot read-only queries a no-op rerun of
+# nproc, timedatectl, curl, which are both sh and Python): the hot read-only queries a no-op rerun of
 # hubfleet makes are answered without starting Python, as cheaply as the real binaries answer
 # them. hf_main TOOL ARG... answers, records the call in calls.log exactly as
 # hubfleet_standin.record() would, and exits; it returns (the launcher then runs its Python
 # body, always correct) for any other arguments, when an answer file is missing, or when the
-# call's record needs JSON escaping (argv words, cwd or SUDO_USER outside [A-Za-z0-9._/:=+-],
-# or a K3S_*/INSTALL_K3S_* variable in the environment).
+# call's record needs JSON escaping (argv words, cwd, SUDO_USER or the value of a K3S_* or
+# INSTALL_K3S_* variable outside [A-Za-z0-9._/:=+-]; secret ones are recorded as "<hidden>").
 #
 # Answer files (one value a line), kept by whoever changes what they derive from:
 # - /run/hubfleet-host/answers/{nproc,systemd_state,time_synced}: the host's lab options
@@ -57,6 +57,38 @@ hf_lines() {
     [ -n "$hf_v" ] && [ -z "$hf_w" ]
 }
 
+# hf_env_json EXPORTS: the INSTALL_K3S_* and K3S_* variables of `export -p` output (dash's:
+# export NAME='value', sorted by name) as the members of a JSON object in hf_env, the secret
+# ones as "<hidden>" (hubfleet_standin.SECRET_ENV); fails (the Python records the call) for a
+# value that is not one safe word, or K3S_ anywhere else
+hf_env_json() {
+    hf_env= hf_rest=$1$hf_nl
+    while [ -n "$hf_rest" ]; do
+        hf_l=${hf_rest%%"$hf_nl"*}
+        hf_rest=${hf_rest#*"$hf_nl"}
+        case $hf_l in
+        *K3S_*) ;;
+        *) continue ;;
+        esac
+        case $hf_l in
+        "export INSTALL_K3S_"*=\'*\' | "export K3S_"*=\'*\') ;;
+        *) return 1 ;;
+        esac
+        hf_n=${hf_l#export }
+        hf_n=${hf_n%%=*}
+        hf_v=${hf_l#*=\'}
+        hf_v=${hf_v%\'}
+        case $hf_n in
+        K3S_TOKEN | K3S_AGENT_TOKEN | K3S_CLUSTER_SECRET | K3S_DATASTORE_ENDPOINT)
+            hf_safe "$hf_n" || return 1
+            hf_v='<hidden>'
+            ;;
+        *) hf_safe "$hf_n" "$hf_v" || return 1 ;;
+        esac
+        hf_env="$hf_env${hf_env:+, }\"$hf_n\": \"$hf_v\""
+    done
+}
+
 # hf_record TOOL ARG...: append the call to calls.log as hubfleet_standin.record() does
 hf_record() {
     hf_safe "$@" || return 1
@@ -83,9 +115,7 @@ hf_record() {
         exec 2>/dev/null
         pwd -P && export -p && exec date +%s.%3N
     ) || return 1
-    case $hf_all in
-    *K3S_*) return 1 ;;
-    esac
+    hf_env_json "$hf_all" || return 1
     hf_cwd=${hf_all%%"$hf_nl"*}
     hf_time=${hf_all##*"$hf_nl"}
     hf_safe "$hf_cwd" && [ -n "$hf_cwd" ] && [ "$hf_cwd" -ef . ] || return 1
@@ -105,8 +135,8 @@ hf_record() {
         hf_args="$hf_args${hf_args:+, }\"$hf_w\""
     done
     {
-        printf '{"argv": [%s], "cwd": "%s", "env": {}, "pid": %s, "sudo_user": %s, "time": %s, "tool": "%s", "uid": %s}\n' \
-            "$hf_args" "$hf_cwd" "$$" "$hf_sudo" "$hf_time" "$hf_tool" "$hf_uid" >>"$HF_STATE/calls.log"
+        printf '{"argv": [%s], "cwd": "%s", "env": {%s}, "pid": %s, "sudo_user": %s, "time": %s, "tool": "%s", "uid": %s}\n' \
+            "$hf_args" "$hf_cwd" "$hf_env" "$$" "$hf_sudo" "$hf_time" "$hf_tool" "$hf_uid" >>"$HF_STATE/calls.log"
     } 2>/dev/null
 }
 
@@ -245,16 +275,31 @@ hf_k3s() {
 }
 
 # hf_main TOOL ARG...: answer, record and exit; return when Python must answer
+# curl -sfL https://get.k3s.io: the install script stand-in, as the Python curl serves it
+hf_curl() {
+    [ $# = 2 ] && [ "$1" = -sfL ] || return 1
+    case $2 in
+    https://get.k3s.io | https://get.k3s.io/) ;;
+    *) return 1 ;;
+    esac
+    [ -f /run/hubfleet-standins/get.k3s.io ] || return 1
+    hf_file=/run/hubfleet-standins/get.k3s.io hf_code=0
+}
+
 hf_main() {
     [ -z "${HUBFLEET_STANDIN_SLOW-}" ] || return 0
     hf_name=$1
     shift
     case $hf_name in
-    systemctl | sysctl | timedatectl | nproc | k3s) ;;
+    systemctl | sysctl | timedatectl | nproc | k3s | curl) ;;
     *) return 0 ;;
     esac
+    hf_file= hf_out=
     "hf_$hf_name" "$@" || return 0
     hf_record "$hf_name" "$@" || return 0
+    if [ -n "$hf_file" ]; then
+        exec cat -- "$hf_file"
+    fi
     printf '%s' "$hf_out"
     exit "$hf_code"
 }

@@ -185,6 +185,9 @@ def install(source, args):
             info(f"Installing k3s to {binary}")
             standin.write_file(binary, text, 0o755)
         installed_version = version
+        import standin_k3s  # type: ignore[import-not-found]
+
+        standin_k3s.version_answer(version)  # `k3s --version` answered in sh from now on
     if env.get("INSTALL_K3S_SKIP_SELINUX_RPM") == "true" or not os.path.isdir("/usr/share/selinux"):
         info("Skipping installation of SELinux RPM")
     if env.get("INSTALL_K3S_SYMLINK") != "skip":

@@ -221,6 +221,16 @@ class Fatal(Exception):
     """Ends the program with exit 1 after printing the message as k3s would."""
 
 
+def version_answer(version):
+    """What `k3s --version` prints for `version`; kept as the sh fast path's answer file
+    (hubfleet_standin.sh) the first time it is asked for, or installed."""
+    text = f"k3s version {version} ({commit_of(version)})\ngo version {GO_VERSION}\n"
+    answer = f"{standin.ANSWERS}/k3s-version/{version}"
+    if version.strip(".") and "/" not in version and not os.path.exists(answer):
+        standin.write_answer(answer, text)
+    return text
+
+
 def commit_of(version):
     return hashlib.sha256(version.encode()).hexdigest()[:8]
 
@@ -1338,16 +1348,7 @@ def main(argv):
             )
             return 0
         if args[0] in ("--version", "-v", "version"):
-            text = f"k3s version {STANDIN_VERSION} ({commit_of(STANDIN_VERSION)})\ngo version {GO_VERSION}\n"
-            # what the sh fast path answers for this version (hubfleet_standin.sh)
-            answer = f"{standin.ANSWERS}/k3s-version/{STANDIN_VERSION}"
-            if (
-                STANDIN_VERSION.strip(".")
-                and "/" not in STANDIN_VERSION
-                and not os.path.exists(answer)
-            ):
-                standin.write_answer(answer, text)
-            print(text, end="")
+            print(version_answer(STANDIN_VERSION), end="")
             return 0
         if args[0] == "server":
             return server(args[1:])
