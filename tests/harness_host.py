@@ -352,8 +352,24 @@ class TestHost:
         """Unplug the host's cable: packets to and from it vanish (connects time out)."""
         _run(["ip", "link", "set", self.veth, "down"])
 
-    def link_up(self) -> None:
+    def link_up(self, within_s: float = 5.0) -> None:
+        """Plug the cable back in; returns once the host's sshd answers again (a neighbour
+        entry that failed while it was down answers `No route to host` for a moment)."""
+        import socket
+        import time
+
         _run(["ip", "link", "set", self.veth, "up"])
+        deadline = time.monotonic() + within_s
+        while True:
+            try:
+                socket.create_connection((self.address, 22), timeout=0.5).close()
+                return
+            except OSError:
+                if time.monotonic() >= deadline:
+                    raise LabError(
+                        f"host {self.name}: not reachable {within_s:.0f}s after link up"
+                    ) from None
+                time.sleep(0.05)
 
     def _tmpfs_of(self, path: str) -> str:
         q = shlex.quote(path)

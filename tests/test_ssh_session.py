@@ -67,17 +67,24 @@ def test_a_command_costs_one_round_trip_once_connected(
     rtt_s = 0.15
     route = host_lab.latency_proxy(lab_host, rtt_s * 1000)
     session = session_to(host_lab, lab_host, tmp_path, route)
-    try:
-        session.run("true")
+
+    def each(stdin: bool) -> float:
         started = time.monotonic()
         for i in range(4):
-            assert session.run("cat", stdin=f"{i}\n").stdout == f"{i}\n"
-        each = (time.monotonic() - started) / 4
+            got = session.run("cat" if stdin else f"echo {i}", stdin=f"{i}\n" if stdin else None)
+            assert got.stdout == f"{i}\n"
+        return (time.monotonic() - started) / 4
+
+    try:
+        session.run("true")
+        plain, with_stdin = each(stdin=False), each(stdin=True)
     finally:
         session.close()
-    # channel open, exec, then output would be three round trips (0.45 s here)
-    assert rtt_s * 0.9 < each < rtt_s * 1.8, each
-    assert session.commands == 5
+    # opening a channel, the exec request's answer, then the output were three round trips
+    assert rtt_s * 0.9 < plain < rtt_s * 1.8, plain
+    # sshd opens a session's input window only once its command runs: stdin waits for that
+    assert rtt_s * 1.8 < with_stdin < rtt_s * 2.8, with_stdin
+    assert session.commands == 9
 
 
 def test_queued_changes_run_first_each_with_its_own_stdin(

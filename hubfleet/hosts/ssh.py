@@ -25,6 +25,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hubfleet.errors import HubfleetError, LaterChangeFailed
+from hubfleet.hosts.shell import (
+    LATER_FAILED,
+    Later,
+    files_in_tar,
+    guarded,
+    probe_script,
+    write_script,
+)
 
 if TYPE_CHECKING:
     import paramiko
@@ -64,20 +72,6 @@ class RemoteResult:
     @property
     def ok(self) -> bool:
         return self.exit_code == 0
-
-
-@dataclass(frozen=True)
-class _Later:
-    """A change left to go with the host's next command: shell, its stdin, what it does (for
-    an error), and the step it belongs to."""
-
-    script: str
-    stdin: str
-    what: str
-    step: str
-
-
-LATER_FAILED = "@@hubfleet-later-failed"
 
 
 @dataclass(frozen=True)
@@ -133,7 +127,7 @@ class HostSession:
         self.label = f"member {member}: host {host.address}"
         self._lock = threading.Lock()
         self._next: _OpeningChannel | None = _OpeningChannel(transport)
-        self._later: list[_Later] = []
+        self._later: list[Later] = []
         self._step: str | None = None  # the step whose changes `later` queues, if any
 
     # --- changes sent with the next command (hubfleet.hosts.steps.run_steps drives these) ---
@@ -155,7 +149,7 @@ class HostSession:
             self.run(script, stdin=stdin or None, what=what)
             return
         with self._lock:
-            self._later.append(_Later(script, stdin, what, self._step))
+            self._later.append(Later(script, stdin, what, self._step))
 
     def flush(self) -> None:
         """Run the queued changes now (one command), if there are any."""
@@ -177,7 +171,7 @@ class HostSession:
         with self._lock:
             queued, self._later = self._later, []
         if queued:
-            script = "\n".join([*(_guarded(i, later) for i, later in enumerate(queued)), script])
+            script = "\n".join([*(guarded(i, later) for i, later in enumerate(queued)), script])
             stdin = "".join(later.stdin for later in queued) + (stdin or "") or None
         command = f"sh -c {shlex.quote(script)}"
         if not self.as_root:
@@ -212,7 +206,7 @@ class HostSession:
             )
         return outcome
 
-    def _later_failed(self, queued: list[_Later], stderr: str) -> LaterChangeFailed:
+    def _later_failed(self, queued: list[Later], stderr: str) -> LaterChangeFailed:
         lines = stderr.strip().splitlines()
         marker = next(i for i, line in enumerate(lines) if line.startswith(LATER_FAILED))
         number, code = [*lines[marker].split()[1:], "0", "?"][:2]
@@ -264,11 +258,7 @@ class HostSession:
     def probe(self, paths: list[str], also: str = "") -> Probe:
         """Each file's (content, mode) and the output of the shell in `also`: one round trip,
         so a step can check everything it depends on at once."""
-        parts = [
-            f"if [ -f {shlex.quote(p)} ]; then printf '@@%s %s %s\\n' {i} "
-            f'$(stat -c %a {shlex.quote(p)}) "$(base64 -w0 < {shlex.quote(p)})"; fi'
-            for i, p in enumerate(paths)
-        ]
+        parts = [probe_script(paths)] if paths else []
         if also.strip():
             parts.append(also.strip())
         parts.append("true")  # a probe that finds nothing has still succeeded
@@ -276,11 +266,10 @@ class HostSession:
         found: dict[str, tuple[str, int] | None] = {p: None for p in paths}
         rest: list[str] = []
         for line in out.splitlines():
-            if not line.startswith("@@"):
+            if line.startswith("@@tar "):
+                found.update(files_in_tar(base64.b64decode(line[6:]), paths))
+            else:
                 rest.append(line)
-                continue
-            number, mode, encoded = [*line[2:].split(" "), "", ""][:3]
-            found[paths[int(number)]] = (base64.b64decode(encoded).decode(), int(mode, 8))
         return Probe(found, "\n".join(rest))
 
     def write_file(
@@ -293,29 +282,22 @@ class HostSession:
         self, files: Sequence[tuple[str, str, int]], then: str = "", later: bool = False
     ) -> None:
         """Replace each file atomically, all in one round trip: each is written to a temp file
-        beside it, then renamed over it. A full disk or any other failure leaves the old file
-        (or none) and no temp file; files after a failing one are not touched. `then` is shell
-        run after all are in place (e.g. applying them). `later`: sent with the next command
-        (see `later`)."""
-        parts = ["set -e; umask 077; tmp=; trap 'rm -f \"$tmp\"' EXIT"]
-        stdin = b""
-        for path, content, mode in files:
-            data = content.encode()
-            stdin += data  # contents travel on stdin, never on a command line
-            quoted = shlex.quote(path)
-            parts.append(
-                f"mkdir -p {shlex.quote(os.path.dirname(path) or '.')}; "
-                f'tmp=$(mktemp {quoted}.hubfleet.XXXXXX); head -c {len(data)} > "$tmp"; '
-                f'test $(wc -c < "$tmp") -eq {len(data)}; '
-                f'chmod {mode:o} "$tmp"; mv -f "$tmp" {quoted}; tmp='
-            )
+        beside it (created exclusively, with its mode), then, once all are whole, renamed over
+        it. A full disk, a short stdin or any other failure leaves the old files (or none) and
+        no temp file. `then` is shell run after all are in place (e.g. applying them).
+        `later`: sent with the next command (see `later`). Two processes a file (head, mv)
+        and one check: no mktemp, chmod or wc each."""
+        stdin = "".join(content for _, content, _ in files)  # on stdin, never a command line
+        script = write_script(
+            [(path, len(content.encode()), mode) for path, content, mode in files]
+        )
         if then:
-            parts.append(then)
+            script += f"; {then}"
         names = ", ".join(path for path, _, _ in files)
         if later:
-            self.later("; ".join(parts), stdin=stdin.decode(), what=f"writing {names}")
+            self.later(script, stdin=stdin, what=f"writing {names}")
         else:
-            self.run("; ".join(parts), stdin=stdin.decode(), what=f"writing {names}")
+            self.run(script, stdin=stdin, what=f"writing {names}")
 
     def fetch(self, path: str) -> str:
         """A file's content, byte-exact, in one round trip (read_files; SFTP would take five
@@ -351,18 +333,6 @@ class HostSession:
         if opening is not None:
             opening.discard()
         self.transport.close()
-
-
-def _guarded(number: int, later: _Later) -> str:
-    """A queued change as part of a larger script: in a subshell of its own (its `set -e`,
-    traps and exit stay there), reading only its own stdin; failing, it says which it was on
-    stderr and the script stops. (Its status is tested after it ends, not with `||`, which
-    would turn its `set -e` off.)"""
-    source = "" if later.stdin else " </dev/null"
-    return (
-        f"( {later.script}\n){source}\n"
-        f"s=$?; if [ $s -ne 0 ]; then echo '{LATER_FAILED} {number} '$s >&2; exit $s; fi"
-    )
 
 
 def request_exec(channel: paramiko.Channel, command: str) -> None:
