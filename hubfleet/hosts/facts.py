@@ -8,23 +8,28 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-# The script prints `key=value` lines; every probe tolerates a missing tool.
+# The script prints `key=value` lines; every probe tolerates a missing tool. It runs on every
+# host at the start of every run, so it starts few processes (uname, nproc, df, systemctl,
+# timedatectl, ss, awk): the rest is read by the shell itself.
 GATHER_SCRIPT = r"""
 . /etc/os-release 2>/dev/null
 echo "os_id=${ID:-unknown}"
 echo "os_version=${VERSION_ID:-unknown}"
 echo "os_name=${PRETTY_NAME:-unknown}"
 echo "arch=$(uname -m)"
-echo "cpus=$(nproc 2>/dev/null || echo 0)"
-echo "mem_kb=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo 2>/dev/null)"
-mkdir -p /var/lib/rancher 2>/dev/null
-echo "disk_free_kb=$(df -Pk /var/lib/rancher 2>/dev/null | awk 'NR==2 {print $4}')"
-echo "systemd=$(systemctl is-system-running 2>/dev/null || true)"
-echo "time_synced=$(timedatectl show -p NTPSynchronized --value 2>/dev/null || echo unknown)"
-echo "listening=$(ss -Hltn 2>/dev/null | awk '{print $4}' | sed 's/.*://' | sort -un | tr '\n' ' ')"
-echo "uid=$(id -u)"
-echo "hostname=$(hostname)"
-echo "kubernetes=$(test -x /usr/local/bin/k3s && echo k3s; test -d /var/snap/microk8s && echo microk8s)"
+c=$(nproc 2>/dev/null); echo "cpus=${c:-0}"
+while read -r k v _; do [ "$k" = MemTotal: ] && echo "mem_kb=$v" && break; done 2>/dev/null </proc/meminfo
+[ -d /var/lib/rancher ] || mkdir -p /var/lib/rancher 2>/dev/null
+set -- $(df -Pk /var/lib/rancher 2>/dev/null)
+[ $# -ge 10 ] && eval "echo disk_free_kb=\${$(($# - 2))}"
+echo "systemd=$(systemctl is-system-running 2>/dev/null)"
+t=$(timedatectl show -p NTPSynchronized --value 2>/dev/null); echo "time_synced=${t:-unknown}"
+echo "listening=$(ss -Hltn 2>/dev/null | awk '{n=$4; sub(/.*:/, "", n); if (!(n in s)) {s[n]; printf "%s ", n}}')"
+while read -r k _ u _; do [ "$k" = Uid: ] && echo "uid=$u" && break; done 2>/dev/null </proc/self/status
+read -r h 2>/dev/null </proc/sys/kernel/hostname || h=$(hostname); echo "hostname=$h"
+k=; [ -d /var/snap/microk8s ] && k=microk8s; [ -x /usr/local/bin/k3s ] && k=k3s
+echo "kubernetes=$k"
+set --
 """
 
 SUPPORTED_OS = {"ubuntu": "22.04", "debian": "11"}

@@ -48,8 +48,8 @@ def snapshot(member: Any) -> Callable[[Any], tuple[list[str], str]]:
         if roles.is_server(host):
             files += [k3s.TRAEFIK_SKIP_PATH, KUBECONFIG_MARKER, k3s.TOKEN_PATH]
             extra.append(
-                f"echo kubeconfig_sha256=$(sha256sum {k3s.KUBECONFIG_PATH} 2>/dev/null"
-                " | cut -d' ' -f1)"
+                f"set -- $(sha256sum {k3s.KUBECONFIG_PATH} 2>/dev/null); "
+                'echo "kubeconfig_sha256=${1-}"; set --'
             )
             extra.append(
                 f"if [ -x {k3s.BINARY_PATH} ]; then echo nodes_json=$({k3s.BINARY_PATH} kubectl "

@@ -32,8 +32,9 @@ TOKEN_PATH = "/var/lib/rancher/k3s/server/token"
 KUBELET_DROPIN_DIR = "/var/lib/rancher/k3s/agent/etc/kubelet.conf.d"
 KUBELET_CONFIG_PATH = f"{KUBELET_DROPIN_DIR}/999-hubfleet.conf"
 OLD_KUBELET_CONFIG_NAMES = ("99-hubfleet.conf",)
-KUBELET_DROPINS_PROBE = (
-    f"echo kubelet_dropins=$(ls -1 {KUBELET_DROPIN_DIR} 2>/dev/null | tr '\\n' ' ')"
+KUBELET_DROPINS_PROBE = (  # the drop-ins' names, sorted, by the shell alone
+    f'set --; for f in {KUBELET_DROPIN_DIR}/*; do [ -e "$f" ] && set -- "$@" "${{f##*/}}"; '
+    'done; echo "kubelet_dropins=$*"; set --'
 )
 SYSCTL_PATH = "/etc/sysctl.d/90-hubfleet-inotify.conf"
 TRAEFIK_SKIP_PATH = "/var/lib/rancher/k3s/server/manifests/traefik.yaml.skip"

@@ -145,7 +145,7 @@ def k3s_config(context: HostContext, dry_run: bool) -> Outcome:
 def install_probe(host: Any) -> str:
     """Shell printing the installed k3s version and whether its service is active."""
     return (
-        f"if [ -x {k3s.BINARY_PATH} ]; then {k3s.BINARY_PATH} --version | head -n1; fi; "
+        f"if [ -x {k3s.BINARY_PATH} ]; then {k3s.BINARY_PATH} --version; fi; "
         f"echo active=$(systemctl is-active {k3s.service_name(host)} 2>/dev/null)"
     )
 
