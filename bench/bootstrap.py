@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 import yaml  # noqa: E402
 
 from hubfleet.files.repo import DeployRepo  # noqa: E402
-from hubfleet.hosts.bootstrap import BootstrapOptions  # noqa: E402
+from hubfleet.hosts.member_run import BootstrapOptions  # noqa: E402
 from hubfleet.k3s import bootstrap as k3s_bootstrap  # noqa: E402
 from tests.harness import HostLab, skip_reason  # noqa: E402
 

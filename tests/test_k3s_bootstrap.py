@@ -20,8 +20,8 @@ import yaml
 
 from hubfleet.errors import HubfleetError
 from hubfleet.files.repo import DeployRepo
-from hubfleet.hosts.bootstrap import BootstrapOptions
 from hubfleet.hosts.hostkeys import HostKeyDecision
+from hubfleet.hosts.member_run import BootstrapOptions
 from hubfleet.hosts.steps import CHANGED, OK, SKIPPED, WOULD_CHANGE, StepFailed, StepReport
 from hubfleet.k3s import bootstrap as k3s_bootstrap
 from hubfleet.secrets import sops

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from hubfleet.hosts import ssh
-from hubfleet.hosts.bootstrap import BootstrapOptions
+from hubfleet.hosts.member_run import BootstrapOptions
 from hubfleet.hosts.steps import CHANGED, OK, StepFailed
 from hubfleet.k3s import token as k3s_token
 from hubfleet.secrets import sops

@@ -14,7 +14,8 @@ import pytest
 import yaml
 
 from hubfleet.files.repo import DeployRepo
-from hubfleet.hosts.bootstrap import BootstrapOptions, bootstrap_member
+from hubfleet.hosts.bootstrap import bootstrap_member
+from hubfleet.hosts.member_run import BootstrapOptions
 from hubfleet.hosts.steps import CHANGED, OK, WOULD_CHANGE, StepFailed
 from hubfleet.microk8s import partial as microk8s_runs
 from hubfleet.microk8s import steps as microk8s_steps

@@ -17,7 +17,7 @@ from hubfleet.hosts.ssh import new_ed25519_key, private_key_from_text, public_li
 from hubfleet.hosts.steps import Outcome
 
 if TYPE_CHECKING:
-    from hubfleet.hosts.bootstrap import HostContext
+    from hubfleet.hosts.member_run import HostContext, MemberRun
 
 ROOT_AUTHORIZED_KEYS = "/root/.ssh/authorized_keys"
 DIND_MOUNT = "/mnt/disk"
@@ -46,7 +46,7 @@ def _key_id(line: str) -> tuple[str, str] | None:
 def operators_key(context: HostContext, dry_run: bool) -> Outcome:
     """The member's own ed25519 key exists (sops-encrypted in the repo, public half beside
     it) and root on this host accepts it; other authorized_keys lines are left alone."""
-    from hubfleet.hosts.bootstrap import member_key_path
+    from hubfleet.hosts.member_run import member_key_path
     from hubfleet.secrets import sops
 
     run = context.run
@@ -56,12 +56,13 @@ def operators_key(context: HostContext, dry_run: bool) -> Outcome:
         if run.key_text is None and path.is_file():
             run.key_text = sops.decrypt(context.repo, path)
         if run.key_text is None:
-            private, public = new_ed25519_key(f"hubfleet-{context.member.name}")
+            prepared = None if dry_run else run.taken("operators-key")
+            private, public, content = prepared or new_encrypted_key(run, dry_run)
             if dry_run:
                 changes.append(f"would generate {context.repo.relative(path)}")
                 public_text = public
             else:
-                sops.write_encrypted(context.repo, path, private)
+                sops.store(path, content)
                 path.with_name(path.name + ".pub").write_text(public)
                 run.key_text = private
                 changes.append(f"generated {context.repo.relative(path)}")
@@ -80,6 +81,28 @@ def operators_key(context: HostContext, dry_run: bool) -> Outcome:
     if not changes:
         return Outcome.ok("key authorised")
     return Outcome.changed("; ".join(changes), dry_run)
+
+
+def new_encrypted_key(run: MemberRun, dry_run: bool = False) -> tuple[str, str, bytes]:
+    """A new operators' key for the member: (private, public line, the private key as its
+    encrypted file holds it; empty in a dry run, which encrypts nothing)."""
+    from hubfleet.hosts.member_run import member_key_path
+    from hubfleet.secrets import sops
+
+    private, public = new_ed25519_key(f"hubfleet-{run.member.name}")
+    if dry_run:
+        return private, public, b""
+    path = member_key_path(run.repo, run.member.name)
+    return private, public, sops.encrypted(run.repo, path, private)
+
+
+def prepare_operators_key(run: MemberRun) -> None:
+    """A member without its key yet: make and encrypt one while the hosts are connected to
+    (the operators-key step stores it; nothing is written before that step runs)."""
+    from hubfleet.hosts.member_run import member_key_path
+
+    if not run.options.dry_run and not member_key_path(run.repo, run.member.name).is_file():
+        run.start_ahead("operators-key", lambda: new_encrypted_key(run))
 
 
 def partition_of(disk: str) -> str:

@@ -24,12 +24,13 @@ from hubfleet.k3s.steps import (
     nodes_ready,
     upgrade_plan,
 )
+from hubfleet.k3s.token import prepare_token
 from hubfleet.registry import roles
 
 if TYPE_CHECKING:
     from contextlib import ExitStack
 
-    from hubfleet.hosts.bootstrap import HostContext, MemberRun
+    from hubfleet.hosts.member_run import HostContext, MemberRun
     from hubfleet.registry.members import Member
 
 
@@ -90,6 +91,7 @@ def flavour() -> Flavour:
         member_steps=member_steps,
         first_host=roles.first_server,
         snapshot=snapshot,
+        prepare=prepare_token,
     )
 
 

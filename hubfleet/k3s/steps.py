@@ -40,7 +40,7 @@ from hubfleet.kube.nodes import parse_nodes
 from hubfleet.registry import roles
 
 if TYPE_CHECKING:
-    from hubfleet.hosts.bootstrap import HostContext, MemberRun
+    from hubfleet.hosts.member_run import HostContext, MemberRun
     from hubfleet.kube.credentials import ClusterCredentials
 
 CONFIG_MARKER = "/var/lib/rancher/k3s/hubfleet-config.sha256"

@@ -26,7 +26,7 @@ from hubfleet.k3s.install import check_token
 from hubfleet.registry import roles
 
 if TYPE_CHECKING:
-    from hubfleet.hosts.bootstrap import HostContext, MemberRun
+    from hubfleet.hosts.member_run import HostContext, MemberRun
     from hubfleet.hosts.steps import Outcome
 
 TOKEN_KEY = "token"
@@ -99,14 +99,46 @@ def read_stored(repo: DeployRepo, member: str) -> str | None:
     return value.strip()
 
 
-def store(repo: DeployRepo, member: str, token: ClusterToken) -> None:
-    """Write the token encrypted (the plaintext reaches sops on stdin, never a file)."""
+def encrypted_token(repo: DeployRepo, member: str, value: str) -> bytes:
+    """The token file's content for `value`, encrypted (the plaintext reaches sops on stdin,
+    never a file)."""
     import yaml
 
     from hubfleet.secrets import sops
 
-    text = yaml.safe_dump({TOKEN_KEY: token.value}, default_flow_style=False)
-    sops.write_encrypted(repo, token_file(repo, member), text)
+    text = yaml.safe_dump({TOKEN_KEY: value}, default_flow_style=False)
+    return sops.encrypted(repo, token_file(repo, member), text)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """The token as found before connecting: the stored one (decrypted), or a fresh one
+    already encrypted (stored only if the cluster-token step chooses it)."""
+
+    stored: str | None
+    fresh: str = ""
+    content: bytes = b""
+
+    def __repr__(self) -> str:
+        return "Prepared(<hidden>)"
+
+
+def prepare_token(run: MemberRun) -> None:
+    """Start finding the token while the hosts are connected to: decrypt the stored one, or
+    make and encrypt a fresh one (not in a dry run). The sops call is then off the first
+    server's way; cluster_token takes it."""
+    from hubfleet.secrets.generate import token_hex
+
+    repo, member = run.repo, run.member.name
+
+    def fresh() -> Prepared:
+        value = token_hex(TOKEN_BYTES)
+        return Prepared(None, value, encrypted_token(repo, member, value))
+
+    if token_file(repo, member).exists():
+        run.start_ahead("cluster-token", lambda: Prepared(read_stored(repo, member)))
+    elif not run.options.dry_run:
+        run.start_ahead("cluster-token", fresh)
 
 
 def _server_token(run: MemberRun) -> str | None:
@@ -125,6 +157,7 @@ def cluster_token(run: MemberRun, dry_run: bool) -> ClusterToken:
     """The member's cluster token, found once per run (every host asks; the first finds it):
     stored, else adopted from the server, else generated; a new one is stored encrypted
     before any host gets it (not in a dry run), so a run that stops later resumes with it."""
+    from hubfleet.secrets import sops
     from hubfleet.secrets.generate import token_hex
 
     with _LOCKS_GUARD:
@@ -135,13 +168,22 @@ def cluster_token(run: MemberRun, dry_run: bool) -> ClusterToken:
             return known
         member = run.member.name
         server = roles.first_server(run.member)
-        stored = read_stored(run.repo, member)
+        prepared = run.taken("cluster-token")
+        if not isinstance(prepared, Prepared):
+            prepared = Prepared(read_stored(run.repo, member))
+        stored = prepared.stored
         on_server = _server_token(run)
-        fresh = token_hex(TOKEN_BYTES) if stored is None and on_server is None else ""
+        fresh = ""
+        if stored is None and on_server is None:
+            fresh = prepared.fresh or token_hex(TOKEN_BYTES)
         shown = run.repo.relative(token_file(run.repo, member))
         token = choose(member, stored, on_server, server.address, fresh, shown)
         if token.source != "stored" and not dry_run:
-            store(run.repo, member, token)
+            content = prepared.content if token.value == prepared.fresh else b""
+            sops.store(
+                token_file(run.repo, member),
+                content or encrypted_token(run.repo, member, token.value),
+            )
         run.shared["cluster-token"] = token
         return token
 

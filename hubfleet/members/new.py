@@ -175,9 +175,9 @@ def gather_facts(
     repo: DeployRepo, request: NewMember, options: NewMemberOptions, pins: DeferredPins
 ) -> HostFacts:
     """Log in to the host (the member's key if it exists, else --identity) and gather facts."""
-    from hubfleet.hosts.bootstrap import load_connect_keys
     from hubfleet.hosts.facts import GATHER_SCRIPT, parse_facts
     from hubfleet.hosts.login import connect
+    from hubfleet.hosts.member_run import load_connect_keys
 
     member = member_from_record(request.name, member_record(request))
     host = Host(request.address, user=request.user, port=request.port)

@@ -31,15 +31,10 @@ def preflight(repo: DeployRepo, name: str, options: OnboardOptions) -> str:
     (read-only: the same in a dry run)."""
     from contextlib import ExitStack
 
-    from hubfleet.hosts.bootstrap import (
-        BootstrapOptions,
-        MemberRun,
-        gather_facts,
-        load_connect_keys,
-        open_sessions,
-    )
+    from hubfleet.hosts.bootstrap import gather_facts, open_sessions
     from hubfleet.hosts.facts import preflight_problems
     from hubfleet.hosts.hostkeys import HostKeyDecision
+    from hubfleet.hosts.member_run import BootstrapOptions, MemberRun, load_connect_keys
 
     member = _registered_or_provisional(repo, name, options)
     host = member.hosts[0] if member.hosts else None
@@ -111,8 +106,9 @@ def bootstrap(
     dry_run: bool = False,
 ) -> str:
     """k3s or MicroK8s on the member's hosts (their own bootstrap, dry run included)."""
-    from hubfleet.hosts.bootstrap import BootstrapOptions, bootstrap_member
+    from hubfleet.hosts.bootstrap import bootstrap_member
     from hubfleet.hosts.hostkeys import HostKeyDecision
+    from hubfleet.hosts.member_run import BootstrapOptions
     from hubfleet.registry.members import load_registry
 
     registry = load_registry(repo)

@@ -27,7 +27,7 @@ from hubfleet.microk8s import settings as microk8s
 from hubfleet.registry import roles
 
 if TYPE_CHECKING:
-    from hubfleet.hosts.bootstrap import HostContext, MemberRun
+    from hubfleet.hosts.member_run import HostContext, MemberRun
     from hubfleet.registry.members import Host, Member
 
 WG_CONFIG = "/etc/wireguard/wg0.conf"

@@ -9,7 +9,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from hubfleet.files.repo import DeployRepo
-    from hubfleet.hosts.bootstrap import MemberRun
+    from hubfleet.hosts.member_run import MemberRun
 
 
 def keys_path(repo: DeployRepo, member: str) -> Path:

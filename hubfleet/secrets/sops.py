@@ -197,7 +197,11 @@ def write_encrypted(
 ) -> None:
     """Encrypt `plaintext` in memory as the content of `path` and replace `path` atomically;
     plaintext never touches disk."""
-    content = encrypted(repo, path, plaintext, env)
+    store(path, encrypted(repo, path, plaintext, env))
+
+
+def store(path: Path, content: bytes) -> None:
+    """Replace `path` atomically (0600) with what `encrypted()` gave for it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomically(path, content, mode=0o600)
 

@@ -185,8 +185,8 @@ def refresh_credentials(
         from hubfleet.cli import terminal_prompt
         from hubfleet.errors import HubfleetError
         from hubfleet.files.repo import find_repo
-        from hubfleet.hosts.bootstrap import BootstrapOptions
         from hubfleet.hosts.hostkeys import HostKeyDecision
+        from hubfleet.hosts.member_run import BootstrapOptions
         from hubfleet.members.refresh import refresh_credentials as run
 
         prompt = terminal_prompt() if accept_host_key is None else None

@@ -20,8 +20,8 @@ SSH_HELP = {
 
 def _options(**kw: object) -> object:
 
-    from hubfleet.hosts.bootstrap import BootstrapOptions
     from hubfleet.hosts.hostkeys import HostKeyDecision
+    from hubfleet.hosts.member_run import BootstrapOptions
 
     accept = kw.pop("accept_host_key", None)
     identity = kw.pop("identity", None)
