@@ -22,8 +22,11 @@ import json
 import os
 import sys
 import time
-from collections.abc import Mapping
-from typing import Any
+
+TYPE_CHECKING = False  # typing costs a stand-in's start some milliseconds: not imported to run
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
 
 STATE = "/var/lib/hubfleet-standin"
 CALLS = STATE + "/calls.log"
@@ -34,6 +37,24 @@ BASE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # the answer files of the sh fast paths (hubfleet_standin.sh)
 ANSWERS = STATE + "/answers"
 _ANSWER_NAME = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.@:-")
+
+
+def lazy(name: str) -> Any:
+    """The module `name`, loaded at its first use: a stand-in call that never needs it does
+    not pay for importing it (Python's start is most of what a stand-in call costs)."""
+    if name in sys.modules:
+        return sys.modules[name]
+    import importlib.util
+
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.loader is None:
+        raise ImportError(name)
+    loader = importlib.util.LazyLoader(spec.loader)
+    spec.loader = loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    loader.exec_module(module)
+    return module
 
 
 def recorded_env(env: Mapping[str, str] | None = None) -> dict[str, str]:

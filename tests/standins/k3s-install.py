@@ -17,18 +17,20 @@ INSTALL_K3S_SYMLINK are honoured too. The call is recorded as tool "install.sh";
 installed is kept in /var/lib/hubfleet-standin/k3s-install.json. No network, ever.
 """
 
-import hashlib
-import io
 import os
 import re
-import shlex
-import shutil
-import subprocess
 import sys
 import time
 
 sys.path[:0] = [os.path.dirname(os.path.realpath(__file__)), "/run/hubfleet-standins"]
 import hubfleet_standin as standin  # type: ignore[import-not-found]  # noqa: E402
+
+# loaded at first use (hubfleet_standin.lazy)
+hashlib = standin.lazy("hashlib")
+io = standin.lazy("io")
+shlex = standin.lazy("shlex")
+shutil = standin.lazy("shutil")
+subprocess = standin.lazy("subprocess")
 
 BIN_DIR = "/usr/local/bin"
 INSTALL_STATE = standin.STATE + "/k3s-install.json"

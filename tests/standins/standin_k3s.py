@@ -32,23 +32,25 @@ Not k3s: no API server, no containers. It behaves like k3s where hubfleet can se
   __standin_uninstall__ (k3s-uninstall.sh, k3s-agent-uninstall.sh), __standin_killall__.
 """
 
-import datetime
-import glob
-import hashlib
 import json
 import os
-import re
-import secrets
-import shutil
-import socket
-import subprocess
 import sys
-import tempfile
 import time
-from urllib.parse import urlsplit
 
 sys.path[:0] = [os.path.dirname(os.path.realpath(__file__)), "/run/hubfleet-standins"]
 import hubfleet_standin as standin  # noqa: E402
+
+# loaded at first use: each stand-in call needs only some of them (hubfleet_standin.lazy)
+datetime = standin.lazy("datetime")
+glob = standin.lazy("glob")
+hashlib = standin.lazy("hashlib")
+re = standin.lazy("re")
+secrets = standin.lazy("secrets")
+shutil = standin.lazy("shutil")
+socket = standin.lazy("socket")
+subprocess = standin.lazy("subprocess")
+tempfile = standin.lazy("tempfile")
+urllib_parse = standin.lazy("urllib.parse")
 
 STANDIN_VERSION = "v1.32.5+k3s1"
 
@@ -886,7 +888,7 @@ def agent(args):
         raise Fatal("Error: --server is required")
     if not token:
         raise Fatal("Error: --token is required")
-    parts = urlsplit(str(url))
+    parts = urllib_parse.urlsplit(str(url))
     if parts.scheme != "https" or not parts.hostname:
         raise Fatal(f"Error: server URL {url} must be https://host:port")
     port = parts.port or 443
@@ -958,7 +960,7 @@ def kube_cluster(args):
     match = re.search(r"^\s*server:\s*(\S+)", text, re.MULTILINE)
     if not match:
         return None, connection_refused("localhost:8080")
-    parts = urlsplit(match.group(1))
+    parts = urllib_parse.urlsplit(match.group(1))
     hostport = f"{parts.hostname}:{parts.port or 443}"
     if parts.hostname in ("127.0.0.1", "localhost"):
         cluster_dir = f"{CLUSTERS}/{host_name()}"

@@ -30,16 +30,18 @@ halt or shutdown (or with those verbs) it refuses: a test host cannot be reboote
 
 import contextlib
 import os
-import re
-import shlex
-import signal
-import subprocess
 import sys
-import tempfile
 import time
 
 sys.path[:0] = [os.path.dirname(os.path.realpath(__file__)), "/run/hubfleet-standins"]
 import hubfleet_standin as standin  # noqa: E402
+
+# loaded at first use (hubfleet_standin.lazy)
+re = standin.lazy("re")
+shlex = standin.lazy("shlex")
+signal = standin.lazy("signal")
+subprocess = standin.lazy("subprocess")
+tempfile = standin.lazy("tempfile")
 
 UNITS_FILE = standin.STATE + "/systemd/units.json"
 JOURNAL_DIR = standin.STATE + "/journal"
