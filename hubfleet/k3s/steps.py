@@ -48,7 +48,7 @@ CONFIG_MARKER = "/var/lib/rancher/k3s/hubfleet-config.sha256"
 KUBECONFIG_MARKER = "/var/lib/rancher/k3s/hubfleet-kubeconfig.sha256"
 # first and longest wait between looks at the node list, and how the wait grows: fine-grained
 # early (agents join within seconds of their server), every 2 s once it takes longer
-READY_POLL_S = (0.15, 2.0)
+READY_POLL_S = (0.05, 2.0)
 READY_POLL_GROWTH = 1.3
 CERT_WARN_DAYS = 30
 
@@ -233,11 +233,12 @@ def nodes_ready(run: MemberRun, dry_run: bool) -> Outcome:
     seen = _nodes_json(snapshot.output) if snapshot and not run.changed() else None
     pause = READY_POLL_S[0]
     while True:
-        if seen is None:
-            found = server.run(
-                f"{k3s.BINARY_PATH} kubectl get nodes -o json", check=False, what="listing nodes"
+        if seen is None:  # k3s.yaml read with the nodes: the kubeconfig step needs no command
+            found = server.probe(
+                [k3s.KUBECONFIG_PATH], also=f"{k3s.BINARY_PATH} kubectl get nodes -o json"
             )
-            seen = found.stdout if found.ok else ""
+            seen = found.output
+            run.shared["k3s.yaml"] = found.files[k3s.KUBECONFIG_PATH]
         answered = bool(seen)
         nodes = {n.name: n for n in parse_nodes(seen, "k3s kubectl get nodes")} if seen else {}
         seen = None  # after a first look, ask the server
@@ -287,10 +288,13 @@ def kubeconfig(run: MemberRun, dry_run: bool) -> Outcome:
     stored = snapshot.files.get(KUBECONFIG_MARKER) if snapshot else None
     if source_sum and stored and stored[0].strip() == source_sum and path.is_file():
         return Outcome.ok(f"{run.repo.relative(path)} up to date (k3s.yaml unchanged)")
-    if dry_run and session.read_files([k3s.KUBECONFIG_PATH])[k3s.KUBECONFIG_PATH] is None:
-        into = run.repo.relative(run.repo.member_kubeconfig(run.member.name))
-        return Outcome.changed(f"would fetch {k3s.KUBECONFIG_PATH} into {into}", True)
-    source = session.fetch(k3s.KUBECONFIG_PATH)
+    read_by_ready = run.shared.pop("k3s.yaml", None)  # (content, mode), read with the nodes
+    if dry_run and read_by_ready is None:
+        read_by_ready = session.probe([k3s.KUBECONFIG_PATH]).files[k3s.KUBECONFIG_PATH]
+        if read_by_ready is None:
+            into = run.repo.relative(run.repo.member_kubeconfig(run.member.name))
+            return Outcome.changed(f"would fetch {k3s.KUBECONFIG_PATH} into {into}", True)
+    source = read_by_ready[0] if read_by_ready else session.fetch(k3s.KUBECONFIG_PATH)
     fetched = parse_bounded(source, f"{host.address}:{k3s.KUBECONFIG_PATH}")
     rewritten = kc.rewrite(
         fetched, run.member.name, k3s.server_url(host.public), run.member.namespace
