@@ -232,13 +232,22 @@ def nodes_ready(run: MemberRun, dry_run: bool) -> Outcome:
     snapshot = run.snapshots.get(roles.first_server(run.member).address)
     seen = _nodes_json(snapshot.output) if snapshot and not run.changed() else None
     pause = READY_POLL_S[0]
+    # k3s.yaml is read with the nodes, so the kubeconfig step needs no command; while the repo
+    # holds no kubeconfig for the member, its checksum is noted on the host here too (a note
+    # read only once the repo holds one: a store that fails leaves it unread)
+    first_store = not dry_run and not run.repo.member_kubeconfig(run.member.name).is_file()
+    also = f"{k3s.BINARY_PATH} kubectl get nodes -o json"
+    if first_store:
+        also += (
+            f"\nif [ -f {k3s.KUBECONFIG_PATH} ]; then set -- $(sha256sum {k3s.KUBECONFIG_PATH}); "
+            f"printf '%s\\n' \"$1\" > {KUBECONFIG_MARKER}; set --; fi"
+        )
     while True:
-        if seen is None:  # k3s.yaml read with the nodes: the kubeconfig step needs no command
-            found = server.probe(
-                [k3s.KUBECONFIG_PATH], also=f"{k3s.BINARY_PATH} kubectl get nodes -o json"
-            )
+        if seen is None:
+            found = server.probe([k3s.KUBECONFIG_PATH], also=also)
             seen = found.output
             run.shared["k3s.yaml"] = found.files[k3s.KUBECONFIG_PATH]
+            run.shared["k3s.yaml noted"] = first_store
         answered = bool(seen)
         nodes = {n.name: n for n in parse_nodes(seen, "k3s kubectl get nodes")} if seen else {}
         seen = None  # after a first look, ask the server
@@ -289,6 +298,7 @@ def kubeconfig(run: MemberRun, dry_run: bool) -> Outcome:
     if source_sum and stored and stored[0].strip() == source_sum and path.is_file():
         return Outcome.ok(f"{run.repo.relative(path)} up to date (k3s.yaml unchanged)")
     read_by_ready = run.shared.pop("k3s.yaml", None)  # (content, mode), read with the nodes
+    noted = bool(read_by_ready) and run.shared.pop("k3s.yaml noted", False)
     if dry_run and read_by_ready is None:
         read_by_ready = session.probe([k3s.KUBECONFIG_PATH]).files[k3s.KUBECONFIG_PATH]
         if read_by_ready is None:
@@ -311,7 +321,8 @@ def kubeconfig(run: MemberRun, dry_run: bool) -> Outcome:
         return Outcome.ok(f"{run.repo.relative(path)} up to date; {note}".rstrip("; "))
     if not dry_run:
         sops.write_encrypted(run.repo, path, kc.as_yaml(rewritten))
-        session.run(remember, what="noting the stored kubeconfig")
+        if not (noted and current is None):  # noted by `ready` when there was none to update
+            session.run(remember, what="noting the stored kubeconfig")
     verb = "stored" if current is None else "updated"
     return Outcome.changed(f"{verb} {run.repo.relative(path)}; {note}".rstrip("; "), dry_run)
 
