@@ -23,6 +23,7 @@ from hubfleet.hosts.ssh import (
     HostUnreachableError,
     KeyRefusedError,
     Keys,
+    OpeningChannel,
 )
 
 if TYPE_CHECKING:
@@ -78,7 +79,8 @@ def connect(
         transport.start_client(timeout=timeout_s)
         offered = transport.get_remote_server_key()
         _check_host_key(label, name, offered, dict(known), pinned, decision)
-        session = HostSession(member, host, _log_in(label, host, transport, keys))
+        logged_in, opening = _log_in(label, host, transport, keys)
+        session = HostSession(member, host, logged_in, opening)
     except BaseException as err:
         transport.close()
         if isinstance(err, HubfleetError):
@@ -119,15 +121,19 @@ def _check_host_key(
 
 def _log_in(
     label: str, host: Host, transport: paramiko.Transport, keys: Keys
-) -> paramiko.Transport:
-    """Authenticate with the first key the host accepts; refused: name every key tried."""
+) -> tuple[paramiko.Transport, OpeningChannel | None]:
+    """Authenticate with the first key the host accepts; refused: name every key tried. The
+    first key goes in one flight with its service request and the first command's channel
+    (`_in_one_flight`); the channel, if it was asked for, is returned with the transport."""
     import paramiko
 
     tried: list[str] = []
-    for key in keys() if callable(keys) else keys:
+    for number, key in enumerate(keys() if callable(keys) else keys):
         try:
+            if number == 0 and _one_flight_key(key):
+                return transport, _in_one_flight(transport, host.user, key)
             transport.auth_publickey(host.user, key)
-            return transport
+            return transport, None
         except paramiko.AuthenticationException:
             tried.append(fingerprint(key))
     which = f"key {tried[0]}" if len(tried) == 1 else f"keys {', '.join(tried)}"
@@ -135,3 +141,46 @@ def _log_in(
         f"{label}: the host refused {which} for user {host.user}; "
         f"authorise its public key there, or pass --identity with a key it accepts"
     )
+
+
+def _one_flight_key(key: paramiko.PKey) -> bool:
+    """A plain ed25519 or ECDSA key: its signature algorithm is its type. (An RSA key's
+    depends on the server-sig-algs the host announces, which may not have arrived yet.)"""
+    return "rsa" not in key.get_name() and getattr(key, "public_blob", None) is None
+
+
+def _in_one_flight(transport: paramiko.Transport, user: str, key: paramiko.PKey) -> OpeningChannel:
+    """Log in with `key` sending, without waiting in between: the service request, the signed
+    publickey request (paramiko waits a round trip for the service's acceptance first), then
+    the first command's channel request, which RFC 4252 5.1 lets follow the request that
+    succeeds (the server passes it on once the login is done). Two round trips fewer than
+    paramiko's own auth_publickey and a channel opened after it. Raises as auth_publickey."""
+    import threading
+
+    from paramiko.auth_handler import AuthHandler
+    from paramiko.common import cMSG_USERAUTH_REQUEST
+    from paramiko.message import Message
+
+    class SentWithTheServiceRequest(AuthHandler):  # type: ignore[misc]
+        def _parse_service_accept(self, m: Message) -> None:
+            return None  # the request went out already
+
+    handler = SentWithTheServiceRequest(transport)
+    transport.auth_handler = handler
+    done = threading.Event()
+    handler.auth_publickey(user, key, done)  # records the attempt, sends the service request
+    algorithm = key.get_name()
+    request = Message()
+    request.add_byte(cMSG_USERAUTH_REQUEST)
+    request.add_string(user)
+    request.add_string("ssh-connection")
+    request.add_string("publickey")
+    request.add_boolean(True)
+    request.add_string(algorithm)
+    request.add_string(key.asbytes())
+    signed = handler._get_session_blob(key, "ssh-connection", user, algorithm)
+    request.add_string(key.sign_ssh_data(signed, algorithm))
+    transport._send_message(request)
+    opening = OpeningChannel(transport)  # after the request: passed on once it succeeds
+    handler.wait_for_response(done)
+    return opening

@@ -82,7 +82,7 @@ class Probe:
     output: str
 
 
-class _OpeningChannel:
+class OpeningChannel:
     """A session channel being opened in the background, so the next command finds it open:
     the round trip of opening it overlaps the command before (or the caller's own work)."""
 
@@ -119,14 +119,21 @@ class HostSession:
     waiting for the host to acknowledge the request (it is checked once the output is in).
     """
 
-    def __init__(self, member: str, host: Host, transport: paramiko.Transport):
+    def __init__(
+        self,
+        member: str,
+        host: Host,
+        transport: paramiko.Transport,
+        opening: OpeningChannel | None = None,
+    ):
         self.member = member
         self.host = host
         self.transport = transport
         self.commands = 0
         self.label = f"member {member}: host {host.address}"
         self._lock = threading.Lock()
-        self._next: _OpeningChannel | None = _OpeningChannel(transport)
+        # the first command's channel: one asked for with the login (login.py), or now
+        self._next: OpeningChannel | None = opening or OpeningChannel(transport)
         self._later: list[Later] = []
         self._step: str | None = None  # the step whose changes `later` queues, if any
 
@@ -222,8 +229,8 @@ class HostSession:
         if not self.transport.is_active():
             raise OSError("not connected")
         with self._lock:
-            opening, self._next = self._next, _OpeningChannel(self.transport)
-        return (opening or _OpeningChannel(self.transport)).take()
+            opening, self._next = self._next, OpeningChannel(self.transport)
+        return (opening or OpeningChannel(self.transport)).take()
 
     def _exec(self, command: str, stdin: str | None) -> tuple[int, str, str]:
         """One command on its own SSH channel: the request, stdin and its end sent at once,
