@@ -78,6 +78,13 @@ def make_repo(where: Path, lab: HostLab, hosts: list[Any], key: Path) -> DeployR
     return DeployRepo(where)
 
 
+def busy_cpu_s() -> float:
+    """CPU-seconds this machine has spent busy since boot (all its processes: hubfleet, the test
+    hosts' sshd and stand-ins, the proxies), from /proc/stat."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
 def run_size(n: int, latency_ms: float, peer: str | None) -> dict[str, Any]:
     """One measurement on `n` fresh hosts: hubfleet's first run and no-op rerun, then (with a
     peer) the peer's first run and rerun on the same hosts."""
@@ -89,11 +96,12 @@ def run_size(n: int, latency_ms: float, peer: str | None) -> dict[str, Any]:
         options = BootstrapOptions(identity=lab.client_key_path, routes=routes, ready_timeout_s=60)
         first_commands: dict[str, int] = {}
         again_commands: dict[str, int] = {}
-        started = time.perf_counter()
+        started, busy = time.perf_counter(), busy_cpu_s()
         first = k3s_bootstrap.bootstrap(
             repo, "bench", options, say=lambda line: None, commands=first_commands
         )
         first_s = time.perf_counter() - started
+        first_busy = busy_cpu_s() - busy
         started = time.perf_counter()
         again = k3s_bootstrap.bootstrap(
             repo,
@@ -119,6 +127,7 @@ def run_size(n: int, latency_ms: float, peer: str | None) -> dict[str, Any]:
         per_step[report.step].append(report.commands)
     result.update(
         first_s=first_s,
+        first_busy=first_busy,
         again_s=again_s,
         changed_again=sum(1 for r in again if r.state != "ok"),
         states_first=Counter(r.state for r in first),
@@ -155,7 +164,7 @@ def run_fresh(n: int, latency_ms: float) -> dict[str, Any]:
 def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """The last run's details, with the median of every timing over the runs."""
     merged = dict(runs[-1])
-    for key in ("first_s", "again_s", "peer_first_s", "peer_again_s"):
+    for key in ("first_s", "first_busy", "again_s", "peer_first_s", "peer_again_s"):
         if key in merged:
             merged[key] = statistics.median(r[key] for r in runs)
     merged["changed_again"] = max(r["changed_again"] for r in runs)
@@ -176,6 +185,11 @@ def report(latency_ms: float, results: dict[int, dict[str, Any]], repeat: int) -
         )
         first_cmds = ", ".join(f"{h} {c}" for h, c in r["commands_per_host"].items())
         again_cmds = ", ".join(f"{h} {c}" for h, c in r["commands_again"].items())
+        cores = os.cpu_count() or 1
+        print(
+            f"    machine busy during the first run: {r['first_busy']:.2f} CPU-s of "
+            f"{r['first_s'] * cores:.2f} ({cores} cores; hubfleet, the hosts' sshd and stand-ins)"
+        )
         print(f"    commands per host (first run, facts included): {first_cmds}")
         print(f"    commands per host (no-op rerun): {again_cmds}")
     steps = results[sizes[-1]]["commands_per_step"]
