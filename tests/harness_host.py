@@ -214,6 +214,10 @@ class TestHost:
         (re)start; math.inf: never."""
         self.lab._set_host_option(self.name, microk8s_ready_delay_s=delay_s)
 
+    def set_microk8s_enable_delay(self, delay_s: float) -> None:
+        """`microk8s enable` on this host takes `delay_s` (the real one takes tens of seconds)."""
+        self.lab._set_host_option(self.name, microk8s_enable_delay_s=delay_s)
+
     def set_gpus(self, gpus: int, model: str | None = None) -> None:
         """Give the host `gpus` GPUs (nvidia-smi installed) or none (nvidia-smi removed)."""
         values: dict[str, Any] = {"gpus": gpus}

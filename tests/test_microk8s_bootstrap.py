@@ -7,6 +7,7 @@ wireguard-go) where installed. Stand-ins: snapd's `snap`, `microk8s`, `nvidia-sm
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -16,7 +17,7 @@ import yaml
 from hubfleet.files.repo import DeployRepo
 from hubfleet.hosts.bootstrap import bootstrap_member
 from hubfleet.hosts.member_run import BootstrapOptions
-from hubfleet.hosts.steps import CHANGED, OK, WOULD_CHANGE, StepFailed
+from hubfleet.hosts.steps import CHANGED, OK, WOULD_CHANGE, StepFailed, StepReport
 from hubfleet.microk8s import partial as microk8s_runs
 from hubfleet.microk8s import steps as microk8s_steps
 from hubfleet.secrets import sops
@@ -136,6 +137,29 @@ def test_a_three_host_gpu_member_bootstraps_to_verified_and_a_rerun_changes_noth
     assert len(host_lab.microk8s_tokens(main)) == tokens  # no new token: nobody joined again
     # dns and helm3 come enabled with a fresh MicroK8s; the other four and metallb, once each
     assert sum(1 for c in main.calls("microk8s") if c["argv"][:1] == ["enable"]) == 5
+
+
+def test_workers_join_once_the_main_node_is_ready_not_after_its_addons(
+    deploy_repo: MakeRepo, host_lab: HostLab, gpu_cluster: Callable[..., list[TestHost]]
+) -> None:
+    main, *workers = gpu_cluster()
+    repo = mk8s_repo(deploy_repo, [main, *workers])
+    main.set_microk8s_enable_delay(1.5)  # each `microk8s enable` on the main node takes 1.5 s
+    ended: dict[tuple[str, str], float] = {}
+
+    class Times:
+        def started(self, host: str, step: str) -> None:
+            return None
+
+        def finished(self, report: StepReport) -> None:
+            ended[(report.host, report.step)] = time.monotonic()
+
+    reports = bootstrap(repo, options(host_lab, watcher=Times()))
+    assert states(reports)[(main.address, "addons")] == CHANGED
+    for worker in workers:
+        assert states(reports)[(worker.address, "join")] == CHANGED
+        assert ended[(main.address, "ready")] < ended[(worker.address, "join")]
+        assert ended[(worker.address, "join")] < ended[(main.address, "addons")]
 
 
 def test_a_rejected_join_token_is_replaced_by_a_fresh_one(

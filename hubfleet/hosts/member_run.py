@@ -104,7 +104,13 @@ class MemberRun:
     def record(self, report: StepReport) -> None:
         with self.lock:
             self.reports.append(report)
+        if report.state in ("ok", "changed", "would change"):  # its changes are on the host
+            self.event(f"step:{report.host}:{report.step}").set()
         (self.watcher or PrintedSteps(self.say)).finished(report)
+
+    def step_done(self, host: Host, step: str) -> threading.Event:
+        """Set once `step` succeeded on `host` (its queued changes included)."""
+        return self.event(f"step:{host.name or host.address}:{step}")
 
     def started(self, host: str, step: str) -> None:
         (self.watcher or PrintedSteps(self.say)).started(host, step)

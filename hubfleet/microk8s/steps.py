@@ -1,6 +1,6 @@
 """The MicroK8s bootstrap's steps, in runbook order, run by `hubfleet.hosts.bootstrap.bootstrap_member`.
 
-Host steps (every host at once; a worker's join waits for the main node):
+Host steps (every host at once; a worker's join waits for the main node's ready):
 preflight (+ GPUs), operators-key, firewall, wireguard, snap-install, ready, node-ip (with
 WireGuard), addons (main), join (workers). Member steps: metallb, calico-vpn (with WireGuard),
 verify, kubeconfig.
@@ -241,9 +241,17 @@ def join(context: HostContext, dry_run: bool) -> Outcome:
     known = run.snapshots.get(main_host.address)
     if known and name in _node_names(_decoded(known.output, "nodes_json")):
         return Outcome.ok(f"{name} is a node of the cluster")
-    if not run.done(main_host).wait(context.options.ready_timeout_s + 900):
-        raise HubfleetError(f"{context.session.label}: gave up waiting for the main node's steps")
-    if run.failed(main_host):
+    # the main node must be up (and on its VPN address): its addons may go on meanwhile
+    needed = [run.step_done(main_host, "ready")]
+    if _has_wireguard(context):
+        needed.append(run.step_done(main_host, "node-ip"))
+    deadline = time.monotonic() + context.options.ready_timeout_s + 900
+    while not all(event.is_set() for event in needed):
+        if run.done(main_host).wait(0.05):  # it ended without them: it failed first
+            break
+        if time.monotonic() >= deadline:
+            raise HubfleetError(f"{context.session.label}: gave up waiting for the main node")
+    if run.failed(main_host) and not all(event.is_set() for event in needed):
         raise HubfleetError(f"{context.session.label}: not joined: the main node's steps failed")
     if dry_run:
         return Outcome.changed(f"would join {main_host.address} as a worker", True)
