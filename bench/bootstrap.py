@@ -7,7 +7,14 @@ Goals (issues 3 and 16): 6 hosts <= 1.3 x the 1-host time at 50 ms (every host i
 wave: agents do not wait for the server's install); a no-op rerun with 0 changed and 1 command
 per host; the first run >= 15 x faster than the Ansible baseline and the rerun >= 30 x.
 
-    sudo python bench/bootstrap.py [--latency-ms 0,50] [--sizes 1,3,6] [--repeat 3] [--peer ansible]
+    sudo python bench/bootstrap.py [--latency-ms 0,50] [--sizes 1,3,6] [--repeat 3]
+        [--peer ansible] [--fresh]
+
+hubfleet runs in this process, after one untimed warm-up run. With --fresh the largest size is
+also timed with each hubfleet run a process of its own (bench/bootstrap_once.py): Python's
+start and hubfleet's imports counted, as ansible-playbook's start is counted for the peer.
+Each first run also prints how busy the machine was (CPU-seconds of all its processes: the
+test hosts share this machine's cores, which real hosts do not).
 
 The peer (needs ansible-core: `pip install -e '.[bench]'`) runs bench/ansible/k3s-host-prep.yml
 (forks 10, pipelining, ControlPersist) on the largest size's hosts after hubfleet's two runs:
@@ -175,6 +182,7 @@ def report(latency_ms: float, results: dict[int, dict[str, Any]], repeat: int) -
     sizes = list(results)
     base = results[sizes[0]]["first_s"]
     runs = f"median of {repeat} runs" if repeat > 1 else "1 run"
+    runs += ", in this warm process"
     print(f"k3s bootstrap over SSH with {latency_ms:.0f} ms added round-trip latency ({runs})")
     for n, r in results.items():
         ratio = r["first_s"] / base
@@ -250,6 +258,9 @@ def main() -> None:
     if not 1 <= args.repeat <= 20:
         raise SystemExit("--repeat: from 1 to 20")
     sizes = [int(s) for s in args.sizes.split(",")]
+    # untimed: hubfleet's imports and first calls, so the in-process figures below are all of a
+    # warm process (the cold start is what --fresh measures)
+    run_size(1, 0.0, None)
     for latency in [float(x) for x in args.latency_ms.split(",")]:
         results = {}
         for n in sizes:
