@@ -11,7 +11,7 @@ checks it), and each outside library or binary is used in one place only:
     helm        the Helm engine: interface, SDK and CLI engines, dependencies and conditions,
                 values files as Helm reads them (helm_python, helm)
     values      Helm values layers merged with Helm's rules, origins, masking
-    hosts       SSH, pinned host keys, host facts, the step runner (paramiko, fabric)
+    hosts       SSH, pinned host keys, host facts, the step runner (paramiko)
     cloud       S3, GKE, DNS, OpenTofu, Harbor's secrets, cluster credentials (boto3,
                 google-auth, dnspython, tofu, hcl2)
     deploy      deploying a member: validate, plan, diff, upgrade, wait, health
