@@ -65,6 +65,13 @@ def same_as_python(host: TestHost, cmd: str, *, fast: bool = True) -> None:
     assert isinstance(calls[-1]["time"], float) and isinstance(calls[-1]["pid"], int)
 
 
+def with_env(case: str) -> tuple[list[str], str, str]:
+    """`VAR=value ... command args` as (the assignments, them quoted for sh, the command)."""
+    words = shlex.split(case)
+    env = [w for w in words if "=" in w and w.split("=")[0].isupper()]
+    return env, " ".join(shlex.quote(e) for e in env), " ".join(map(shlex.quote, words[len(env) :]))
+
+
 def all_forms(host: TestHost) -> None:
     for cmd in FORMS:
         same_as_python(host, cmd)
@@ -141,10 +148,7 @@ def test_other_calls_fall_back_to_python_and_record_alike(host: TestHost) -> Non
         "k3s --version extra",
     ]
     for case in cases:
-        words = shlex.split(case)
-        env = [w for w in words if "=" in w and w.split("=")[0].isupper()]
-        cmd = " ".join(shlex.quote(w) for w in words[len(env) :])
-        prefix = " ".join(shlex.quote(e) for e in env)
+        _, prefix, cmd = with_env(case)
         slow = host.run(f"{prefix} HUBFLEET_STANDIN_SLOW=1 {cmd}")
         quick = host.run(f"{prefix} {cmd}")
         calls = host.calls()
@@ -178,10 +182,7 @@ def test_a_recorded_environment_and_the_install_script_are_answered_in_sh(
     variables in the environment (recorded, the token as <hidden>), all without Python."""
     host.run("k3s --version", check=True)  # its answer file written
     for case in ENV_FORMS:
-        words = shlex.split(case)
-        env = [w for w in words if "=" in w and w.split("=")[0].isupper()]
-        cmd = " ".join(shlex.quote(w) for w in words[len(env) :])
-        prefix = " ".join(shlex.quote(e) for e in env)
+        env, prefix, cmd = with_env(case)
         slow = host.run(f"{prefix} HUBFLEET_STANDIN_SLOW=1 {cmd}")
         quick = host.run(f"{prefix} PATH={NO_PYTHON} /usr/local/bin/{cmd}")
         calls = host.calls()
