@@ -5,6 +5,7 @@ needs it (a sops call off the critical path)."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -111,6 +112,22 @@ class MemberRun:
     def step_done(self, host: Host, step: str) -> threading.Event:
         """Set once `step` succeeded on `host` (its queued changes included)."""
         return self.event(f"step:{host.name or host.address}:{step}")
+
+    def wait_for_steps(self, host: Host, steps: Sequence[str], timeout_s: float) -> bool:
+        """Wait until `steps` succeeded on `host`, or it ended its steps without them (True
+        unless it failed first: steps skipped by --from-step do not hold anyone up). A host
+        that takes longer than `timeout_s` is one line naming it."""
+        needed = [self.step_done(host, step) for step in steps]
+        deadline = time.monotonic() + timeout_s
+        while not all(event.is_set() for event in needed):
+            if self.done(host).wait(0.05):
+                break
+            if time.monotonic() >= deadline:
+                raise HubfleetError(
+                    f"member {self.member.name}: gave up waiting for host {host.address}'s "
+                    f"{', '.join(steps)} after {timeout_s:.0f}s"
+                )
+        return all(event.is_set() for event in needed) or not self.failed(host)
 
     def started(self, host: str, step: str) -> None:
         (self.watcher or PrintedSteps(self.say)).started(host, step)

@@ -242,16 +242,8 @@ def join(context: HostContext, dry_run: bool) -> Outcome:
     if known and name in _node_names(_decoded(known.output, "nodes_json")):
         return Outcome.ok(f"{name} is a node of the cluster")
     # the main node must be up (and on its VPN address): its addons may go on meanwhile
-    needed = [run.step_done(main_host, "ready")]
-    if _has_wireguard(context):
-        needed.append(run.step_done(main_host, "node-ip"))
-    deadline = time.monotonic() + context.options.ready_timeout_s + 900
-    while not all(event.is_set() for event in needed):
-        if run.done(main_host).wait(0.05):  # it ended without them: it failed first
-            break
-        if time.monotonic() >= deadline:
-            raise HubfleetError(f"{context.session.label}: gave up waiting for the main node")
-    if run.failed(main_host) and not all(event.is_set() for event in needed):
+    steps = ["ready", "node-ip"] if _has_wireguard(context) else ["ready"]
+    if not run.wait_for_steps(main_host, steps, context.options.ready_timeout_s + 900):
         raise HubfleetError(f"{context.session.label}: not joined: the main node's steps failed")
     if dry_run:
         return Outcome.changed(f"would join {main_host.address} as a worker", True)
